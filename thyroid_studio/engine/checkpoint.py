@@ -1,0 +1,138 @@
+"""The checkpoint file: weights plus the metadata needed to use them correctly.
+
+One ``.pt`` file holds ``{"format", "format_version", "meta", "state_dict"}``.
+It is read with ``torch.load(weights_only=True)`` so a file from a stranger
+cannot run code, and every way a file can be wrong becomes a
+:class:`CheckpointError` that names the file and the problem.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .registry import build_model
+
+FORMAT = "thyroid-studio-checkpoint"
+FORMAT_VERSION = 1
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, truncated, foreign or inconsistent."""
+
+
+@dataclass
+class ModelMeta:
+    """Everything needed to rebuild a network and feed it frames as it was trained."""
+
+    arch: str
+    width: int
+    input_size: tuple[int, int] = (224, 224)  # (height, width) fed to the network
+    in_channels: int = 3
+    mean: tuple[float, ...] = IMAGENET_MEAN  # per channel, on pixels scaled to [0, 1]
+    std: tuple[float, ...] = IMAGENET_STD
+    threshold: float = 0.5  # on the sigmoid probability
+    keep_aspect: bool = False  # letterbox into input_size instead of stretching
+    contrast: str = "none"  # "none" | "equalize" | "clahe", applied before normalisation
+    name: str = ""  # short identifier, e.g. "trfe-a-w16"
+    version: str = "0"
+    created: str = field(default_factory=lambda: _dt.date.today().isoformat())
+    training: dict[str, Any] = field(default_factory=dict)  # data, split, recipe, command
+    metrics: dict[str, Any] = field(default_factory=dict)  # validation metrics
+    notes: str = ""
+
+    @property
+    def has_gland(self) -> bool:
+        return self.arch != "unet"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["input_size"] = list(self.input_size)
+        data["mean"], data["std"] = list(self.mean), list(self.std)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelMeta":
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        for key in ("input_size", "mean", "std"):
+            if key in kwargs:
+                kwargs[key] = tuple(kwargs[key])
+        return cls(**kwargs)
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: ModelMeta, half: bool = False) -> Path:
+    """Write weights and metadata atomically (temporary file, then rename).
+
+    ``half`` stores floating-point tensors as float16 to halve the file; they
+    are restored to float32 on load.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu()
+        for k, v in model.state_dict().items()
+    }
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": meta.to_dict(), "state_dict": state}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _read_payload(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated, corrupt or not a PyTorch file): {exc}"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: not a Thyroid Studio checkpoint (a bare state_dict or another program's file); "
+            "save models with thyroid_studio.engine.checkpoint.save_checkpoint"
+        )
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written by a newer Thyroid Studio (format {payload['format_version']})")
+    return payload
+
+
+def read_meta(path: str | os.PathLike) -> ModelMeta:
+    """Read only the metadata of a checkpoint (still validates the file)."""
+    path = Path(path)
+    try:
+        return ModelMeta.from_dict(_read_payload(path)["meta"])
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: metadata incomplete or malformed: {exc}") from exc
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMeta]:
+    """Rebuild the network, load its weights and return it in eval mode with its metadata."""
+    path = Path(path)
+    payload = _read_payload(path)
+    try:
+        meta = ModelMeta.from_dict(payload["meta"])
+        model = build_model(meta.arch, meta.width, meta.in_channels)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: metadata incomplete or malformed: {exc}") from exc
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not match a {meta.arch} of width {meta.width}: {exc}") from exc
+    return model.to(device).eval(), meta
