@@ -1,0 +1,51 @@
+"""Writing files so that a failure never leaves a partial one: temporary name, then rename."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Encode ``image`` (gray, or RGB channel order) by the path's extension and write it atomically."""
+    path = Path(path)
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(path.suffix or ".png", image)
+    if not ok:
+        raise OSError(f"{path}: could not encode a {image.shape} {image.dtype} image")
+    return write_bytes_atomic(path, encoded.tobytes())
+
+
+def write_mask_png(path: str | os.PathLike, mask: np.ndarray) -> Path:
+    """Write a binary mask as a lossless PNG holding exactly 0 and 255."""
+    return write_image_atomic(Path(path).with_suffix(".png"), np.where(mask > 0, 255, 0).astype(np.uint8))

@@ -1,0 +1,80 @@
+"""Where checkpoints live and which ones are the defaults.
+
+Shipped checkpoints are in the repository's ``models/`` folder (or
+``$THYROID_STUDIO_MODELS``); models the user trains or fine-tunes go to the
+user folder (``$THYROID_STUDIO_HOME/models``, default
+``~/.local/share/thyroid-studio/models``). ``models/defaults.json`` names the
+default checkpoint for each role: ``"trfe"`` (red contour) and ``"unet"``
+(yellow contour).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoint import CheckpointError, ModelMeta, read_meta
+
+ROLES = ("trfe", "unet")
+
+
+def shipped_dir() -> Path:
+    return Path(os.environ.get("THYROID_STUDIO_MODELS", Path(__file__).resolve().parents[2] / "models"))
+
+
+def user_home() -> Path:
+    return Path(os.environ.get("THYROID_STUDIO_HOME", Path.home() / ".local" / "share" / "thyroid-studio"))
+
+
+def user_dir() -> Path:
+    return user_home() / "models"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    path: Path
+    meta: ModelMeta
+    shipped: bool
+
+    @property
+    def card(self) -> Path | None:
+        card = self.path.with_suffix(".md")
+        return card if card.is_file() else None
+
+
+def list_models() -> list[ModelEntry]:
+    """Every readable checkpoint in the shipped and user folders; unreadable files are skipped."""
+    entries = []
+    for folder, shipped in ((shipped_dir(), True), (user_dir(), False)):
+        for path in sorted(folder.glob("*.pt")) if folder.is_dir() else []:
+            try:
+                entries.append(ModelEntry(path, read_meta(path), shipped))
+            except CheckpointError:
+                continue
+    return entries
+
+
+def default_model(role: str = "trfe") -> Path:
+    """The shipped default checkpoint for ``role`` ("trfe" or "unet")."""
+    if role not in ROLES:
+        raise ValueError(f"unknown model role {role!r}; choose one of {', '.join(ROLES)}")
+    defaults = shipped_dir() / "defaults.json"
+    if not defaults.is_file():
+        raise CheckpointError(f"no shipped models: {defaults} is missing; pass --model FILE")
+    return shipped_dir() / json.loads(defaults.read_text())[role]
+
+
+def resolve_model(name_or_path: str | os.PathLike | None, role: str = "trfe") -> Path:
+    """A checkpoint path from a file path, a model name (file stem in a model folder) or ``None`` (the default)."""
+    if name_or_path is None:
+        return default_model(role)
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    for folder in (shipped_dir(), user_dir()):
+        candidate = folder / f"{path.name}.pt" if path.suffix != ".pt" else folder / path.name
+        if candidate.is_file():
+            return candidate
+    names = ", ".join(e.path.stem for e in list_models()) or "none"
+    raise CheckpointError(f"no model {str(name_or_path)!r}: not a file nor a known model name (known: {names})")
