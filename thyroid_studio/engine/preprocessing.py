@@ -131,14 +131,27 @@ def normalize(gray: np.ndarray, meta: ModelMeta) -> np.ndarray:
     return (np.broadcast_to(x, (meta.in_channels, *x.shape)) - mean) / std
 
 
+def crop_and_resize(image: np.ndarray, meta: ModelMeta, crop: bool = True) -> tuple[np.ndarray, Geometry]:
+    """Frame pixels -> (gray uint8 at the network's input size, geometry to map the output back).
+
+    Training caches this step and augments its output; inference follows it with :func:`to_input`.
+    """
+    gray = to_gray(image)
+    geometry = geometry_for(gray, meta, crop)
+    return _place(gray, geometry, meta.input_size, cv2.INTER_AREA), geometry
+
+
+def to_input(placed: np.ndarray, meta: ModelMeta, contrast: str | None = None) -> np.ndarray:
+    """Gray uint8 at input size -> normalised (C, H, W) float32, with the model's contrast mode."""
+    return normalize(apply_contrast(placed, contrast or meta.contrast), meta)
+
+
 def prepare(
     image: np.ndarray, meta: ModelMeta, crop: bool = True, contrast: str | None = None
 ) -> tuple[np.ndarray, Geometry]:
     """Frame pixels -> (network input (C, H, W) float32, geometry to map the output back)."""
-    gray = to_gray(image)
-    geometry = geometry_for(gray, meta, crop)
-    placed = _place(gray, geometry, meta.input_size, cv2.INTER_AREA)
-    return normalize(apply_contrast(placed, contrast or meta.contrast), meta), geometry
+    placed, geometry = crop_and_resize(image, meta, crop)
+    return to_input(placed, meta, contrast), geometry
 
 
 def prepare_mask(mask: np.ndarray, geometry: Geometry, meta: ModelMeta) -> np.ndarray:
