@@ -1,0 +1,272 @@
+"""Batch segmentation of files, folders, DICOM and video: the loop behind ``thyroid-studio segment``
+and the GUI's Batch menu (which passes its own ``progress`` and ``should_stop``).
+
+Frames stream through a three-stage pipeline so memory stays flat however many
+there are: a reader thread decodes frames ahead (bounded queue), the caller's
+thread runs the network ``batch_size`` frames at a time, and a writer thread
+encodes masks and overlays. Every output is written atomically; the CSV summary
+grows row by row in ``segmentation.csv.partial`` and is renamed at the end, so an
+interrupted run never leaves a CSV that looks complete.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import geometry
+from .files import write_image_atomic, write_mask_png
+from .frames import Frame, FrameReadError, count_frames, find_inputs, read_frames
+from .inference import Segmentation, Segmenter
+from .overlay import segmentation_overlay
+
+CSV_NAME = "segmentation.csv"
+CSV_COLUMNS = (
+    "file", "frame", "nodule_area_px", "nodule_area_mm2", "x0", "y0", "x1", "y1",
+    "longest_diameter_px", "longest_diameter_mm", "mean_confidence", "model", "ms", "mask",
+)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    overlay: bool = False  # also write <name>_overlay.png
+    batch_size: int = 4  # frames per forward pass
+    recursive: bool = True  # descend into sub-folders of folder inputs
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and the folder its outputs go to (mirroring its place under a folder input)."""
+
+    source: Path
+    out_folder: Path
+
+
+@dataclass
+class BatchReport:
+    """What a run did: counts, per-file failures (path, one-line message), the CSV written."""
+
+    files: int = 0
+    frames: int = 0
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+    csv_path: Path | None = None
+    seconds: float = 0.0
+    cancelled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_output_dir(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike) -> None:
+    """ValueError when ``out_dir`` is, or is inside, an input folder, or is the folder of an input file:
+    nothing is ever written among the inputs."""
+    out = Path(out_dir).resolve()
+    for given in map(Path, paths):
+        resolved = given.resolve()
+        if given.is_dir() and _is_within(out, resolved):
+            raise ValueError(f"--out {out_dir} is inside the input folder {given}; choose a folder outside the inputs")
+        if given.is_file() and out == resolved.parent:
+            raise ValueError(f"--out {out_dir} is the folder of the input {given}; choose another folder")
+
+
+def plan_jobs(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, recursive: bool = True) -> list[Job]:
+    """Expand inputs (frames.find_inputs) and give each file its output folder, mirroring sub-folders
+    of a folder input so that equal names in different sub-folders do not clash."""
+    out_dir = Path(out_dir)
+    jobs: dict[Path, Job] = {}
+    for given in map(Path, paths):
+        for source in find_inputs([given], recursive=recursive):
+            relative = source.parent.relative_to(given) if given.is_dir() else Path()
+            jobs.setdefault(source, Job(source, out_dir / relative))
+    return list(jobs.values())
+
+
+def total_frames(jobs: Sequence[Job]) -> int:
+    """Frames to process (headers only); an unreadable file counts one and fails later with its message."""
+    total = 0
+    for job in jobs:
+        try:
+            total += count_frames(job.source)
+        except FrameReadError:
+            total += 1
+    return total
+
+
+# ------------------------------------------------------------------ pipeline stages
+
+_END = object()
+
+
+def _frames_of(jobs: Sequence[Job]) -> Iterator[tuple[Job, Frame | FrameReadError]]:
+    """Each job's frames in order; a read failure is yielded in place (after any frames already read)."""
+    for job in jobs:
+        try:
+            for frame in read_frames(job.source):
+                yield job, frame
+        except FrameReadError as exc:
+            yield job, exc
+
+
+def prefetch(items: Iterable, depth: int, stop: threading.Event) -> Iterator:
+    """Iterate ``items`` in a background thread, at most ``depth`` ahead; stops early when ``stop`` is set.
+
+    An unexpected exception in the producer is re-raised in the consumer.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=max(1, depth))
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+        except BaseException as exc:  # handed to the consumer
+            put((_END, exc))
+            return
+        put((_END, None))
+
+    threading.Thread(target=produce, name="frame-reader", daemon=True).start()
+    while True:
+        item = buffer.get()
+        if isinstance(item, tuple) and item and item[0] is _END:
+            if item[1] is not None:
+                raise item[1]
+            return
+        yield item
+
+
+def batches(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of ``size`` items (the last may be shorter)."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def csv_row(frame: Frame, result: Segmentation, model: str, ms: float, mask_path: str) -> dict[str, str]:
+    """The summary row of one frame: size from geometry.measure, mean confidence inside the mask."""
+    m = geometry.measure(result.nodule_mask, frame.spacing_mm)
+    x0, y0, x1, y1 = m.bbox if m else ("",) * 4
+    return {
+        "file": str(frame.source), "frame": str(frame.index),
+        "nodule_area_px": str(m.area_px if m else 0), "nodule_area_mm2": _fmt(m and m.area_mm2),
+        "x0": str(x0), "y0": str(y0), "x1": str(x1), "y1": str(y1),
+        "longest_diameter_px": _fmt(m and m.longest_px), "longest_diameter_mm": _fmt(m and m.longest_mm),
+        "mean_confidence": _fmt(result.mean_confidence(), 4), "model": model, "ms": f"{ms:.1f}", "mask": mask_path,
+    }
+
+
+class _Writer:
+    """Writes masks, overlays and CSV rows on a worker thread; rows reach the CSV in frame order."""
+
+    def __init__(self, out_dir: Path, options: BatchOptions, model: str, report: BatchReport) -> None:
+        self.out_dir, self.options, self.model, self.report = out_dir, options, model, report
+        self.partial = out_dir / f"{CSV_NAME}.partial"
+        self.handle = open(self.partial, "w", newline="", encoding="utf-8")
+        self.csv = csv.DictWriter(self.handle, fieldnames=CSV_COLUMNS)
+        self.csv.writeheader()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mask-writer")
+        self.pending: deque[tuple[Job, Future]] = deque()
+
+    def submit(self, job: Job, frame: Frame, result: Segmentation, ms: float) -> None:
+        self.pending.append((job, self.pool.submit(self._write, job, frame, result, ms)))
+        while len(self.pending) > 2 * self.options.batch_size or (self.pending and self.pending[0][1].done()):
+            self._collect()
+
+    def _write(self, job: Job, frame: Frame, result: Segmentation, ms: float) -> dict[str, str]:
+        mask_path = write_mask_png(job.out_folder / f"{frame.name}.png", result.nodule_mask)
+        if self.options.overlay:
+            write_image_atomic(job.out_folder / f"{frame.name}_overlay.png", segmentation_overlay(frame.pixels, result))
+        return csv_row(frame, result, self.model, ms, mask_path.relative_to(self.out_dir).as_posix())
+
+    def _collect(self) -> None:
+        job, future = self.pending.popleft()
+        try:
+            self.csv.writerow(future.result())
+            self.handle.flush()
+        except OSError as exc:
+            self.report.failures.append((job.source, f"{job.source.name}: could not write its outputs ({exc})"))
+
+    def finish(self, complete: bool) -> None:
+        """Write what is pending; rename the CSV into place only when the run ended normally."""
+        while self.pending:
+            self._collect()
+        self.pool.shutdown()
+        self.handle.close()
+        if complete:
+            os.replace(self.partial, self.report.csv_path)
+
+
+# ------------------------------------------------------------------ the loop
+
+
+def segment_paths(
+    paths: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    segmenter: Segmenter,
+    options: BatchOptions = BatchOptions(),
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_failure: Callable[[Path, str], None] | None = None,
+) -> BatchReport:
+    """Segment every frame of ``paths`` into ``out_dir``: one 0/255 mask PNG per frame (``Frame.name``),
+    optional overlays, and ``segmentation.csv``.
+
+    ``progress(done_frames, total_frames)`` after each batch; ``should_stop()`` is polled between
+    batches (cancel: the frames done keep their outputs and CSV rows); ``on_failure(path, message)``
+    once per file that could not be read or written (the batch goes on). ValueError before anything
+    is written when ``out_dir`` is among the inputs.
+    """
+    paths = [Path(p) for p in paths]
+    check_output_dir(paths, out_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    jobs = plan_jobs(paths, out_dir, options.recursive)
+    report = BatchReport(files=len(jobs), csv_path=out_dir / CSV_NAME)
+    total = total_frames(jobs)
+    writer = _Writer(out_dir, options, segmenter.meta.name or segmenter.meta.arch, report)
+    stop = threading.Event()
+    complete = False
+    try:
+        _run(jobs, segmenter, options, writer, report, stop, progress, should_stop, on_failure, total)
+        complete = True
+    finally:
+        stop.set()
+        writer.finish(complete)
+        for path, message in report.failures[len(report.failures) - 0:]:
+            pass
+    report.seconds = time.perf_counter() - started
+    return report

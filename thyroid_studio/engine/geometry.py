@@ -1,0 +1,184 @@
+"""Mask shape operations and clinical measurements (diameters, taller-than-wide).
+
+A mask is a 2-D bool or uint8 array, nonzero = nodule. Components are 8-connected
+(holes therefore 4-connected). Coordinates are (x, y) = (column, row); spacing is
+``(row_mm, col_mm)`` as in :class:`~thyroid_studio.engine.frames.Frame`.
+
+Measurements treat each pixel as a unit square, so a w-pixel-wide rectangle is w
+pixels wide (not w - 1), and diameters run between pixel corners.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+Point = tuple[float, float]
+
+
+def _u8(mask: np.ndarray) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"a mask must be 2-D, got shape {mask.shape}")
+    return np.ascontiguousarray(mask != 0, dtype=np.uint8)
+
+
+def _labels(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(label count incl. background, label image, areas per label) with 8-connectivity."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(_u8(mask), connectivity=8)
+    return n, labels, stats[:, cv2.CC_STAT_AREA]
+
+
+def components(mask: np.ndarray) -> int:
+    """Number of 8-connected nodule components."""
+    n, _, _ = _labels(mask)
+    return n - 1
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected component as a bool mask (all False if the mask is empty)."""
+    n, labels, areas = _labels(mask)
+    if n <= 1:
+        return np.zeros(labels.shape, dtype=bool)
+    return labels == 1 + int(np.argmax(areas[1:]))
+
+
+def remove_small(mask: np.ndarray, min_pixels: int) -> np.ndarray:
+    """Drop components with fewer than ``min_pixels`` pixels."""
+    n, labels, areas = _labels(mask)
+    keep = areas >= min_pixels
+    keep[0] = False
+    return keep[labels]
+
+
+def keep_inside(mask: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Keep the whole of every nodule component that touches ``region`` (e.g. the gland).
+
+    A component overlapping the region by one pixel is kept entire (not clipped): a nodule
+    at the gland's edge stays whole; components wholly outside are dropped.
+    """
+    n, labels, _ = _labels(mask)
+    if np.asarray(region).shape != labels.shape:
+        raise ValueError(f"region shape {np.asarray(region).shape} differs from mask shape {labels.shape}")
+    keep = np.zeros(n, dtype=bool)
+    keep[np.unique(labels[np.asarray(region) != 0])] = True
+    keep[0] = False
+    return keep[labels]
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill background regions not connected (4-connectivity) to the image border."""
+    m = _u8(mask)
+    padded = np.pad(m, 1)
+    flood_mask = np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8)
+    cv2.floodFill(padded, flood_mask, (0, 0), 2, flags=4)
+    return padded[1:-1, 1:-1] != 2
+
+
+def contours(mask: np.ndarray) -> list[np.ndarray]:
+    """Outer boundary of each component as an (N, 2) int32 array of (x, y) polygon vertices."""
+    found, _ = cv2.findContours(_u8(mask), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return [c.reshape(-1, 2) for c in found]
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Size of a mask. *_mm fields are None without a spacing; ends are (x, y) in pixels."""
+
+    area_px: int
+    area_mm2: float | None
+    longest_px: float
+    longest_mm: float | None
+    longest_ends: tuple[Point, Point]
+    perpendicular_px: float
+    perpendicular_mm: float | None
+    perpendicular_ends: tuple[Point, Point]
+    height_px: int
+    height_mm: float | None
+    width_px: int
+    width_mm: float | None
+    taller_than_wide: bool
+    bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
+
+
+def measure(mask: np.ndarray, spacing_mm: tuple[float, float] | None = None) -> Measurements | None:
+    """Measure all nodule pixels together (pass ``largest_component`` first for one nodule).
+
+    - longest diameter: the largest distance between two points of the convex hull of the
+      pixel squares, found in millimetres when a spacing is known (else pixels);
+    - perpendicular diameter: the longest chord of that hull perpendicular to the longest
+      diameter (for a convex nodule, the longest perpendicular chord of the nodule itself);
+    - height/width: vertical (antero-posterior) and horizontal extent of the bounding box;
+      taller_than_wide compares them in millimetres when the spacing is known.
+    The *_px lengths are those of the same chords in pixels. None for an empty mask.
+    """
+    m = _u8(mask)
+    found, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not found:
+        return None
+    hull_px = _pixel_hull(np.concatenate(found).reshape(-1, 2))
+    sr, sc = spacing_mm if spacing_mm is not None else (1.0, 1.0)
+    scale = np.array([sc, sr], dtype=np.float64)  # (x, y) -> units of the measuring frame
+    (la, lb), (pa, pb) = _diameters(hull_px * scale)
+    longest_ends = (_point(la / scale), _point(lb / scale))
+    perp_ends = (_point(pa / scale), _point(pb / scale))
+    x0, y0, w, h = cv2.boundingRect(m)
+    mm = spacing_mm is not None
+
+    def px_len(ends: tuple) -> float:
+        return float(np.hypot(*np.subtract(ends[1], ends[0])))
+
+    def mm_len(a: np.ndarray, b: np.ndarray) -> float | None:
+        return float(np.hypot(*(b - a))) if mm else None
+
+    return Measurements(
+        area_px=int(np.count_nonzero(m)),
+        area_mm2=float(np.count_nonzero(m) * sr * sc) if mm else None,
+        longest_px=px_len(longest_ends),
+        longest_mm=mm_len(la, lb),
+        longest_ends=longest_ends,
+        perpendicular_px=px_len(perp_ends),
+        perpendicular_mm=mm_len(pa, pb),
+        perpendicular_ends=perp_ends,
+        height_px=h,
+        height_mm=h * sr if mm else None,
+        width_px=w,
+        width_mm=w * sc if mm else None,
+        taller_than_wide=(h * sr > w * sc),
+        bbox=(x0, y0, x0 + w, y0 + h),
+    )
+
+
+def _point(p: np.ndarray) -> Point:
+    return float(p[0]), float(p[1])
+
+
+def _pixel_hull(centres: np.ndarray) -> np.ndarray:
+    """Convex hull (float64 (N, 2) x, y) of the unit squares centred on the given pixels."""
+    hull = cv2.convexHull(centres.astype(np.int32)).reshape(-1, 2).astype(np.float64)
+    corners = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]])
+    squares = (hull[:, None, :] + corners[None]).reshape(-1, 2)
+    return cv2.convexHull(squares.astype(np.float32)).reshape(-1, 2).astype(np.float64)
+
+
+def _diameters(hull: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """(longest ends, longest perpendicular chord ends) of a convex polygon (ordered vertices)."""
+    d2 = ((hull[:, None, :] - hull[None, :, :]) ** 2).sum(axis=2)
+    i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+    a, b = hull[i], hull[j]
+    axis = (b - a) / max(np.sqrt(d2[i, j]), 1e-12)
+    normal = np.array([-axis[1], axis[0]])
+    u, v = (hull - a) @ axis, (hull - a) @ normal
+    # Chord length along the normal at each vertex's u: where the polygon's edges cross u.
+    du, dv = np.roll(u, -1) - u, np.roll(v, -1) - v
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (u[:, None] - u[None, :]) / du[None, :]
+    crosses = (t >= 0) & (t <= 1) & (du[None, :] != 0)
+    vs = v[None, :] + np.where(crosses, t, 0) * dv[None, :]
+    top = np.where(crosses, vs, -np.inf).max(axis=1)
+    bottom = np.where(crosses, vs, np.inf).min(axis=1)
+    top, bottom = np.maximum(top, v), np.minimum(bottom, v)  # the vertex itself is on the chord
+    k = int(np.argmax(top - bottom))
+    base = a + u[k] * axis
+    return (a, b), (base + bottom[k] * normal, base + top[k] * normal)
