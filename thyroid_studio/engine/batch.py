@@ -191,8 +191,8 @@ def csv_row(frame: Frame, result: Segmentation, model: str, ms: float, mask_path
 class _Writer:
     """Writes masks, overlays and CSV rows on a worker thread; rows reach the CSV in frame order."""
 
-    def __init__(self, out_dir: Path, options: BatchOptions, model: str, report: BatchReport) -> None:
-        self.out_dir, self.options, self.model, self.report = out_dir, options, model, report
+    def __init__(self, out_dir: Path, options: BatchOptions, model: str, fail: "_Failures") -> None:
+        self.out_dir, self.options, self.model, self.fail = out_dir, options, model, fail
         self.partial = out_dir / f"{CSV_NAME}.partial"
         self.handle = open(self.partial, "w", newline="", encoding="utf-8")
         self.csv = csv.DictWriter(self.handle, fieldnames=CSV_COLUMNS)
@@ -217,7 +217,7 @@ class _Writer:
             self.csv.writerow(future.result())
             self.handle.flush()
         except OSError as exc:
-            self.report.failures.append((job.source, f"{job.source.name}: could not write its outputs ({exc})"))
+            self.fail(job.source, f"{job.source.name}: could not write its outputs ({exc})")
 
     def finish(self, complete: bool) -> None:
         """Write what is pending; rename the CSV into place only when the run ended normally."""
@@ -226,10 +226,40 @@ class _Writer:
         self.pool.shutdown()
         self.handle.close()
         if complete:
-            os.replace(self.partial, self.report.csv_path)
+            os.replace(self.partial, self.out_dir / CSV_NAME)
 
 
 # ------------------------------------------------------------------ the loop
+
+
+class _Failures:
+    """One failure per file, recorded in the report and announced through ``on_failure`` as it happens."""
+
+    def __init__(self, report: BatchReport, on_failure: Callable[[Path, str], None] | None) -> None:
+        self.report, self.on_failure, self.seen = report, on_failure, set()
+
+    def __call__(self, path: Path, message: str) -> None:
+        if path in self.seen:
+            return
+        self.seen.add(path)
+        self.report.failures.append((path, message))
+        if self.on_failure:
+            self.on_failure(path, message)
+
+
+def _good_frames(items: Iterable[tuple[Job, Frame | FrameReadError]], fail: _Failures) -> Iterator[tuple[Job, Frame]]:
+    """Frames to segment; read errors and output-name clashes go to ``fail``."""
+    used: set[Path] = set()
+    for job, frame in items:
+        if isinstance(frame, FrameReadError):
+            fail(job.source, str(frame))
+            continue
+        target = job.out_folder / frame.name
+        if target in used:
+            fail(job.source, f"{job.source.name}: its output {target.name}.png would overwrite another input's; rename it")
+            continue
+        used.add(target)
+        yield job, frame
 
 
 def segment_paths(
@@ -256,17 +286,28 @@ def segment_paths(
     started = time.perf_counter()
     jobs = plan_jobs(paths, out_dir, options.recursive)
     report = BatchReport(files=len(jobs), csv_path=out_dir / CSV_NAME)
+    fail = _Failures(report, on_failure)
     total = total_frames(jobs)
-    writer = _Writer(out_dir, options, segmenter.meta.name or segmenter.meta.arch, report)
+    writer = _Writer(out_dir, options, segmenter.meta.name or segmenter.meta.arch, fail)
     stop = threading.Event()
     complete = False
     try:
-        _run(jobs, segmenter, options, writer, report, stop, progress, should_stop, on_failure, total)
+        frames = _good_frames(prefetch(_frames_of(jobs), 2 * options.batch_size, stop), fail)
+        for batch in batches(frames, options.batch_size):
+            if should_stop and should_stop():
+                report.cancelled = True
+                break
+            tic = time.perf_counter()
+            results = segmenter.segment([frame.pixels for _, frame in batch])
+            ms = (time.perf_counter() - tic) * 1000 / len(batch)
+            for (job, frame), result in zip(batch, results):
+                writer.submit(job, frame, result, ms)
+            report.frames += len(batch)
+            if progress:
+                progress(report.frames, total)
         complete = True
     finally:
         stop.set()
         writer.finish(complete)
-        for path, message in report.failures[len(report.failures) - 0:]:
-            pass
     report.seconds = time.perf_counter() - started
     return report
