@@ -274,7 +274,7 @@ def segment_paths(
     """Segment every frame of ``paths`` into ``out_dir``: one 0/255 mask PNG per frame (``Frame.name``),
     optional overlays, and ``segmentation.csv``.
 
-    ``progress(done_frames, total_frames)`` after each batch; ``should_stop()`` is polled between
+    ``progress(done, total)`` in frames (a failed file counts one) after each batch; ``should_stop()`` is polled between
     batches (cancel: the frames done keep their outputs and CSV rows); ``on_failure(path, message)``
     once per file that could not be read or written (the batch goes on). ValueError before anything
     is written when ``out_dir`` is among the inputs.
@@ -304,7 +304,7 @@ def segment_paths(
                 writer.submit(job, frame, result, ms)
             report.frames += len(batch)
             if progress:
-                progress(report.frames, total)
+                progress(report.frames + len(report.failures), total)
         complete = True
     finally:
         stop.set()

@@ -19,6 +19,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, get_decoder, iter_pixels
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from .preprocessing import to_gray
 
@@ -58,6 +59,12 @@ class FrameReadError(ValueError):
 
 def _error(path: Path, problem: str) -> FrameReadError:
     return FrameReadError(f"{path.name}: {problem}")
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of a third-party exception's message (pydicom's can carry a whole traceback)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 # ---------------------------------------------------------------- pixels
@@ -150,7 +157,7 @@ def _read_image(path: Path) -> np.ndarray:
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
-        raise _error(path, f"cannot be read ({exc.strerror or exc})") from exc
+        raise _error(path, f"cannot be read ({exc.strerror or _reason(exc)})") from exc
     if data.size == 0:
         raise _error(path, "empty file")
     try:
@@ -172,9 +179,9 @@ def _dicom_header(path: Path) -> Dataset:
     try:
         ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     except Exception as exc:  # pydicom raises many types for damaged files
-        raise _error(path, f"not a readable DICOM file ({exc})") from exc
+        raise _error(path, f"not a readable DICOM file ({_reason(exc)})") from exc
     if "Rows" not in ds or "Columns" not in ds or "BitsAllocated" not in ds:
-        raise _error(path, "not a DICOM image (no image pixel description)")
+        raise _error(path, "not a DICOM image (no pixel data found)")
     if int(ds.Rows) == 0 or int(ds.Columns) == 0:
         raise _error(path, "DICOM image has zero size")
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
@@ -184,10 +191,21 @@ def _dicom_header(path: Path) -> Dataset:
     return ds
 
 
+def _transfer_syntax(ds: Dataset) -> UID:
+    """The file meta's transfer syntax; for files without one (no preamble), the encoding pydicom found."""
+    syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
+    if syntax is not None:
+        return syntax
+    implicit, little_endian = ds.original_encoding
+    if implicit:
+        return ImplicitVRLittleEndian
+    return ExplicitVRLittleEndian if little_endian else ExplicitVRBigEndian
+
+
 def _check_decoder(path: Path, ds: Dataset) -> None:
     """A clear error when the pixel data is compressed in a syntax no installed plugin decodes."""
-    syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
-    if syntax is None or not syntax.is_compressed:
+    syntax = _transfer_syntax(ds)
+    if not syntax.is_compressed:
         return
     try:
         available = get_decoder(syntax).is_available
@@ -256,13 +274,13 @@ def _dicom_frames(path: Path, ds: Dataset, indices: list[int] | None) -> Iterato
     count, spacing = _dicom_count(ds), _dicom_spacing_mm(ds)
     wanted = indices if indices is not None else list(range(count))
     try:
-        decoded = iter_pixels(path, indices=wanted, as_rgb=True)
+        decoded = iter_pixels(path, indices=wanted, as_rgb=True, transfer_syntax_uid=_transfer_syntax(ds))
         for index, raw in zip(wanted, decoded):
             yield Frame(_dicom_to_uint8(raw, ds), path, index, count, spacing)
     except FrameReadError:
         raise
     except Exception as exc:  # decoders and pydicom raise many types for damaged pixel data
-        raise _error(path, f"DICOM pixel data cannot be decoded ({exc})") from exc
+        raise _error(path, f"DICOM pixel data cannot be decoded ({_reason(exc)})") from exc
 
 
 # ---------------------------------------------------------------- video
@@ -322,11 +340,11 @@ def _video_frame(path: Path, index: int, count: int) -> Frame:
         ok, bgr = capture.read() if decoded == index else (False, None)
     finally:
         capture.release()
-    if not ok and decoded == 0:
+    if ok:
+        return Frame(_from_opencv(bgr), path, index, max(count, index + 1))
+    if decoded == 0:
         raise _error(path, "video contains no readable frames")
-    if not ok:
-        _check_index(path, index, decoded)
-    return Frame(_from_opencv(bgr), path, index, max(count, index + 1))
+    raise _error(path, f"frame {index} is out of range (the file has {decoded} frames)")
 
 
 # ---------------------------------------------------------------- public readers

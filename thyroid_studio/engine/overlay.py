@@ -32,7 +32,7 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
 
 def draw_mask(rgb: np.ndarray, mask: np.ndarray, colour: RGB, thickness: int = NODULE_THICKNESS) -> np.ndarray:
     """Draw the outline of ``mask`` on ``rgb`` in place; returns ``rgb``."""
-    cv2.drawContours(rgb, geometry.contours(mask), -1, colour, thickness, lineType=cv2.LINE_AA)
+    cv2.drawContours(rgb, geometry.contours(mask), -1, colour, thickness)
     return rgb
 
 

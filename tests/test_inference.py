@@ -1,0 +1,123 @@
+"""Segmenter on tiny untrained networks; resolve_device; overlay colours."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from thyroid_studio.engine import overlay
+from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
+from thyroid_studio.engine.inference import PostProcess, Segmentation, Segmenter, resolve_device
+from thyroid_studio.engine.registry import build_model
+
+
+def tiny(arch: str = "trfe-a") -> tuple[torch.nn.Module, ModelMeta]:
+    torch.manual_seed(0)
+    return build_model(arch, 4), ModelMeta(arch, 4, input_size=(64, 64), name=f"{arch}-tiny")
+
+
+def frame(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+@pytest.mark.parametrize("arch", ["trfe-a", "unet"])
+@pytest.mark.parametrize("shape", [(97, 131), (75, 61, 3)])
+def test_frame_sized_outputs_for_gray_and_rgb(arch, shape):
+    result = Segmenter(*tiny(arch), device="cpu")(frame(shape))
+    assert result.nodule_prob.shape == result.nodule_mask.shape == shape[:2]
+    assert result.nodule_prob.dtype == np.float32 and result.nodule_mask.dtype == bool
+    assert 0.0 <= result.nodule_prob.min() and result.nodule_prob.max() <= 1.0
+    if arch == "unet":
+        assert result.gland_prob is None and result.gland_mask is None
+    else:
+        assert result.gland_prob.shape == result.gland_mask.shape == shape[:2]
+
+
+def test_batch_equals_single():
+    segmenter = Segmenter(*tiny(), device="cpu")
+    images = [frame((90, 120), 1), frame((64, 64, 3), 2), frame((201, 77), 3)]
+    batched = segmenter.segment(images)
+    for image, together in zip(images, batched):
+        alone = segmenter(image)
+        np.testing.assert_allclose(together.nodule_prob, alone.nodule_prob, atol=1e-5)
+        np.testing.assert_allclose(together.gland_prob, alone.gland_prob, atol=1e-5)
+    assert segmenter.segment([]) == []
+
+
+def test_threshold_from_meta_and_override():
+    model, meta = tiny()
+    image = frame((80, 80))
+    prob = Segmenter(model, meta, device="cpu")(image).nodule_prob
+    meta.threshold = float(np.median(prob[prob > 0]))
+    assert (Segmenter(model, meta, device="cpu")(image).nodule_mask == (prob > meta.threshold)).all()
+    assert not Segmenter(model, meta, device="cpu", threshold=1.0)(image).nodule_mask.any()
+
+
+def test_postprocess_options(monkeypatch):
+    model, meta = tiny()
+    meta.threshold = 0.5
+    two_blobs_with_hole = np.zeros((64, 64), np.float32)
+    two_blobs_with_hole[5:30, 5:30] = 0.9
+    two_blobs_with_hole[15:18, 15:18] = 0.1
+    two_blobs_with_hole[40:45, 40:45] = 0.9
+    gland = np.zeros((64, 64), np.float32)
+    gland[38:50, 38:50] = 0.9
+    segmenter = Segmenter(model, meta, device="cpu", crop=False)
+    monkeypatch.setattr(segmenter, "_forward", lambda batch: {"nodule": two_blobs_with_hole[None], "gland": gland[None]})
+    image = frame((64, 64))
+    plain = segmenter(image).nodule_mask
+    assert plain.sum() == 25 * 25 - 9 + 25
+    segmenter.postprocess = PostProcess(largest_only=True)
+    assert segmenter(image).nodule_mask.sum() == 25 * 25 - 9
+    segmenter.postprocess = PostProcess(largest_only=True, fill_holes=True)
+    assert segmenter(image).nodule_mask.sum() == 25 * 25
+    segmenter.postprocess = PostProcess(inside_gland=True)
+    inside = segmenter(image).nodule_mask
+    assert inside.sum() == 25 and inside[42, 42]
+
+
+def test_inside_gland_needs_a_gland_head():
+    with pytest.raises(ValueError, match="gland"):
+        Segmenter(*tiny("unet"), device="cpu", postprocess=PostProcess(inside_gland=True))
+
+
+def test_from_checkpoint(tmp_path):
+    model, meta = tiny("trfe-b")
+    path = save_checkpoint(tmp_path / "m.pt", model, meta)
+    segmenter = Segmenter.from_checkpoint(path, device="cpu", crop=False)
+    assert segmenter.meta.arch == "trfe-b" and not segmenter.crop
+    assert segmenter(frame((50, 70))).nodule_mask.shape == (50, 70)
+
+
+def test_resolve_device(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device(None).type in ("cpu", "mps")
+    assert resolve_device("auto") == resolve_device(None)
+    with pytest.raises(ValueError, match="not available"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto").type == "cuda"
+
+
+def test_overlay_colours():
+    image = np.full((40, 40), 100, np.uint8)
+    nodule = np.zeros((40, 40), bool)
+    nodule[10:20, 10:20] = True
+    gland = np.zeros((40, 40), bool)
+    gland[2:38, 2:38] = True
+    label = np.zeros((40, 40), bool)
+    label[25:35, 25:35] = True
+
+    def colours(rgb):
+        return {tuple(c) for c in rgb.reshape(-1, 3)}
+
+    trfe = overlay.segmentation_overlay(image, Segmentation(nodule, nodule, gland.astype(np.float32), gland), label)
+    assert {overlay.TRFE, overlay.GLAND, overlay.LABEL, (100, 100, 100)} <= colours(trfe)
+    assert tuple(trfe[10, 10]) == overlay.TRFE and tuple(trfe[25, 25]) == overlay.LABEL
+    unet = overlay.segmentation_overlay(image, Segmentation(nodule, nodule))
+    assert overlay.UNET in colours(unet) and overlay.TRFE not in colours(unet)
+    assert image.ndim == 2 and (image == 100).all()  # drawn on a copy
+    assert overlay.TRFE == (255, 0, 0) and overlay.UNET == (255, 255, 0) and overlay.LABEL == (0, 255, 0)

@@ -1,0 +1,138 @@
+"""The app's Qt-free document model: opening frames, states, labels, Dice, saving and batch results."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from thyroid_studio.engine.datasets import DatasetWriter, read_mask
+from thyroid_studio.engine.inference import Segmentation
+from thyroid_studio.engine.worklist import State, Worklist, cleaned
+
+SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def rows_inserting(self, first: int, last: int) -> None:
+        self.events.append(("inserting", first, last))
+
+    def rows_inserted(self) -> None:
+        self.events.append(("inserted",))
+
+    def row_changed(self, row: int) -> None:
+        self.events.append(("changed", row))
+
+
+def _seg(mask: np.ndarray) -> Segmentation:
+    return Segmentation(mask.astype(np.float32), mask.astype(bool))
+
+
+@pytest.fixture
+def worklist() -> tuple[Worklist, Recorder]:
+    work, recorder = Worklist(), Recorder()
+    work.subscribe(recorder)
+    return work, recorder
+
+
+def test_opening_a_sample_folder_finds_frames_and_ground_truth(worklist):
+    work, recorder = worklist
+    rows, errors = work.add([SAMPLES / "image"])
+    assert rows == [0, 1, 2] and errors == []
+    assert recorder.events == [("inserting", 0, 2), ("inserted",)]
+    assert all(e.ground_truth is not None and e.ground_truth.any() for e in work.entries)
+    assert work.add([SAMPLES / "image" / "1.png"])[0] == [work.row_of(SAMPLES / "image" / "1.png")]
+    assert len(work) == 3
+    frame = work.frame(0)
+    assert frame.pixels.shape[:2] == work[0].ground_truth.shape
+
+
+def test_unreadable_file_is_reported_not_opened(worklist, tmp_path):
+    work, _ = worklist
+    rows, errors = work.add([tmp_path / "gone.png"])
+    assert rows == [] and len(errors) == 1 and "gone.png" in errors[0]
+
+
+def test_states_follow_predictions_edits_undo_and_save(worklist, tmp_path):
+    work, recorder = worklist
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), np.full((20, 30), 90, np.uint8))
+    (row,), _ = work.add([image])
+    entry = work[row]
+    assert entry.state is State.NOT_SEGMENTED and entry.ground_truth is None
+    ai = np.zeros((20, 30), bool)
+    ai[5:15, 5:15] = True
+    work.set_prediction(row, "trfe", _seg(ai), "trfe-a-w16")
+    assert entry.state is State.AI and ("changed", row) in recorder.events
+    assert work.dice(row) == {"trfe": None, "unet": None}
+
+    proposal = work.proposal(row, "trfe")
+    assert work.set_label(row, proposal)
+    assert entry.state is State.CORRECTED and work.unsaved_rows() == [row]
+    assert not work.set_label(row, proposal)  # unchanged
+    assert work.set_label(row, np.zeros_like(ai))  # edits undone: back to the empty baseline
+    assert entry.state is State.AI and work.unsaved_rows() == []
+
+    edited = ai.copy()
+    edited[5:15, 15:20] = True
+    work.set_label(row, edited)
+    sample = work.save(row, DatasetWriter(tmp_path / "dataset"))
+    assert entry.state is State.SAVED and not entry.unsaved
+    saved = cv2.imread(str(sample.mask), cv2.IMREAD_UNCHANGED)
+    assert set(np.unique(saved)) == {0, 255} and np.array_equal(saved > 0, edited)
+    assert sample.image.read_bytes() == image.read_bytes()
+    record = json.loads((tmp_path / "dataset" / "records.jsonl").read_text().splitlines()[-1])
+    assert record["proposed_by"] == "trfe-a-w16"
+    assert record["dice_ai_vs_label"]["trfe-a-w16"] == pytest.approx(2 * 100 / (100 + 150), abs=1e-4)
+    assert record["source"] == str(image) and "saved_at" in record
+
+    work.set_label(row, np.zeros_like(ai))
+    work.discard(row)
+    assert np.array_equal(entry.current_label(), edited) and entry.state is State.SAVED
+
+
+def test_dice_against_ground_truth(worklist):
+    work, _ = worklist
+    (row, *_), _ = work.add([SAMPLES / "image"])
+    truth = work[row].ground_truth
+    work.set_prediction(row, "trfe", _seg(truth), "t")
+    work.set_prediction(row, "unet", _seg(np.zeros_like(truth)), "u")
+    assert work.dice(row) == {"trfe": 1.0, "unet": 0.0}
+    assert np.array_equal(work[row].current_label(), truth)  # the green layer starts as the ground truth
+
+
+def test_cleanups():
+    mask = np.zeros((30, 30), bool)
+    mask[2:12, 2:12] = True
+    mask[5:8, 5:8] = False
+    mask[20:23, 20:23] = True
+    assert cleaned(mask, "fill_holes")[6, 6]
+    assert not cleaned(mask, "largest")[21, 21]
+    assert not cleaned(mask, "clear").any()
+    with pytest.raises(ValueError):
+        cleaned(mask, "blur")
+
+
+def test_batch_results_become_predictions(worklist, tmp_path):
+    work, _ = worklist
+    out = tmp_path / "out"
+    out.mkdir()
+    source = tmp_path / "in" / "a.png"
+    source.parent.mkdir()
+    shutil.copy(SAMPLES / "image" / "1.png", source)
+    truth = read_mask(SAMPLES / "mask" / "1.png")
+    cv2.imwrite(str(out / "a.png"), truth.astype(np.uint8) * 255)
+    with open(out / "segmentation.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file", "frame", "model", "mask"])
+        writer.writeheader()
+        writer.writerow({"file": str(source), "frame": "0", "model": "trfe-a-w16", "mask": "a.png"})
+    rows = work.load_batch_results(out / "segmentation.csv")
+    assert rows == [0]
+    assert work[0].state is State.AI and np.array_equal(work[0].predictions["trfe"].nodule_mask, truth)

@@ -1,0 +1,160 @@
+"""`thyroid-studio evaluate`: score a model, or a folder of predicted masks, against ground-truth masks.
+
+Metrics are computed at each frame's original resolution (engine.metrics), per image
+(mean ± std) and pooled over all pixels, and printed in the paper's table style.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.inference import DEVICE_CHOICES
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="model name or checkpoint file to run on the images")
+    source.add_argument("--predictions", type=Path, help="folder of predicted masks, matched to images by stem")
+    parser.add_argument("--images", type=Path, help="folder of images (or DICOM/video)")
+    parser.add_argument("--masks", type=Path, help="folder of ground-truth masks, matched by stem")
+    parser.add_argument("--dataset", type=Path, help="dataset root (TN3K, TG3K, image/ + mask/) instead of --images/--masks")
+    parser.add_argument("--split", default="all", help="split of --dataset to score (default: all)")
+    parser.add_argument("--json", type=Path, help="write the summary and per-image metrics to this JSON file")
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    parser.add_argument("--batch-size", type=int, default=4, help="frames per forward pass with --model")
+
+
+@dataclass
+class Problems:
+    """Frames that could not be scored, by reason."""
+
+    missing_predictions: list[str] = field(default_factory=list)
+    missing_masks: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    def report(self) -> None:
+        for title, names in (("missing predictions", self.missing_predictions),
+                             ("no ground-truth mask", self.missing_masks), ("unreadable", self.unreadable)):
+            if names:
+                shown = ", ".join(names[:10]) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
+                print(f"{title} (not scored): {shown}", file=sys.stderr)
+
+    def __bool__(self) -> bool:
+        return bool(self.missing_predictions or self.missing_masks or self.unreadable)
+
+
+def masks_by_stem(folder: Path) -> dict[str, Path]:
+    """Mask files below ``folder`` by file stem (overlays and hidden files skipped; first in sorted order wins)."""
+    from ..engine.frames import IMAGE_EXTENSIONS
+
+    found: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".") and not path.stem.endswith("_overlay"):
+            found.setdefault(path.stem, path)
+    return found
+
+
+def _inputs(args: argparse.Namespace) -> tuple[list[Path], dict[str, Path]]:
+    """The image files and the ground-truth masks by key, from --dataset/--split or --images/--masks."""
+    from ..engine.datasets import open_dataset
+    from ..engine.frames import find_inputs
+
+    if args.dataset:
+        samples = open_dataset(args.dataset).split(args.split)
+        return [s.image for s in samples], {s.key: s.mask for s in samples if s.mask is not None}
+    if not (args.images and args.masks):
+        raise ValueError("give --images DIR and --masks DIR, or --dataset ROOT [--split NAME]")
+    for folder in (args.images, args.masks):
+        if not folder.is_dir():
+            raise ValueError(f"{folder}: not a folder")
+    return find_inputs([args.images]), masks_by_stem(args.masks)
+
+
+def _pairs(images: list[Path], truth: dict[str, Path], problems: Problems) -> Iterator[tuple]:
+    """(frame, ground-truth bool mask) for every frame that has a readable mask."""
+    from ..engine.datasets import DatasetError, read_mask
+    from ..engine.frames import FrameReadError, read_frames
+
+    for image in images:
+        try:
+            for frame in read_frames(image):
+                if frame.name not in truth:
+                    problems.missing_masks.append(frame.name)
+                    continue
+                yield frame, read_mask(truth[frame.name])
+        except (FrameReadError, DatasetError) as exc:
+            problems.unreadable.append(str(exc))
+
+
+def _predictions(args: argparse.Namespace, pairs: Iterator[tuple], problems: Problems) -> Iterator[tuple]:
+    """(frame, predicted mask, ground truth) from the model or the predictions folder."""
+    from ..engine.batch import batches
+    from ..engine.datasets import DatasetError, read_mask
+
+    if args.predictions:
+        predicted = masks_by_stem(args.predictions)
+        for frame, truth in pairs:
+            if frame.name not in predicted:
+                problems.missing_predictions.append(frame.name)
+                continue
+            try:
+                yield frame, read_mask(predicted[frame.name]), truth
+            except DatasetError as exc:
+                problems.unreadable.append(str(exc))
+        return
+    from ..engine.inference import Segmenter
+    from ..engine.model_library import resolve_model
+
+    segmenter = Segmenter.from_checkpoint(resolve_model(args.model), device=args.device)
+    for batch in batches(pairs, max(1, args.batch_size)):
+        results = segmenter.segment([frame.pixels for frame, _ in batch])
+        for (frame, truth), result in zip(batch, results):
+            yield frame, result.nodule_mask, truth
+
+
+def _json_safe(value):
+    """NaN (an undefined metric) becomes null, so the file is strict JSON."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.checkpoint import CheckpointError
+    from ..engine.datasets import DatasetError
+    from ..engine.files import write_text_atomic
+    from ..engine.metrics import MetricAccumulator, format_table
+
+    problems, accumulator = Problems(), MetricAccumulator()
+    try:
+        images, truth = _inputs(args)
+        for frame, predicted, gt in _predictions(args, _pairs(images, truth, problems), problems):
+            if predicted.shape != gt.shape:
+                problems.unreadable.append(f"{frame.name}: prediction {predicted.shape} and mask {gt.shape} differ in size")
+                continue
+            accumulator.add(np.asarray(predicted), gt, frame.spacing_mm, name=frame.name)
+    except (CheckpointError, DatasetError, ValueError) as exc:
+        print(f"thyroid-studio evaluate: {exc}", file=sys.stderr)
+        return 2
+    problems.report()
+    if not accumulator.per_image:
+        print("thyroid-studio evaluate: nothing to score", file=sys.stderr)
+        return 2
+    summary = accumulator.summary()
+    print(format_table(summary))
+    if args.json:
+        source = {"model": args.model} if args.model else {"predictions": str(args.predictions)}
+        payload = {**source, "summary": summary, "per_image": accumulator.per_image, **problems.__dict__}
+        write_text_atomic(args.json, json.dumps(_json_safe(payload), indent=2) + "\n")
+    return 1 if problems else 0

@@ -1,0 +1,1 @@
+"""`thyroid-studio finetune`: placeholder replaced below."""

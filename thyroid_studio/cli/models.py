@@ -1,0 +1,65 @@
+"""`thyroid-studio models`: the checkpoints available (shipped and user), and a model's card."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--card", metavar="NAME", help="print the model card (Markdown) of a model name or file")
+
+
+def _dice(metrics: dict) -> str:
+    value = metrics.get("dice", metrics.get("val_dice"))
+    if isinstance(value, dict):
+        value = value.get("mean")
+    return f"{100 * value:.2f}" if isinstance(value, (int, float)) else "-"
+
+
+def table(entries, defaults: set) -> str:
+    """Aligned columns: name, arch, width, input, where, default marker, validation Dice %."""
+    rows = [("name", "arch", "width", "input", "where", "default", "val Dice %")]
+    for e in entries:
+        size = "x".join(map(str, e.meta.input_size))
+        where = "shipped" if e.shipped else "user"
+        rows.append((e.path.stem, e.meta.arch, str(e.meta.width), size, where,
+                     "*" if e.path.resolve() in defaults else "", _dice(e.meta.metrics)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def _defaults() -> set:
+    from ..engine.checkpoint import CheckpointError
+    from ..engine.model_library import ROLES, default_model
+
+    found = set()
+    for role in ROLES:
+        try:
+            found.add(default_model(role).resolve())
+        except (CheckpointError, KeyError, ValueError):
+            continue
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.checkpoint import CheckpointError
+    from ..engine.model_library import list_models, resolve_model, shipped_dir, user_dir
+
+    if args.card:
+        try:
+            card = resolve_model(args.card).with_suffix(".md")
+        except CheckpointError as exc:
+            print(f"thyroid-studio models: {exc}", file=sys.stderr)
+            return 2
+        if not card.is_file():
+            print(f"thyroid-studio models: {args.card} has no card ({card} is missing)", file=sys.stderr)
+            return 1
+        print(card.read_text(encoding="utf-8"))
+        return 0
+    entries = list_models()
+    if not entries:
+        print(f"no models in {shipped_dir()} or {user_dir()}", file=sys.stderr)
+        return 1
+    print(table(entries, _defaults()))
+    print("* default (defaults.json)")
+    return 0
