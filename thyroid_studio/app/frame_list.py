@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import qimage2ndarray
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
+
+import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
 
 from ..engine.frames import FrameReadError
 from ..engine.worklist import State, Worklist

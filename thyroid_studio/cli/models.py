@@ -10,9 +10,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _dice(metrics: dict) -> str:
-    value = metrics.get("dice", metrics.get("val_dice"))
-    if isinstance(value, dict):
-        value = value.get("mean")
+    """Validation nodule Dice % from meta.metrics ({"nodule": {"dice": mean, ...}} as training stores it)."""
+    nodule = metrics.get("nodule") or {}
+    value = nodule.get("dice") if isinstance(nodule, dict) else None
     return f"{100 * value:.2f}" if isinstance(value, (int, float)) else "-"
 
 
