@@ -14,7 +14,7 @@ from thyroid_studio import cli
 from thyroid_studio.engine import batch
 from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
 from thyroid_studio.engine.datasets import read_mask
-from thyroid_studio.engine.inference import Segmenter
+from thyroid_studio.engine.inference import PostProcess, Segmenter
 from thyroid_studio.engine.registry import build_model
 
 REAL = ("1.png", "10004.png", "20005.png")
@@ -72,8 +72,8 @@ def test_masks_match_the_segmenter(tmp_path, inputs, checkpoint):
     out = tmp_path / "out"
     cli.main(["segment", str(inputs / "1.png"), "--out", str(out), "--model", str(checkpoint), "--device", "cpu",
               "--largest", "--fill-holes", "--threshold", "0.5"])
-    segmenter = Segmenter.from_checkpoint(checkpoint, device="cpu", threshold=0.5)
-    segmenter.postprocess.largest_only = segmenter.postprocess.fill_holes = True
+    segmenter = Segmenter.from_checkpoint(checkpoint, device="cpu", threshold=0.5,
+                                          postprocess=PostProcess(largest_only=True, fill_holes=True))
     expected = segmenter(cv2.imread(str(inputs / "1.png"), cv2.IMREAD_GRAYSCALE)).nodule_mask
     assert (read_mask(out / "1.png") == expected).all()
 

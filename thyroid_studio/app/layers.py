@@ -148,6 +148,26 @@ class ContourLayerItem(QGraphicsPathItem):
         self.setPath(path)
 
 
+class DiametersItem(QGraphicsPathItem):
+    """The longest diameter and its perpendicular, drawn as thin dashed lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        pen = QPen(QColor(255, 255, 255, 200), 1.0, Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)
+        self.setPen(pen)
+        self.setZValue(5)
+
+    def set_measurements(self, measurements: geometry.Measurements | None) -> None:
+        path = QPainterPath()
+        if measurements is not None:
+            for a, b in (measurements.longest_ends, measurements.perpendicular_ends):
+                # geometry puts pixel centres at integers; the scene at half-integers
+                path.moveTo(a[0] + 0.5, a[1] + 0.5)
+                path.lineTo(b[0] + 0.5, b[1] + 0.5)
+        self.setPath(path)
+
+
 class BrushCursor(QGraphicsEllipseItem):
     """A circle the size of the brush, following the mouse over the image."""
 

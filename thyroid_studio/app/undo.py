@@ -42,7 +42,7 @@ class MaskEditCommand(QUndoCommand):
 class LabelModel(QObject):
     """The label mask of the current frame, its undo stack and change notifications."""
 
-    changed = Signal(object)  # Box: pixels that may differ (each dab, undo, redo, replace)
+    changed = Signal(object)  # Box whose pixels may differ: each dab, undo, redo, replace
     committed = Signal()  # an edit finished: stroke end, command pushed, undone or redone
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -54,14 +54,13 @@ class LabelModel(QObject):
         self._stroke_text = ""
 
     def reset(self, mask: np.ndarray) -> None:
-        """Start a new frame: take ``mask`` (copied, as bool) and forget the history."""
+        """Start a new frame: take ``mask`` (copied, as bool) and forget the history.
+
+        Emits nothing: loading a frame is not an edit (the caller redraws).
+        """
         self._stroke = None
         self.undo_stack.clear()
         self.mask = np.array(mask, dtype=bool, copy=True)
-        self.changed.emit(self.full_box())
-
-    def full_box(self) -> Box:
-        return slice(0, self.mask.shape[0]), slice(0, self.mask.shape[1])
 
     def begin_stroke(self, text: str) -> None:
         """Open a stroke: the dabs until :meth:`end_stroke` become one command named ``text``."""

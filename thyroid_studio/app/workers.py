@@ -109,7 +109,6 @@ class BatchWorker(QThread):
                 progress=self.progress.emit, should_stop=self._cancel.is_set,
                 on_failure=lambda path, message: self.file_failed.emit(str(path), message),
             )
-            report.cancelled = report.cancelled or self._cancel.is_set()
             self.done.emit(report)
         except Exception as exc:  # shown to the user; the app goes on
             self.failed.emit(f"{type(exc).__name__}: {exc}")
@@ -180,3 +179,12 @@ class ProcessWorker(QObject):
         self._finished = True
         self._timer.stop()
         self._process.join(timeout=1)
+
+
+def run_finetune(progress: Callable[[dict], None], should_stop: Callable[[], bool], **config: Any) -> dict[str, Any]:
+    """Target of the fine-tune process: ``engine.finetuning.finetune`` with ``FinetuneConfig(**config)``;
+    returns a picklable summary (status, new checkpoint, before/after table)."""
+    from ..engine.finetuning import FinetuneConfig, finetune
+
+    result = finetune(FinetuneConfig(**config), progress=progress, should_stop=should_stop)
+    return {"status": result.status, "checkpoint": result.checkpoint, "table": result.table, "seconds": result.seconds}

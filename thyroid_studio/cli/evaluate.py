@@ -10,7 +10,7 @@ import json
 import math
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +155,6 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(summary))
     if args.json:
         source = {"model": args.model} if args.model else {"predictions": str(args.predictions)}
-        payload = {**source, "summary": summary, "per_image": accumulator.per_image, **problems.__dict__}
+        payload = {**source, "summary": summary, "per_image": accumulator.per_image, **asdict(problems)}
         write_text_atomic(args.json, json.dumps(_json_safe(payload), indent=2) + "\n")
     return 1 if problems else 0

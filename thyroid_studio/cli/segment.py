@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fill-holes", action="store_true", help="fill holes in the nodule mask")
     parser.add_argument("--inside-gland", action="store_true", help="drop nodule components outside the predicted gland")
     parser.add_argument("--threshold", type=float, help="nodule probability threshold (default: the model's)")
+    parser.add_argument("--threads", type=_positive, help="CPU threads for the network (default: one per core; "
+                        "use 1 on a machine busy with other work, see bench/README.md)")
 
 
 def _positive(text: str) -> int:
@@ -32,12 +34,15 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
     from tqdm import tqdm
 
     from ..engine.batch import BatchOptions, check_output_dir, segment_paths
     from ..engine.inference import PostProcess, Segmenter
     from ..engine.model_library import resolve_model
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         check_output_dir(args.paths, args.out)
         segmenter = Segmenter.from_checkpoint(

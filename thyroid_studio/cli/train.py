@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..engine.training import TrainConfig, command_line, train
 
-    fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__}
+    fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and k != "command"}
     result = train(TrainConfig(**fields, command=command_line()))
     print(f"{result.status}: {result.epochs_done} epochs in {result.run_dir}; best validation nodule Dice "
           f"{result.best_dice:.4f} (epoch {result.best_epoch})")

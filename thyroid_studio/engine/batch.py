@@ -305,6 +305,8 @@ def segment_paths(
             report.frames += len(batch)
             if progress:
                 progress(report.frames + len(report.failures), total)
+        if progress and not report.cancelled:
+            progress(total, total)
         complete = True
     finally:
         stop.set()

@@ -23,9 +23,10 @@ from .preprocessing import prepare, restore
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
-@dataclass
+@dataclass(frozen=True)
 class PostProcess:
-    """Clean-ups applied to the nodule mask, in this order: inside gland, largest component, fill holes."""
+    """Clean-ups applied to the nodule mask, in this order: inside gland, largest component, fill holes.
+    Frozen, so the shared default of ``Segmenter`` can never be changed by one caller for all."""
 
     largest_only: bool = False
     fill_holes: bool = False

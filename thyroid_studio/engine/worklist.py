@@ -175,6 +175,14 @@ class Worklist:
         entry.error = None
         self._changed(row)
 
+    def clear_predictions(self) -> None:
+        """Forget every prediction (the models changed); labels are kept."""
+        for row, entry in enumerate(self.entries):
+            if entry.predictions:
+                entry.predictions.clear()
+                entry.models.clear()
+                self._changed(row)
+
     def set_error(self, row: int, message: str) -> None:
         self.entries[row].error = message
         self._changed(row)

@@ -1,0 +1,272 @@
+"""Training, resume, stop, DDP, fine-tuning and the shipped checkpoints (tiny synthetic or real subsets only)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from thyroid_studio.engine.augment import HorizontalFlip, build_augmentation
+from thyroid_studio.engine.checkpoint import ModelMeta, load_checkpoint, read_meta, save_checkpoint
+from thyroid_studio.engine.datasets import open_dataset
+from thyroid_studio.engine.finetuning import FinetuneConfig, finetune, format_table
+from thyroid_studio.engine.inference import Segmenter
+from thyroid_studio.engine.losses import multitask_loss, soft_dice_loss
+from thyroid_studio.engine.metrics import binary_metrics
+from thyroid_studio.engine.model_library import default_model
+from thyroid_studio.engine.registry import build_model
+from thyroid_studio.engine.training import (
+    TrainConfig, epoch_pairs, load_frames, load_state, make_batch, read_sample, shard, train,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_FILES = ("config.json", "env.json", "data.json", "metrics.jsonl", "progress.png", "train.log", "checkpoint_best.pt",
+             "checkpoint_final.pt", "checkpoint_best.md", "checkpoint_final.md", "state_last.pt", "validation/summary.json")
+
+
+def _write_pairs(root: Path, keys: list[str], seed: int, shape=(72, 88)) -> Path:
+    """An image/ + mask/ dataset of speckled frames with one dark elliptic 'nodule' each."""
+    rng = np.random.default_rng(seed)
+    (root / "image").mkdir(parents=True)
+    (root / "mask").mkdir()
+    for key in keys:
+        h, w = shape
+        image = np.clip(rng.normal(120, 30, shape), 0, 255).astype(np.uint8)
+        mask = np.zeros(shape, np.uint8)
+        centre = (int(rng.integers(25, w - 25)), int(rng.integers(20, h - 20)))
+        cv2.ellipse(mask, centre, (int(rng.integers(8, 16)), int(rng.integers(6, 12))), 0, 0, 360, 255, -1)
+        image[mask > 0] //= 3
+        cv2.imwrite(str(root / "image" / f"{key}.png"), image)
+        cv2.imwrite(str(root / "mask" / f"{key}.png"), mask)
+    return root
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("data")
+    nodules = _write_pairs(base / "nodules", [str(i) for i in range(1, 11)] + ["10011", "20011"], seed=1)
+    glands = _write_pairs(base / "glands", [f"{i:04d}" for i in range(12)], seed=2)
+    (glands / "split.json").write_text(json.dumps({"train": [f"{i:04d}" for i in range(8)], "val": ["0008", "0009", "0010", "0011"]}))
+    return {"nodules": nodules, "glands": glands}
+
+
+def _config(synthetic, out: Path, **kwargs) -> TrainConfig:
+    values = dict(arch="trfe-a", nodules=str(synthetic["nodules"]), glands=str(synthetic["glands"]), out=str(out),
+                  epochs=2, width=4, size=64, batch_pairs=4, optimizer="adamw", schedule="cosine", device="cpu",
+                  gland_val_frames=0)
+    values.update(kwargs)
+    return TrainConfig(**values)
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def test_pairs_are_redrawn_each_epoch_and_reproducible():
+    order0, glands0 = epoch_pairs(50, 400, epoch=0, seed=3)
+    order1, glands1 = epoch_pairs(50, 400, epoch=1, seed=3)
+    assert sorted(order0) == list(range(50)) and len(glands0) == 50
+    assert not np.array_equal(glands0, glands1), "gland partners must be re-drawn each epoch"
+    again = epoch_pairs(50, 400, epoch=0, seed=3)
+    assert np.array_equal(again[0], order0) and np.array_equal(again[1], glands0)
+
+
+def test_shards_cover_every_pair_like_distributed_sampler():
+    indices = np.arange(11)
+    parts = [shard(indices, rank, 3) for rank in range(3)]
+    assert len({len(p) for p in parts}) == 1
+    assert set(np.concatenate(parts)) == set(indices.tolist())
+
+
+def test_flip_moves_masks_with_the_image():
+    image = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    mask = (image % 2).astype(np.uint8)
+    flipped, (fmask,) = HorizontalFlip(p=1.0)(image, [mask], np.random.default_rng(0))
+    assert np.array_equal(flipped, image[:, ::-1]) and np.array_equal(fmask, mask[:, ::-1])
+
+
+def test_ultrasound_augmentation_keeps_shapes_and_binary_masks():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (64, 64), dtype=np.uint8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:40, 20:40] = 1
+    augmentation = build_augmentation("ultrasound")
+    for _ in range(20):
+        out, (out_mask,) = augmentation(image, [mask], rng)
+        assert out.shape == image.shape and out.dtype == np.uint8
+        assert set(np.unique(out_mask)) <= {0, 1}
+
+
+def test_multitask_loss_scores_each_head_on_its_own_frames():
+    target = torch.zeros(4, 1, 8, 8)
+    target[:2, :, 2:6, 2:6] = 1  # nodule frames 0, 1
+    target[2:] = 1  # gland frames 2, 3
+    perfect = (target * 2 - 1) * 20
+    wrong = -perfect
+    is_nodule = torch.tensor([True, True, False, False])
+    loss, parts = multitask_loss({"nodule": perfect, "gland": perfect}, target, is_nodule)
+    assert loss < 0.02
+    # A nodule head that is wrong on gland frames costs nothing: it is not scored there.
+    nodule_out = torch.cat([perfect[:2], wrong[2:]])
+    assert multitask_loss({"nodule": nodule_out, "gland": perfect}, target, is_nodule)[0] < 0.02
+    assert soft_dice_loss(wrong[:1], target[:1]).item() > 0.9
+    assert set(parts) == {"nodule_loss", "gland_loss"}
+
+
+def test_a_few_steps_lower_the_loss_on_real_frames(shared_data):
+    torch.manual_seed(0)
+    meta = ModelMeta(arch="trfe-a", width=4, input_size=(64, 64))
+    nodules = load_frames(open_dataset(shared_data / "ddti").samples[:8], meta)
+    glands = load_frames(open_dataset(shared_data / "tg3k").split("train")[:8], meta)
+    items = [(nodules, i) for i in range(8)] + [(glands, i) for i in range(8)]
+    x, y = make_batch(items, meta, build_augmentation("none"), np.random.default_rng(0))
+    is_nodule = torch.arange(16) < 8
+    model = build_model("trfe-a", 4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(12):
+        loss, _ = multitask_loss(model(x), y, is_nodule, "dice+bce")
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.1, losses
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+@pytest.fixture(scope="module")
+def finished_run(synthetic, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "run"
+    result = train(_config(synthetic, out), show_bar=False)
+    assert result.status == "finished" and result.epochs_done == 2
+    return out
+
+
+def test_run_folder_holds_its_files(finished_run):
+    for name in RUN_FILES:
+        assert (finished_run / name).is_file(), name
+    rows = [json.loads(line) for line in (finished_run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"loss", "nodule_loss", "gland_loss", "val_nodule_dice", "val_nodule_iou", "val_gland_dice", "lr", "seconds"} <= set(rows[0])
+    meta = read_meta(finished_run / "checkpoint_best.pt")
+    assert meta.arch == "trfe-a" and meta.width == 4 and meta.input_size == (64, 64)
+    assert meta.training["split"]["validation_keys"] == ["1", "2", "3"]  # fold 0 of 5 = the first 3 of 11 exams
+    assert meta.training["recipe"]["optimizer"] == "adamw" and meta.metrics["nodule"]["n"] == 3
+    assert "For research, not diagnosis." in (finished_run / "checkpoint_best.md").read_text()
+    summary = json.loads((finished_run / "validation" / "summary.json").read_text())
+    assert summary["nodule"]["n"] == 3 and len(summary["nodule"]["cases"]) == 3
+
+
+def test_state_last_loads_weights_only(finished_run):
+    state = torch.load(finished_run / "state_last.pt", weights_only=True)
+    assert state["epoch"] == 2 and {"model", "optimizer", "scheduler", "torch_rng", "best"} <= set(state)
+
+
+def test_resume_continues_where_it_stopped(synthetic, finished_run, tmp_path):
+    out = tmp_path / "resumed"
+    stops = iter([False] * 3 + [True] * 1000)  # epoch 1 has 3 steps (10 train frames, 4 pairs per step)
+    result = train(_config(synthetic, out), should_stop=lambda: next(stops), show_bar=False)
+    assert result.status == "stopped" and result.epochs_done == 1
+    assert load_state(out / "state_last.pt")["epoch"] == 1
+    result = train(_config(synthetic, out, resume=True), show_bar=False)
+    assert result.status == "finished" and result.epochs_done == 2
+    assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+    straight, resumed = load_state(finished_run / "state_last.pt"), load_state(out / "state_last.pt")
+    assert resumed["epoch"] == straight["epoch"] == 2
+    for key, value in straight["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
+
+
+def test_keyboard_interrupt_saves_state(synthetic, tmp_path):
+    def interrupt(event):
+        if event["stage"] == "train" and event["step"] == 2:
+            raise KeyboardInterrupt
+
+    result = train(_config(synthetic, tmp_path / "run", epochs=1), progress=interrupt, show_bar=False)
+    assert result.status == "interrupted"
+    assert load_state(tmp_path / "run" / "state_last.pt")["epoch"] == 0
+
+
+def test_an_existing_run_is_not_overwritten_without_resume(synthetic, finished_run):
+    with pytest.raises(FileExistsError):
+        train(_config(synthetic, finished_run), show_bar=False)
+
+
+def test_unet_trains_on_nodule_frames_only(synthetic, tmp_path):
+    result = train(_config(synthetic, tmp_path / "unet", arch="unet", glands=None, epochs=1), show_bar=False)
+    assert result.status == "finished"
+    assert "glands" not in json.loads((tmp_path / "unet" / "data.json").read_text())
+
+
+@pytest.mark.slow  # two processes start torch: ~20 s on 2 cores
+def test_ddp_two_gloo_processes(synthetic, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+               "-m", "thyroid_studio", "train", "--arch", "trfe-a", "--nodules", str(synthetic["nodules"]),
+               "--glands", str(synthetic["glands"]), "--out", str(out), "--epochs", "1", "--width", "4", "--size", "64",
+               "--batch-pairs", "2", "--device", "cpu"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "env.json").read_text())["world_size"] == 2
+    assert (out / "checkpoint_final.pt").is_file()
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 1  # only rank 0 writes
+
+
+# ----------------------------------------------------------------------------- fine-tuning
+
+
+def test_finetune_writes_a_new_checkpoint_and_leaves_the_source_alone(synthetic, finished_run, tmp_path):
+    source = finished_run / "checkpoint_best.pt"
+    before = source.read_bytes()
+    corrected = _write_pairs(tmp_path / "corrected", [str(i) for i in range(100, 108)], seed=5)
+    events = []
+    out = tmp_path / "tuned.pt"
+    result = finetune(FinetuneConfig(str(source), str(corrected), out=str(out), epochs=2, device="cpu"), progress=events.append)
+    assert result.status == "finished" and out.is_file() and out.with_suffix(".md").is_file()
+    assert source.read_bytes() == before
+    meta = read_meta(out)
+    assert meta.version == "2" and meta.training["finetuned_from"]["path"] == str(source.resolve())
+    assert meta.training["split"]["validation_keys"] == ["1", "2", "3"]  # the original split carries over
+    assert set(result.table) == {"held_out", "original_validation"}
+    assert "original validation" in format_table(result.table)
+    assert any(e["stage"] == "train" for e in events)
+    for target in (source, out):
+        with pytest.raises((ValueError, FileExistsError)):
+            finetune(FinetuneConfig(str(source), str(corrected), out=str(target), epochs=1, device="cpu"))
+    assert source.read_bytes() == before
+
+
+def test_finetune_stops_without_writing(synthetic, finished_run, tmp_path):
+    corrected = _write_pairs(tmp_path / "corrected", [str(i) for i in range(100, 106)], seed=6)
+    out = tmp_path / "tuned.pt"
+    result = finetune(FinetuneConfig(str(finished_run / "checkpoint_best.pt"), str(corrected), out=str(out), device="cpu"),
+                      should_stop=lambda: True)
+    assert result.status == "stopped" and not out.exists()
+
+
+# ----------------------------------------------------------------------------- the shipped models
+
+
+@pytest.mark.parametrize("role", ["trfe", "unet"])
+def test_shipped_models_segment_validation_frames(role, shared_data):
+    path = default_model(role)
+    model, meta = load_checkpoint(path)
+    assert path.stat().st_size <= 30 * 2**20
+    assert meta.training["split"]["fold"] == 0
+    val_keys = meta.training["split"]["validation_keys"]
+    samples = {s.key: s for s in open_dataset(shared_data / "ddti").samples}
+    chosen = [samples[k] for k in val_keys[:: max(1, len(val_keys) // 12)][:12]]
+    segmenter = Segmenter(model, meta, device="cpu")
+    dice = []
+    for sample in chosen:
+        frame, gt = read_sample(sample)
+        dice.append(binary_metrics(segmenter(frame).nodule_mask, gt)["dice"])
+    assert np.mean(dice) > 0.5, dice

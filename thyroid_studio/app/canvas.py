@@ -1,0 +1,318 @@
+"""The image view: frame, label and model layers, zoom/pan, and the editing tools.
+
+The canvas owns the scene and routes events; the label and its undo stack live in
+``LabelModel`` (app/undo.py), drawing in ``layers.py`` and editing in ``tools.py``.
+Scene coordinates are image pixels: pixel (row r, column c) covers [c, c + 1) x [r, r + 1).
+"""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QPixmap, QResizeEvent, QUndoStack, QWheelEvent
+from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
+
+import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
+
+from ..engine.geometry import Measurements
+from .layers import LAYERS, SPECS, BrushCursor, ContourLayerItem, DiametersItem, LabelLayerItem, LayerStyle
+from .tools import BrushTool, PanTool, Pointer, PolygonTool, Tool
+from .undo import LabelModel
+
+__all__ = ["Canvas", "LAYERS"]
+
+MIN_BRUSH, MAX_BRUSH = 1, 200
+MIN_SCALE, MAX_SCALE = 0.02, 64.0  # view pixels per image pixel
+WHEEL_ZOOM = 1.0015  # per 1/8 degree of wheel: one notch (120) zooms by about 20 %
+
+
+class Canvas(QGraphicsView):
+    """Shows one frame with its layers and edits its label. See docs/architecture.md for the contract."""
+
+    label_changed = Signal()  # each dab while painting, undo, redo, set_label (not set_image)
+    stroke_finished = Signal()  # a stroke, polygon or command completed (also undo and redo)
+    cursor_moved = Signal(float, float)  # scene = image coordinates under the mouse
+    brush_size_changed = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setBackgroundBrush(Qt.GlobalColor.black)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.NoAnchor)
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.MinimalViewportUpdate)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.viewport().setMouseTracking(True)
+
+        self.model = LabelModel(self)
+        self.undo_stack: QUndoStack = self.model.undo_stack
+        self.model.changed.connect(self._label_box_changed)
+        self.model.committed.connect(self.stroke_finished)
+
+        self._pixels = np.zeros((1, 1), np.uint8)
+        self._window = (0.0, 1.0)
+        self._image_item = QGraphicsPixmapItem()
+        self._image_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self._label_item = LabelLayerItem(SPECS["label"])
+        self._overlays = {name: ContourLayerItem(SPECS[name]) for name in LAYERS if name != "label"}
+        self._diameters = DiametersItem()
+        self._cursor = BrushCursor()
+        for item in (self._image_item, self._label_item, *self._overlays.values(), self._diameters, self._cursor):
+            self.scene().addItem(item)
+        self._styles = {name: LayerStyle(True, SPECS[name].filled, SPECS[name].opacity) for name in LAYERS}
+        for name in LAYERS:
+            self.set_layer_style(name)
+
+        self._brush_size = 20
+        self._cursor.set_diameter(self._brush_size)
+        self._fit = True  # refit on resize until the user zooms
+        self._pan_from: QPointF | None = None  # middle or space drag in progress
+        self._space = False
+        self._tools: dict[str, Tool] = {"pan": PanTool(self), "brush": BrushTool(self),
+                                        "eraser": BrushTool(self, erase=True), "polygon": PolygonTool(self)}
+        self._tool_name = "pan"
+        self._tools["pan"].activate()
+        self.set_image(self._pixels)
+
+    # ----- image and layers -------------------------------------------------------------
+    def set_image(self, pixels: np.ndarray, label: np.ndarray | None = None) -> None:
+        """Show a uint8 gray or RGB frame with ``label`` (or an empty one); clears overlays and undo, fits the view."""
+        if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] != 3):
+            raise ValueError(f"expected (H, W) or (H, W, 3) pixels, got shape {pixels.shape}")
+        if label is not None and label.shape != pixels.shape[:2]:
+            raise ValueError(f"label shape {label.shape} differs from the frame's {pixels.shape[:2]}")
+        self._pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+        self._show_pixels()
+        for overlay in self._overlays.values():
+            overlay.set_mask(None)
+        self._diameters.set_measurements(None)
+        self.model.reset(np.zeros(pixels.shape[:2], bool) if label is None else label)
+        self._label_item.render(self.model.mask)
+        self.setSceneRect(self.image_rect())
+        self.zoom_fit()
+
+    def image_rect(self) -> QRectF:
+        """The frame in scene coordinates."""
+        return QRectF(0, 0, self._pixels.shape[1], self._pixels.shape[0])
+
+    def set_overlay(self, name: str, mask: np.ndarray | None) -> None:
+        """Show a model's mask on layer "trfe", "unet" or "gland"; None clears it."""
+        if name not in self._overlays:
+            raise ValueError(f"unknown overlay {name!r}; expected one of {sorted(self._overlays)}")
+        if mask is not None and mask.shape != self._pixels.shape[:2]:
+            raise ValueError(f"mask shape {mask.shape} differs from the frame's {self._pixels.shape[:2]}")
+        self._overlays[name].set_mask(mask)
+
+    def set_diameters(self, measurements: Measurements | None) -> None:
+        """Draw the longest and perpendicular diameters (e.g. from MeasurementsPanel.measured); None hides them."""
+        self._diameters.set_measurements(measurements)
+
+    def set_layer_style(self, name: str, *, visible: bool | None = None, filled: bool | None = None,
+                        opacity: float | None = None) -> None:
+        """Change how a layer is drawn; arguments left as None keep their value."""
+        old = self.layer_style(name)
+        style = LayerStyle(old.visible if visible is None else visible, old.filled if filled is None else filled,
+                           old.opacity if opacity is None else min(max(opacity, 0.0), 1.0))
+        self._styles[name] = style
+        item = self.layer_item(name)
+        item.setVisible(style.visible)
+        item.setOpacity(style.opacity)
+        if name == "label":
+            if filled is not None and filled != old.filled:
+                self._label_item.set_filled(style.filled, self.model.mask)
+        else:
+            self._overlays[name].set_filled(style.filled)
+
+    def layer_style(self, name: str) -> LayerStyle:
+        """The current style of a layer."""
+        if name not in self._styles:
+            raise ValueError(f"unknown layer {name!r}; expected one of {LAYERS}")
+        return self._styles[name]
+
+    def layer_item(self, name: str) -> LabelLayerItem | ContourLayerItem:
+        """The scene item drawing a layer."""
+        return self._label_item if name == "label" else self._overlays[name]
+
+    def set_window(self, brightness: float, contrast: float) -> None:
+        """Display window: ``brightness`` in [-1, 1] shifts by that fraction of full range,
+        ``contrast`` > 0 scales about mid-gray (1 = unchanged). The frame data is untouched."""
+        self._window = (brightness, max(contrast, 0.0))
+        self._show_pixels()
+
+    def _show_pixels(self) -> None:
+        brightness, contrast = self._window
+        shown = self._pixels
+        if (brightness, contrast) != (0.0, 1.0):
+            levels = (np.arange(256) - 127.5) * contrast + 127.5 + brightness * 255
+            shown = np.clip(np.round(levels), 0, 255).astype(np.uint8)[self._pixels]
+        image = qimage2ndarray.gray2qimage(shown) if shown.ndim == 2 else qimage2ndarray.array2qimage(shown)
+        self._image_item.setPixmap(QPixmap.fromImage(image))
+
+    # ----- label ------------------------------------------------------------------------
+    def label(self) -> np.ndarray:
+        """A bool copy of the current label."""
+        return self.model.mask.copy()
+
+    def set_label(self, mask: np.ndarray, text: str) -> None:
+        """Replace the label as one undoable command named ``text``."""
+        self.model.replace(mask, text)
+
+    def _label_box_changed(self, box: tuple[slice, slice]) -> None:
+        self._label_item.render(self.model.mask, box)
+        self.label_changed.emit()
+
+    # ----- tools ------------------------------------------------------------------------
+    @property
+    def tool(self) -> str:
+        """The active tool's name."""
+        return self._tool_name
+
+    def set_tool(self, name: str) -> None:
+        """Activate "pan", "brush", "eraser" or "polygon"."""
+        if name not in self._tools:
+            raise ValueError(f"unknown tool {name!r}; expected one of {sorted(self._tools)}")
+        self._tools[self._tool_name].deactivate()
+        self._tool_name = name
+        self._tools[name].activate()
+
+    @property
+    def brush_size(self) -> int:
+        """Brush diameter in image pixels."""
+        return self._brush_size
+
+    @brush_size.setter
+    def brush_size(self, size: int) -> None:
+        size = int(min(max(size, MIN_BRUSH), MAX_BRUSH))
+        if size != self._brush_size:
+            self._brush_size = size
+            self._cursor.set_diameter(size)
+            self.brush_size_changed.emit(size)
+
+    def step_brush(self, steps: int) -> None:
+        """Grow (steps > 0) or shrink the brush by about 20 % a step, at least one pixel."""
+        size = self._brush_size
+        for _ in range(abs(steps)):
+            size = max(size + 1, round(size * 1.2)) if steps > 0 else min(size - 1, round(size / 1.2))
+        self.brush_size = size
+
+    def brush_cursor(self) -> BrushCursor:
+        """The circle showing the brush on the image."""
+        return self._cursor
+
+    def show_brush_cursor(self, centre: QPointF) -> None:
+        self._cursor.setPos(centre)
+        self._cursor.show()
+
+    def hide_brush_cursor(self) -> None:
+        self._cursor.hide()
+
+    # ----- zoom and pan -----------------------------------------------------------------
+    def zoom_fit(self) -> None:
+        """Fit the whole frame in the view (and keep fitting it when the view is resized)."""
+        self.fitInView(self.image_rect(), Qt.AspectRatioMode.KeepAspectRatio)
+        self._fit = True
+
+    def zoom_actual(self) -> None:
+        """One image pixel per screen pixel, about the view's centre."""
+        self._zoom(1.0 / self.transform().m11(), self.viewport().rect().center().toPointF())
+
+    def zoom_by(self, factor: float) -> None:
+        """Zoom about the view's centre."""
+        self._zoom(factor, self.viewport().rect().center().toPointF())
+
+    def _zoom(self, factor: float, about: QPointF) -> None:
+        """Scale by ``factor`` keeping the scene point under ``about`` (viewport) in place."""
+        scale = self.transform().m11()
+        factor = min(max(scale * factor, MIN_SCALE), MAX_SCALE) / scale
+        before = self.mapToScene(about.toPoint())
+        self.scale(factor, factor)
+        shift = self.mapToScene(about.toPoint()) - before
+        self.translate(shift.x(), shift.y())
+        self._fit = False
+
+    def pan_by(self, delta: QPointF) -> None:
+        """Move the view's content by ``delta`` viewport pixels."""
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - round(delta.x()))
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() - round(delta.y()))
+
+    # ----- events -----------------------------------------------------------------------
+    def _pointer(self, event: QMouseEvent) -> Pointer:
+        view = event.position()
+        return Pointer(self.mapToScene(view.toPoint()), view, event.modifiers())
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        button = event.button()
+        if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and self._space):
+            self._pan_from = event.position()
+            self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+        elif button == Qt.MouseButton.LeftButton:
+            self._tools[self._tool_name].press(self._pointer(event))
+        else:
+            super().mousePressEvent(event)
+            return
+        event.accept()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        pointer = self._pointer(event)
+        self.cursor_moved.emit(pointer.scene.x(), pointer.scene.y())
+        if self._pan_from is not None:
+            self.pan_by(event.position() - self._pan_from)
+            self._pan_from = event.position()
+        else:
+            self._tools[self._tool_name].move(pointer)
+        event.accept()
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._pan_from is not None:
+            self._pan_from = None
+            self.viewport().setCursor(self._tools[self._tool_name].cursor)
+        elif event.button() == Qt.MouseButton.LeftButton:
+            self._tools[self._tool_name].release(self._pointer(event))
+        else:
+            super().mouseReleaseEvent(event)
+            return
+        event.accept()
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self._pan_from is None:
+            self._tools[self._tool_name].double_click(self._pointer(event))
+            event.accept()
+        else:
+            super().mouseDoubleClickEvent(event)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        """Wheel zooms about the cursor; Ctrl+wheel sizes the brush."""
+        delta = event.angleDelta().y()
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.step_brush(1 if delta > 0 else -1 if delta < 0 else 0)
+        elif delta:
+            self._zoom(WHEEL_ZOOM ** delta, event.position())
+        event.accept()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if self._tools[self._tool_name].key(event):
+            event.accept()
+        elif event.key() == Qt.Key.Key_BracketRight:
+            self.step_brush(1)
+        elif event.key() == Qt.Key.Key_BracketLeft:
+            self.step_brush(-1)
+        elif event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = True
+        else:
+            super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self._space = False
+        super().keyReleaseEvent(event)
+
+    def leaveEvent(self, event: QEvent) -> None:
+        self._cursor.hide()
+        super().leaveEvent(event)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self._fit:
+            self.zoom_fit()

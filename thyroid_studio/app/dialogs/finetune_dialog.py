@@ -1,0 +1,155 @@
+"""Model > Retrain / fine-tune: ``engine.finetuning.finetune`` in a separate process, its loss and
+validation Dice plotted live, cancel, and at the end the before/after table and the choice to activate
+the new checkpoint or keep the current one (the old checkpoint is never touched: rollback stays possible)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QProgressBar, QPushButton, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
+
+from ..workers import ProcessWorker, run_finetune
+
+TABLE_ROWS = (("held_out", "Held-out corrected frames"), ("original_validation", "Original validation"))
+
+
+class FinetuneDialog(QDialog):
+    """Runs one fine-tuning when :meth:`start` is called; ``activate_requested(path)`` if the user
+    chooses the new model."""
+
+    activate_requested = Signal(object)  # Path of the new checkpoint
+
+    def __init__(self, dataset: Path, base: Path, parent: QWidget | None = None, **options: Any) -> None:
+        """``options`` are further ``FinetuneConfig`` fields (epochs, batch, lr, out, device...)."""
+        super().__init__(parent)
+        self.setWindowTitle("Fine-tune model")
+        self.resize(620, 560)
+        self.result: dict[str, Any] | None = None
+        self.worker = ProcessWorker(run_finetune, {"source": str(base), "nodules": str(dataset), **options}, self)
+        self.worker.progress.connect(self._progress)
+        self.worker.done.connect(self._done)
+        self.worker.failed.connect(self._failed)
+
+        self.heading = QLabel(f"Fine-tuning {base.stem} on the corrected labels in {dataset}", self)
+        self.heading.setWordWrap(True)
+        self.bar = QProgressBar(self)
+        self.status = QLabel("Starting the training process…", self)
+        self.loss_plot = pg.PlotWidget(self, title="Training loss")
+        self.loss_plot.setLabel("bottom", "epoch")
+        self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#e53935", width=1.5))
+        self.dice_plot = pg.PlotWidget(self, title="Validation Dice (held-out corrected frames)")
+        self.dice_plot.setLabel("bottom", "epoch")
+        self.dice_curve = self.dice_plot.plot([], [], pen=pg.mkPen("#43a047", width=2), symbol="o", symbolBrush="#43a047")
+        self.table = QTableWidget(0, 4, self)
+        self.table.setHorizontalHeaderLabels(["frames", "Dice before", "Dice after", "change"])
+        self.table.hide()
+        self.buttons = QDialogButtonBox(self)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.activate_button = QPushButton("Activate new model", self)
+        self.keep_button = QPushButton("Keep current model", self)
+        self.buttons.addButton(self.cancel_button, QDialogButtonBox.ButtonRole.RejectRole)
+        self.buttons.addButton(self.activate_button, QDialogButtonBox.ButtonRole.AcceptRole)
+        self.buttons.addButton(self.keep_button, QDialogButtonBox.ButtonRole.RejectRole)
+        self.activate_button.hide()
+        self.keep_button.hide()
+        self.cancel_button.clicked.connect(self.cancel)
+        self.activate_button.clicked.connect(self._activate)
+        self.keep_button.clicked.connect(self.accept)
+        layout = QVBoxLayout(self)
+        for widget in (self.heading, self.bar, self.status, self.loss_plot, self.dice_plot, self.table, self.buttons):
+            layout.addWidget(widget)
+        self._loss: tuple[list[float], list[float]] = ([], [])
+        self._dice: tuple[list[float], list[float]] = ([], [])
+        self._epochs = options.get("epochs", 0)
+
+    def start(self) -> None:
+        self.worker.start()
+
+    def cancel(self) -> None:
+        """Ask the process to stop (nothing is written); once finished, closes."""
+        if self.worker.is_running():
+            self.worker.cancel()
+            self.status.setText("Cancelling…")
+            self.cancel_button.setEnabled(False)
+        else:
+            self.reject()
+
+    def reject(self) -> None:
+        if self.worker.is_running():
+            self.cancel()
+        else:
+            super().reject()
+
+    def _progress(self, info: dict[str, Any]) -> None:
+        stage = info.get("stage")
+        if stage == "train":
+            self._epochs = info["epochs"]
+            x = info["epoch"] - 1 + info["step"] / max(info["steps"], 1)
+            self._loss[0].append(x)
+            self._loss[1].append(info["loss"])
+            self.loss_curve.setData(*self._loss)
+            self.bar.setRange(0, info["epochs"] * info["steps"])
+            self.bar.setValue((info["epoch"] - 1) * info["steps"] + info["step"])
+            self.status.setText(f"Epoch {info['epoch']}/{info['epochs']} · step {info['step']}/{info['steps']} · "
+                                f"loss {info['loss']:.4f}")
+        elif stage == "evaluate":
+            self.status.setText(f"Measuring Dice {info.get('when', '')} fine-tuning…")
+        for key in ("dice", "val_dice"):  # a per-epoch validation score, when the trainer reports one
+            if isinstance(info.get(key), (int, float)):
+                self._add_dice(info.get("epoch", 0), info[key])
+
+    def _add_dice(self, epoch: float, dice: float) -> None:
+        self._dice[0].append(epoch)
+        self._dice[1].append(dice)
+        self.dice_curve.setData(*self._dice)
+
+    def _done(self, result: dict[str, Any]) -> None:
+        self.result = result
+        self.cancel_button.setText("Close")
+        self.cancel_button.setEnabled(True)
+        if result["status"] != "finished":
+            self.status.setText("Cancelled: no new model was written; the current one stays active.")
+            return
+        held = result["table"].get("held_out")
+        if held is not None:
+            self._add_dice(0, held["before"]["dice"])
+            self._add_dice(self._epochs, held["after"]["dice"])
+        self._fill_table(result["table"])
+        self.status.setText(f"Done in {result['seconds']:.0f} s: {Path(result['checkpoint']).name}. "
+                            "Activate it, or keep the current model (both stay in Model > Choose models).")
+        self.cancel_button.hide()
+        self.activate_button.show()
+        self.keep_button.show()
+
+    def _fill_table(self, table: dict[str, Any]) -> None:
+        rows = [(title, table[key]) for key, title in TABLE_ROWS if table.get(key)]
+        self.table.setRowCount(len(rows))
+        self.table.setVerticalHeaderLabels([title for title, _ in rows])
+        for r, (_, row) in enumerate(rows):
+            before, after = row["before"]["dice"], row["after"]["dice"]
+            cells = (str(row["n"]), f"{before:.4f}", f"{after:.4f}", f"{100 * (after - before):+.2f} pt")
+            for c, text in enumerate(cells):
+                self.table.setItem(r, c, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+        self.table.show()
+
+    def _failed(self, message: str) -> None:
+        self.result = {"status": "failed", "message": message}
+        self.status.setText(f"Failed: {message.splitlines()[0]}")
+        self.status.setToolTip(message)
+        self.cancel_button.setText("Close")
+        self.cancel_button.setEnabled(True)
+
+    def _activate(self) -> None:
+        self.activate_requested.emit(Path(self.result["checkpoint"]))
+        self.accept()
+
+    def closeEvent(self, event) -> None:
+        if self.worker.is_running():
+            self.cancel()
+            event.ignore()
+        else:
+            super().closeEvent(event)

@@ -1,0 +1,49 @@
+"""``thyroid-studio [FILE_OR_FOLDER ...]``: start the desktop app on the given frames, or on the bundled
+real sample frames when none are given."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .. import __version__
+
+SAMPLES = Path(__file__).resolve().parents[2] / "resources" / "samples" / "image"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="thyroid-studio", description="Thyroid Studio desktop app. "
+                                     "For research, not diagnosis.")
+    parser.add_argument("paths", nargs="*", type=Path, metavar="FILE_OR_FOLDER",
+                        help="images, DICOM, video or folders to open (default: the bundled sample frames)")
+    parser.add_argument("--version", action="version", version=f"thyroid-studio {__version__}")
+    return parser.parse_args(argv)
+
+
+def open_window(paths: list[Path]):
+    """A shown main window on ``paths`` (the bundled samples when empty), offering crash recovery.
+    Needs a QApplication."""
+    from .main_window import MainWindow
+
+    window = MainWindow()
+    window.show()
+    paths = paths or ([SAMPLES] if SAMPLES.is_dir() else [])
+    for path in paths:
+        if not path.exists():
+            window.statusBar().showMessage(f"{path}: no such file or folder", 10000)
+    window.open_paths([p for p in paths if p.exists()])
+    window.offer_recovery()
+    return window
+
+
+def launch_app(argv: list[str] | None = None) -> int:
+    """Create the QApplication and the main window on the given inputs; run until the window closes."""
+    args = parse_args(sys.argv[1:] if argv is None else list(argv))
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("Thyroid Studio")
+    app.setOrganizationName("thyroid-studio")
+    app.setApplicationVersion(__version__)
+    window = open_window(args.paths)  # noqa: F841  (kept alive while the loop runs)
+    return app.exec()

@@ -1,0 +1,1 @@
+"""Dockable panels beside the canvas: one file per panel."""
