@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox, QTextBrowser
 
 from thyroid_studio.app.autosave import Autosave
+from thyroid_studio.app.dialogs.about_dialog import AboutDialog
+from thyroid_studio.app.dialogs.models_dialog import ModelsDialog, chosen_models
 from thyroid_studio.app.launch import parse_args
 from thyroid_studio.app.main_window import MainWindow
 from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
@@ -139,7 +141,9 @@ def test_accept_clean_and_save_writes_tn3k_png_and_record(qtbot, window, tmp_pat
     window.settings.setValue("dataset/folder", str(dataset))
     row = open_and_wait(qtbot, window)
     entry = window.worklist[row]
-    entry.predictions["trfe"].nodule_mask[100:140, 200:260] = True  # make the proposal non-empty
+    proposal = entry.predictions["trfe"].nodule_mask  # untrained weights: make the proposal known
+    proposal[:] = False
+    proposal[100:140, 200:260] = True
     qtbot.keyClick(window.canvas, Qt.Key.Key_A)  # Accept TRFE-Net mask as label
     assert np.array_equal(window.canvas.label(), entry.predictions["trfe"].nodule_mask)
     qtbot.keyClick(window.canvas, Qt.Key.Key_H)  # fill holes (undoable command)
@@ -179,7 +183,7 @@ def test_drag_and_drop_opens_a_file(qtbot, window):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(SAMPLE))])
     pos = QPointF(200, 200)
-    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, LEFT, Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime, LEFT, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
     drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, LEFT, Qt.KeyboardModifier.NoModifier)
@@ -221,13 +225,13 @@ def corrected(tmp_path) -> Path:
 
 @pytest.mark.slow
 def test_finetune_dialog_runs_and_activates_the_new_model(qtbot, window, models, corrected, tmp_path):
-    dialog = window.run_finetune(corrected, models["trfe"], epochs=2, batch=2, replay_ratio=0.0, device="cpu")
+    dialog = window.run_finetune(corrected, models["trfe"], epochs=1, batch=2, replay_ratio=0.0, device="cpu")
     qtbot.waitUntil(lambda: dialog.result is not None, timeout=120000)
     assert dialog.result["status"] == "finished", dialog.result
     new = Path(dialog.result["checkpoint"])
     assert new.is_file() and new.parent == tmp_path / "home" / "models"
     assert dialog.table.isVisible() and dialog.table.rowCount() >= 1
-    assert len(dialog.loss_curve.xData) >= 2
+    assert len(dialog.loss_curve.xData) >= 2  # one point per step
     qtbot.mouseClick(dialog.activate_button, LEFT)
     assert window.settings.value("models/trfe") == str(new)
     assert models["trfe"].is_file()  # the old model stays available (rollback)
@@ -246,3 +250,35 @@ def test_finetune_dialog_can_be_cancelled(qtbot, window, models, corrected):
 def test_command_line_arguments():
     assert parse_args([]).paths == []
     assert parse_args(["a.png", "folder"]).paths == [Path("a.png"), Path("folder")]
+
+
+def test_about_dialog_and_model_choice(qtbot, window, models):
+    about = AboutDialog(window)
+    qtbot.addWidget(about)
+    pages = [browser.toPlainText() for browser in about.findChildren(QTextBrowser)]
+    assert any("For research, not diagnosis" in p and "SPIE 9287" in p and "ISBI 2021" in p for p in pages)
+    assert len(pages) == 3  # about + one card per model
+
+    assert chosen_models(window.settings) == models
+    dialog = ModelsDialog(window.settings, window)
+    qtbot.addWidget(dialog)
+    dialog.combos["unet"].setCurrentIndex(dialog.combos["unet"].findData(str(models["trfe"])))
+    dialog.accept()
+    assert chosen_models(window.settings)["unet"] == models["trfe"]
+
+
+def test_video_frames_are_listed_and_stepped_with_arrow_keys(qtbot, window, tmp_path):
+    video = tmp_path / "cine.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 64))
+    for i in range(4):
+        writer.write(np.full((64, 96, 3), 40 * i, np.uint8))
+    writer.release()
+    window.open_paths([video])
+    assert [e.name for e in window.worklist.entries] == [f"cine_f{i:04d}" for i in range(4)]
+    assert window.current == 0
+    for expected in (1, 2, 3, 3):
+        qtbot.keyClick(window.canvas, Qt.Key.Key_Right)
+        assert window.current == expected
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Left)
+    assert window.current == 2 and "frame 3/4" in window.windowTitle()
+    qtbot.waitUntil(lambda: len(window.worklist[2].predictions) == 2, timeout=20000)

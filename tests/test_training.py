@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from thyroid_studio.engine.augment import HorizontalFlip, build_augmentation
-from thyroid_studio.engine.checkpoint import ModelMeta, load_checkpoint, read_meta, save_checkpoint
+from thyroid_studio.engine.checkpoint import ModelMeta, load_checkpoint, read_meta
 from thyroid_studio.engine.datasets import open_dataset
 from thyroid_studio.engine.finetuning import FinetuneConfig, finetune, format_table
 from thyroid_studio.engine.inference import Segmenter

@@ -2,6 +2,7 @@
 models, once the TRFE-Net and U-Net contours are shown.
 
     .venv/bin/python tools/make_screenshot.py [--out docs/screenshot.png] [--frame 1.png]
+                                              [--trfe CHECKPOINT] [--unet CHECKPOINT]
 
 Uses clean settings and an empty autosave folder, so no question dialog can block it. Prints which
 checkpoints drew the contours.
@@ -24,8 +25,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from thyroid_studio.app.autosave import Autosave  # noqa: E402
 from thyroid_studio.app.dialogs.models_dialog import chosen_models  # noqa: E402
-from thyroid_studio.app.launch import SAMPLES  # noqa: E402
-from thyroid_studio.app.main_window import MainWindow  # noqa: E402
+from thyroid_studio.app.launch import SAMPLES, open_window  # noqa: E402
 
 
 def main() -> int:
@@ -33,27 +33,31 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshot.png")
     parser.add_argument("--frame", default="1.png", help="sample frame to show (file name in resources/samples/image)")
     parser.add_argument("--size", default="1400x860", help="window size WxH")
+    parser.add_argument("--trfe", type=Path, help="checkpoint for the red contour (default: the shipped default)")
+    parser.add_argument("--unet", type=Path, help="checkpoint for the yellow contour (default: the shipped default)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the contours")
     args = parser.parse_args()
 
     app = QApplication([sys.argv[0]])
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
+        for role in ("trfe", "unet"):
+            if getattr(args, role) is not None:
+                settings.setValue(f"models/{role}", str(getattr(args, role).resolve()))
         models = chosen_models(settings)
         print("models:", {role: str(path) if path else None for role, path in models.items()})
         if not all(models.values()):
             print("error: no checkpoint for every contour colour (models/defaults.json missing?)", file=sys.stderr)
             return 1
-        window = MainWindow(settings=settings, autosave=Autosave(Path(tmp) / "autosave"))
+        window = open_window([SAMPLES], settings, Autosave(Path(tmp) / "autosave"))
         width, height = (int(v) for v in args.size.split("x"))
         window.resize(width, height)
-        window.show()
-        window.open_paths([SAMPLES])
         row = window.worklist.row_of(SAMPLES / args.frame)
         if row is None:
             print(f"error: no sample {args.frame} in {SAMPLES}", file=sys.stderr)
             return 1
         window.show_row(row)
+        window.layers_panel.rows["label"].filled.setChecked(False)  # outlines only, as in the paper's Fig. 1
         deadline = time.monotonic() + args.timeout
         while len(window.worklist[row].predictions) < 2 and time.monotonic() < deadline:
             app.processEvents()

@@ -31,6 +31,7 @@ class FrameListModel(QAbstractListModel):
         super().__init__(parent)
         self.worklist = worklist
         self._thumbs: dict[tuple[str, int], QIcon] = {}
+        self._decoded_row: int | None = None
         worklist.subscribe(self)
 
     # worklist listener
@@ -70,7 +71,7 @@ class FrameListModel(QAbstractListModel):
         entry = self.worklist[row]
         icon = self._thumbs.get(entry.key)
         if icon is None:
-            if entry.count > 1 and row != getattr(self, "_decoded_row", None):
+            if entry.count > 1 and row != self._decoded_row:
                 return None
             try:
                 gray = self.worklist.frame(row).gray()

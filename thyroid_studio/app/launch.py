@@ -20,12 +20,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def open_window(paths: list[Path]):
+def open_window(paths: list[Path], settings=None, autosave=None):
     """A shown main window on ``paths`` (the bundled samples when empty), offering crash recovery.
-    Needs a QApplication."""
+    Needs a QApplication; ``settings`` (QSettings) and ``autosave`` default to the user's."""
     from .main_window import MainWindow
+    from .workers import leave_a_core_for_the_gui
 
-    window = MainWindow()
+    leave_a_core_for_the_gui()
+    window = MainWindow(settings, autosave)
     window.show()
     paths = paths or ([SAMPLES] if SAMPLES.is_dir() else [])
     for path in paths:
@@ -45,5 +47,6 @@ def launch_app(argv: list[str] | None = None) -> int:
     app.setApplicationName("Thyroid Studio")
     app.setOrganizationName("thyroid-studio")
     app.setApplicationVersion(__version__)
-    window = open_window(args.paths)  # noqa: F841  (kept alive while the loop runs)
+    window = open_window(args.paths)  # referenced until the event loop ends
+    window.raise_()
     return app.exec()

@@ -1,5 +1,6 @@
 """The main window: wiring of actions, docks, the canvas and the workers. No business logic here:
-frame states and saving live in ``engine.worklist``, editing in the canvas, work in ``workers``."""
+frame states live in ``engine.worklist``, keeping labels in ``saving``, editing in the canvas,
+work off the GUI thread in ``workers``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +10,6 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget)
 
-from ..engine.datasets import DatasetError, DatasetWriter
 from ..engine.frames import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameReadError
 from ..engine.worklist import ROLES, Worklist, cleaned
 from .autosave import Autosave
@@ -21,6 +21,7 @@ from .dialogs.models_dialog import ModelsDialog, chosen_models
 from .frame_list import FrameListModel, FrameListView
 from .panels.layers_panel import LayersPanel
 from .panels.measurements_panel import MeasurementsPanel
+from .saving import LabelKeeper
 from .workers import InferenceWorker
 
 SYNC_MS = 40  # label -> worklist/measurements at most this often while painting
@@ -39,8 +40,9 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.resize(1280, 800)
         self.settings = settings if settings is not None else QSettings("thyroid-studio", "Thyroid Studio")
-        self.autosave = autosave if autosave is not None else Autosave()
         self.worklist = Worklist()
+        self.keeper = LabelKeeper(self, self.worklist, self.settings, autosave or Autosave(), self._discarded,
+                                  lambda text: self.statusBar().showMessage(text, 6000))
         self.current: int | None = None
 
         self.canvas = Canvas(self)
@@ -58,16 +60,17 @@ class MainWindow(QMainWindow):
         self.inference.result.connect(self._prediction)
         self.inference.failed.connect(self._prediction_failed)
         self.inference.busy.connect(lambda busy: self.busy_label.setText("Segmenting…" if busy else ""))
-        self.inference.set_models(chosen_models(self.settings))
         self.inference.start()
 
         self._sync_timer = QTimer(self, singleShot=True, interval=SYNC_MS, timeout=self._sync_label)
-        self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_MS, timeout=self._autosave)
+        self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
+        self._autosave_timer.timeout.connect(self.keeper.autosave_all)
         self.canvas.label_changed.connect(self._sync_timer.start)
         self.canvas.stroke_finished.connect(self._sync_label)
         self.canvas.cursor_moved.connect(lambda x, y: self.cursor_label.setText(f"x {int(x)}  y {int(y)}"))
         self._build_status_bar()
         self._build_menus()
+        self._apply_models()
 
     # ------------------------------------------------------------ construction
 
@@ -100,8 +103,8 @@ class MainWindow(QMainWindow):
         a(file, "&Open files…", self._open_files_dialog, Key.Open)
         a(file, "Open &folder…", self._open_folder_dialog, "Ctrl+Shift+O")
         file.addSeparator()
-        self.save_action = a(file, "&Save label to dataset", self.save_current, Key.Save)
-        a(file, "Choose &dataset folder…", self._choose_dataset_folder)
+        a(file, "&Save label to dataset", self.save_current, Key.Save)
+        a(file, "Choose &dataset folder…", lambda: self.keeper.dataset_folder(ask=True))
         file.addSeparator()
         a(file, "&Quit", self.close, Key.Quit)
 
@@ -166,7 +169,7 @@ class MainWindow(QMainWindow):
         if row == self.current or not 0 <= row < len(self.worklist):
             return row == self.current
         self._sync_label()
-        if self.current is not None and not self._resolve_unsaved([self.current]):
+        if self.current is not None and not self.keeper.resolve_unsaved([self.current]):
             self.frame_view.setCurrentIndex(self.frames_model.index(self.current))
             return False
         try:
@@ -271,105 +274,39 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------ saving, autosave, unsaved edits
 
-    def _dataset_folder(self, ask: bool = False) -> Path | None:
-        folder = self.settings.value("dataset/folder", "", str)
-        if ask or not folder:
-            folder = QFileDialog.getExistingDirectory(self, "Dataset folder for saved labels (TN3K layout)", folder)
-            if not folder:
-                return None
-            self.settings.setValue("dataset/folder", folder)
-        return Path(folder)
-
-    def _choose_dataset_folder(self) -> None:
-        self._dataset_folder(ask=True)
-
     def save_current(self) -> bool:
         self._sync_label()
-        return self.current is not None and self._save_rows([self.current])
-
-    def _save_rows(self, rows: list[int]) -> bool:
-        folder = self._dataset_folder()
-        if folder is None:
-            return False
-        try:
-            writer = DatasetWriter(folder)
-            for row in rows:
-                sample = self.worklist.save(row, writer)
-                entry = self.worklist[row]
-                self.autosave.remove(entry.source, entry.index)
-                self.statusBar().showMessage(f"Saved {entry.name} as {sample.key} in {folder}", 6000)
-        except (DatasetError, OSError, ValueError) as exc:
-            QMessageBox.critical(self, "Could not save", str(exc))
-            return False
-        return True
+        return self.current is not None and self.keeper.save([self.current])
 
     def _discard_current(self) -> None:
         if self.current is not None:
             self._sync_label()
-            self._discard([self.current])
+            self.keeper.discard([self.current])
 
-    def _discard(self, rows: list[int]) -> None:
-        """Labels back to their baseline (the shown one too, as an undoable command)."""
-        for row in rows:
-            entry = self.worklist[row]
-            self.worklist.discard(row)
-            self.autosave.remove(entry.source, entry.index)
-            if row == self.current:
-                self.canvas.set_label(entry.current_label(self.canvas.label().shape), "Discard unsaved edits")
-
-    def _resolve_unsaved(self, rows: list[int]) -> bool:
-        """Ask Save / Discard / Cancel for unsaved labels among ``rows``; False means stay (cancelled)."""
-        rows = [row for row in rows if self.worklist[row].unsaved]
-        if not rows:
-            return True
-        names = ", ".join(self.worklist[row].name for row in rows[:5]) + ("…" if len(rows) > 5 else "")
-        buttons = QMessageBox.StandardButton
-        answer = QMessageBox.question(
-            self, "Unsaved label", f"The label of {names} has unsaved edits. Save it to the dataset?",
-            buttons.Save | buttons.Discard | buttons.Cancel, buttons.Save)
-        if answer == buttons.Save:
-            return self._save_rows(rows)
-        if answer == buttons.Discard:
-            self._discard(rows)
-            return True
-        return False
-
-    def _autosave(self) -> None:
-        for row, entry in enumerate(self.worklist.entries):
-            if entry.unsaved:
-                self.autosave.store(entry.source, entry.index, entry.label, entry.proposed_by)
-            else:
-                self.autosave.remove(entry.source, entry.index)
+    def _discarded(self, row: int) -> None:
+        """The shown label goes back to its baseline as an undoable command."""
+        if row == self.current:
+            label = self.worklist[row].current_label(self.canvas.label().shape)
+            self.canvas.set_label(label, "Discard unsaved edits")
 
     def offer_recovery(self) -> None:
-        """After a crash: offer the labels autosaved by the last session."""
-        pending = self.autosave.pending()
-        if not pending:
-            return
-        buttons = QMessageBox.StandardButton
-        answer = QMessageBox.question(
-            self, "Recover unsaved labels", f"{len(pending)} unsaved label(s) from the last session were kept. "
-            "Recover them?", buttons.Yes | buttons.No, buttons.Yes)
-        if answer != buttons.Yes:
-            self.autosave.clear()
-            return
-        self.worklist.add(dict.fromkeys(item.source for item in pending))
-        for item in pending:
-            row = self.worklist.row_of(item.source, item.index)
-            if row is not None:
-                self.worklist.set_label(row, item.label)
-                self.worklist[row].proposed_by = item.proposed_by
-        first = self.worklist.row_of(pending[0].source, pending[0].index)
-        if first is not None:
-            self._sync_label()
+        """After a crash: offer the labels autosaved by the last session, and show the first."""
+        self._sync_label()
+        row = self.keeper.recover()
+        if row is not None:
             self.current = None  # reload even if it is the frame shown
-            self.show_row(first)
+            self.show_row(row)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._sync_label()
-        if not self._resolve_unsaved(self.worklist.unsaved_rows()):
+        if not self.keeper.resolve_unsaved(self.worklist.unsaved_rows()):
             event.ignore()
             return
+        for batch in self.findChildren(BatchDialog):
+            batch.worker.cancel()
+            batch.worker.wait()
+        for finetune in self.findChildren(FinetuneDialog):
+            finetune.worker.kill()
         self.inference.stop()
         event.accept()
 
@@ -408,9 +345,16 @@ class MainWindow(QMainWindow):
             self.settings.remove(f"models/{role}")
         self.models_changed()
 
+    def _apply_models(self) -> None:
+        models = chosen_models(self.settings)
+        self.inference.set_models(models)
+        missing = [ROLE_NAMES[role] for role, path in models.items() if path is None]
+        if missing:
+            self.statusBar().showMessage(f"No {' or '.join(missing)} model found: Model > Choose models…")
+
     def models_changed(self) -> None:
         """New model choice: forget predictions and segment the shown frame again."""
-        self.inference.set_models(chosen_models(self.settings))
+        self._apply_models()
         self.worklist.clear_predictions()
         if self.current is not None:
             self._sync_label()
@@ -418,7 +362,7 @@ class MainWindow(QMainWindow):
             self.show_row(row)
 
     def _finetune(self) -> None:
-        folder = self._dataset_folder()
+        folder = self.keeper.dataset_folder()
         base = chosen_models(self.settings)["trfe"]
         if folder is None or base is None:
             return

@@ -24,7 +24,7 @@ from . import geometry
 from .datasets import DatasetWriter, find_mask, read_mask
 from .frames import IMAGE_EXTENSIONS, Frame, FrameReadError, count_frames, find_inputs, read_frame
 from .inference import Segmentation
-from .metrics import binary_metrics
+from .metrics import confusion, overlap_metrics
 
 ROLES = ("trfe", "unet")  # red, yellow
 _FRAME_CACHE = 8  # decoded frames kept in memory (cine stepping back and forth)
@@ -225,7 +225,7 @@ class Worklist:
         for role in ROLES:
             result = entry.predictions.get(role)
             ok = result is not None and entry.ground_truth is not None
-            out[role] = binary_metrics(result.nodule_mask, entry.ground_truth)["dice"] if ok else None
+            out[role] = _dice(result.nodule_mask, entry.ground_truth) if ok else None
         return out
 
     def record(self, row: int) -> dict[str, Any]:
@@ -234,7 +234,7 @@ class Worklist:
         entry = self.entries[row]
         label = entry.current_label()
         change = {
-            entry.models.get(role, role): round(float(binary_metrics(result.nodule_mask, label)["dice"]), 4)
+            entry.models.get(role, role): round(_dice(result.nodule_mask, label), 4)
             for role, result in entry.predictions.items()
         }
         return {
@@ -280,6 +280,11 @@ def cleaned(mask: np.ndarray, operation: str) -> np.ndarray:
     if operation == "clear":
         return np.zeros_like(mask, bool)
     raise ValueError(f"unknown clean-up {operation!r}")
+
+
+def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Dice only (no distances: cheap enough to refresh while painting); 1 when both are empty."""
+    return float(overlap_metrics(*confusion(pred, truth))["dice"])
 
 
 def _ground_truth(source: Path) -> np.ndarray | None:

@@ -39,7 +39,7 @@ def chosen_models(settings: QSettings) -> dict[str, Path | None]:
 
 def describe(entry: ModelEntry) -> str:
     meta = entry.meta
-    dice = meta.metrics.get("dice") if isinstance(meta.metrics, dict) else None
+    dice = (meta.metrics.get("nodule") or {}).get("dice")
     score = f", val Dice {dice:.3f}" if isinstance(dice, (int, float)) else ""
     where = "shipped" if entry.shipped else "yours"
     return f"{meta.name or entry.path.stem} ({meta.arch}, {where}, {meta.created}{score})"
