@@ -57,7 +57,6 @@ def main() -> int:
             print(f"error: no sample {args.frame} in {SAMPLES}", file=sys.stderr)
             return 1
         window.show_row(row)
-        window.layers_panel.rows["label"].filled.setChecked(False)  # outlines only, as in the paper's Fig. 1
         deadline = time.monotonic() + args.timeout
         while len(window.worklist[row].predictions) < 2 and time.monotonic() < deadline:
             app.processEvents()

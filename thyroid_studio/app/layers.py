@@ -40,7 +40,7 @@ class LayerSpec:
 
 
 SPECS: dict[str, LayerSpec] = {
-    "label": LayerSpec("Label / ground truth", (0, 255, 0), 1.0, 4, True, 1.0),
+    "label": LayerSpec("Label / ground truth", (0, 255, 0), 2.0, 4, False, 1.0),
     "trfe": LayerSpec("TRFE-Net", (255, 0, 0), 2.0, 3, False, 1.0),
     "unet": LayerSpec("U-Net", (255, 255, 0), 2.0, 2, False, 1.0),
     "gland": LayerSpec("Thyroid gland", (0, 200, 255), 1.0, 1, False, 0.6),

@@ -449,7 +449,8 @@ def train(config: TrainConfig, progress: Progress | None = None, should_stop: Sh
             dist.destroy_process_group()
 
 
-def _train(config, progress, should_stop, show_bar, rank, world, device, run_dir) -> TrainResult:
+def _train(config: TrainConfig, progress: Progress | None, should_stop: ShouldStop | None, show_bar: bool,
+           rank: int, world: int, device: torch.device, run_dir: Path) -> TrainResult:
     main = rank == 0
     state_path = run_dir / "state_last.pt"
     torch.manual_seed(config.seed)
