@@ -61,3 +61,13 @@ def test_weights_that_do_not_fit_the_architecture(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "m.pt", build_model("unet", width=4), ModelMeta(arch="trfe-a", width=4))
     with pytest.raises(CheckpointError, match="do not match a trfe-a"):
         load_checkpoint(path)
+
+
+def test_saved_file_gets_ordinary_permissions(tmp_path: Path) -> None:
+    """Temporary files are created 0600; the renamed checkpoint must be readable like any file the user writes."""
+    import os
+
+    _, path = _saved(tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
