@@ -232,6 +232,7 @@ def test_finetune_dialog_runs_and_activates_the_new_model(qtbot, window, models,
     assert new.is_file() and new.parent == tmp_path / "home" / "models"
     assert dialog.table.isVisible() and dialog.table.rowCount() >= 1
     assert len(dialog.loss_curve.xData) >= 2  # one point per step
+    assert list(dialog.dice_curve.xData) == [0, 1]  # held-out Dice before and after the one epoch
     qtbot.mouseClick(dialog.activate_button, LEFT)
     assert window.settings.value("models/trfe") == str(new)
     assert models["trfe"].is_file()  # the old model stays available (rollback)

@@ -238,6 +238,11 @@ def test_finetune_writes_a_new_checkpoint_and_leaves_the_source_alone(synthetic,
     assert set(result.table) == {"held_out", "original_validation"}
     assert "original validation" in format_table(result.table)
     assert any(e["stage"] == "train" for e in events)
+    # The held-out Dice before fine-tuning and after each of the 2 epochs, for the dialog's live curve.
+    held_out = [e for e in events if e["stage"] == "validate"]
+    assert [e["epoch"] for e in held_out] == [0, 1, 2]
+    assert held_out[0]["dice"] == result.table["held_out"]["before"]["dice"]
+    assert held_out[-1]["dice"] == result.table["held_out"]["after"]["dice"]
     for target in (source, out):
         with pytest.raises((ValueError, FileExistsError)):
             finetune(FinetuneConfig(str(source), str(corrected), out=str(target), epochs=1, device="cpu"))

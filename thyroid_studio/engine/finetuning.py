@@ -123,6 +123,12 @@ def _score(model: nn.Module, meta: ModelMeta, frames: FrameSet | None, device: t
     return validation_metrics(evaluate(model, meta, frames, "nodule", device).summary())
 
 
+def _report_held_out(report: Progress, scores: dict[str, Any] | None, epoch: int, epochs: int) -> None:
+    """Tell the caller the held-out Dice after ``epoch`` epochs (0 = before fine-tuning), for a live curve."""
+    if scores is not None:
+        report({"stage": "validate", "epoch": epoch, "epochs": epochs, "dice": scores["dice"]})
+
+
 def _freeze_batchnorm(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -132,7 +138,8 @@ def _freeze_batchnorm(model: nn.Module) -> None:
 def finetune(config: FinetuneConfig, progress: Progress | None = None, should_stop: ShouldStop | None = None) -> FinetuneResult:
     """Fine-tune ``config.source`` on corrected frames; write a new checkpoint and card; report before/after.
 
-    ``progress`` receives {"stage": "evaluate"|"train"|"done", "epoch", "epochs", "step", "steps", "loss"};
+    ``progress`` receives {"stage": "evaluate"|"train"|"validate"|"done", "epoch", "epochs", "step", "steps",
+    "loss"}, and after each epoch (and before the first) "dice" on the held-out corrected frames;
     when ``should_stop()`` turns true nothing is written and the result's status is "stopped".
     """
     started = time.perf_counter()
@@ -158,6 +165,7 @@ def finetune(config: FinetuneConfig, progress: Progress | None = None, should_st
 
     report({"stage": "evaluate", "when": "before"})
     before = {"held_out": _score(model, meta, held, device), "original_validation": _score(model, meta, original_val, device)}
+    _report_held_out(report, before["held_out"], 0, config.epochs)
 
     recipe = (meta.training or {}).get("recipe", {})
     loss_kind = recipe.get("loss", "dice")
@@ -183,10 +191,15 @@ def finetune(config: FinetuneConfig, progress: Progress | None = None, should_st
             optimizer.step()
             report({"stage": "train", "epoch": epoch + 1, "epochs": config.epochs, "step": step + 1, "steps": steps,
                     "loss": float(loss.detach())})
+        if len(held) and epoch + 1 < config.epochs:  # the last epoch is scored below with everything else
+            _report_held_out(report, _score(model.eval(), meta, held, device), epoch + 1, config.epochs)
+            model.train()
+            _freeze_batchnorm(model)
     model.eval()
 
     report({"stage": "evaluate", "when": "after"})
     after = {"held_out": _score(model, meta, held, device), "original_validation": _score(model, meta, original_val, device)}
+    _report_held_out(report, after["held_out"], config.epochs, config.epochs)
     table = {name: {"n": before[name]["n"], "before": before[name], "after": after[name]}
              for name in before if before[name] is not None}
 

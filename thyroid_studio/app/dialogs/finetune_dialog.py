@@ -65,7 +65,6 @@ class FinetuneDialog(QDialog):
             layout.addWidget(widget)
         self._loss: tuple[list[float], list[float]] = ([], [])
         self._dice: tuple[list[float], list[float]] = ([], [])
-        self._epochs = options.get("epochs", 0)
 
     def start(self) -> None:
         self.worker.start()
@@ -88,7 +87,6 @@ class FinetuneDialog(QDialog):
     def _progress(self, info: dict[str, Any]) -> None:
         stage = info.get("stage")
         if stage == "train":
-            self._epochs = info["epochs"]
             x = info["epoch"] - 1 + info["step"] / max(info["steps"], 1)
             self._loss[0].append(x)
             self._loss[1].append(info["loss"])
@@ -99,9 +97,8 @@ class FinetuneDialog(QDialog):
                                 f"loss {info['loss']:.4f}")
         elif stage == "evaluate":
             self.status.setText(f"Measuring Dice {info.get('when', '')} fine-tuning…")
-        for key in ("dice", "val_dice"):  # a per-epoch validation score, when the trainer reports one
-            if isinstance(info.get(key), (int, float)):
-                self._add_dice(info.get("epoch", 0), info[key])
+        elif stage == "validate":
+            self._add_dice(info["epoch"], info["dice"])
 
     def _add_dice(self, epoch: float, dice: float) -> None:
         self._dice[0].append(epoch)
@@ -115,10 +112,6 @@ class FinetuneDialog(QDialog):
         if result["status"] != "finished":
             self.status.setText("Cancelled: no new model was written; the current one stays active.")
             return
-        held = result["table"].get("held_out")
-        if held is not None:
-            self._add_dice(0, held["before"]["dice"])
-            self._add_dice(self._epochs, held["after"]["dice"])
         self._fill_table(result["table"])
         self.status.setText(f"Done in {result['seconds']:.0f} s: {Path(result['checkpoint']).name}. "
                             "Activate it, or keep the current model (both stay in Model > Choose models).")
