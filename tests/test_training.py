@@ -237,6 +237,10 @@ def test_finetune_writes_a_new_checkpoint_and_leaves_the_source_alone(synthetic,
     assert meta.training["split"]["validation_keys"] == ["1", "2", "3"]  # the original split carries over
     assert set(result.table) == {"held_out", "original_validation"}
     assert "original validation" in format_table(result.table)
+    # Only the nodule decoder learns from nodule-only corrections; the encoder and gland branch stay as they were.
+    old_state, new_state = (load_checkpoint(p)[0].state_dict() for p in (source, out))
+    changed = {k.split(".")[0] for k in old_state if not torch.equal(old_state[k], new_state[k])}
+    assert changed == {"nodule_decoder"}
     assert any(e["stage"] == "train" for e in events)
     # The held-out Dice before fine-tuning and after each of the 2 epochs, for the dialog's live curve.
     held_out = [e for e in events if e["stage"] == "validate"]

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replay-ratio", type=float, default=2.0, help="replayed frames per corrected frame (default 2)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--held-fraction", type=float, default=0.25, help="corrected exams held out to measure (default 0.25)")
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr", type=float, default=1e-3, help="SGD learning rate of the nodule decoder (default 1e-3)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")

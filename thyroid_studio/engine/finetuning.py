@@ -44,7 +44,7 @@ class FinetuneConfig:
     replay_ratio: float = 2.0  # replayed frames per corrected frame
     epochs: int = 8
     held_fraction: float = 0.25  # corrected exams held out (last contiguous block) to measure the change
-    lr: float = 1e-4
+    lr: float = 1e-3  # SGD, momentum 0.9, nodule decoder only
     batch: int = 8
     seed: int = 0
     device: str = "auto"
@@ -129,6 +129,21 @@ def _report_held_out(report: Progress, scores: dict[str, Any] | None, epoch: int
         report({"stage": "validate", "epoch": epoch, "epochs": epochs, "dice": scores["dice"]})
 
 
+def _nodule_branch(model: nn.Module) -> list[nn.Parameter]:
+    """Freeze everything but the nodule decoder (and TRFE-Net's prior convolutions) and return its parameters.
+
+    Corrections are nodule labels only: updating the shared encoder or the gland decoder without
+    gland supervision shifts the gland prior and the features every frame depends on, which is
+    where forgetting came from (measured in docs/training.md).
+    """
+    trainable = []
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.startswith(("nodule_decoder.", "prior_convs.")))
+        if parameter.requires_grad:
+            trainable.append(parameter)
+    return trainable
+
+
 def _freeze_batchnorm(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -170,7 +185,7 @@ def finetune(config: FinetuneConfig, progress: Progress | None = None, should_st
     recipe = (meta.training or {}).get("recipe", {})
     loss_kind = recipe.get("loss", "dice")
     augmentation = build_augmentation(recipe.get("augment", "flip"))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=recipe.get("weight_decay", 5e-4))
+    optimizer = torch.optim.SGD(_nodule_branch(model), lr=config.lr, momentum=0.9, weight_decay=recipe.get("weight_decay", 5e-4))
     n_replay = round(config.replay_ratio * len(kept)) if replay is not None and len(replay) else 0
     steps = -(-(len(kept) + n_replay) // config.batch)
     model.train()
@@ -212,7 +227,7 @@ def finetune(config: FinetuneConfig, progress: Progress | None = None, should_st
     training["finetuned_from"] = {"path": str(source.resolve()), "name": meta.name, "version": meta.version, "sha256": source_digest}
     training["held_out_keys"] = held_keys
     training["replay"] = {"ratio": config.replay_ratio, "frames_per_epoch": n_replay}
-    training["recipe"] = {**recipe, "finetune": {"epochs": config.epochs, "lr": config.lr, "optimizer": "adamw",
+    training["recipe"] = {**recipe, "finetune": {"epochs": config.epochs, "lr": config.lr, "optimizer": "sgd", "trained": "nodule decoder",
                                                  "batch": config.batch, "batchnorm": "frozen", "seed": config.seed,
                                                  "corrected_frames": len(kept), "held_out_frames": len(held)}}
     training["source_command"] = training.get("command", "")

@@ -1,0 +1,47 @@
+"""Ship a finished training run: its best checkpoint into models/ (float16 storage) with its card,
+named in models/defaults.json for a contour role, and its curves copied to docs/runs/<name>/.
+
+    python tools/ship_model.py runs/trfe-a-w8-e24 --role trfe --name trfe-a-w8
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from thyroid_studio.engine.checkpoint import load_checkpoint, save_checkpoint
+from thyroid_studio.engine.files import write_text_atomic
+from thyroid_studio.engine.model_card import write_model_card
+from thyroid_studio.engine.model_library import ROLES, shipped_dir
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_FILES = ("metrics.jsonl", "progress.png", "config.json", "env.json", "data.json")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="a finished run folder (thyroid-studio train --out)")
+    parser.add_argument("--role", choices=ROLES, required=True, help="the contour colour it serves")
+    parser.add_argument("--name", required=True, help="file stem in models/")
+    args = parser.parse_args()
+
+    model, meta = load_checkpoint(args.run / "checkpoint_best.pt")
+    meta.name = args.name
+    target = save_checkpoint(shipped_dir() / f"{args.name}.pt", model, meta, half=True)
+    write_model_card(target, meta)
+
+    defaults_path = shipped_dir() / "defaults.json"
+    defaults = json.loads(defaults_path.read_text()) if defaults_path.is_file() else {}
+    write_text_atomic(defaults_path, json.dumps({**defaults, args.role: target.name}, indent=2) + "\n")
+
+    docs = REPO / "docs" / "runs" / args.name
+    docs.mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:
+        shutil.copy(args.run / name, docs / name)
+    shutil.copy(args.run / "validation" / "summary.json", docs / "validation_summary.json")
+    print(f"{args.role}: {target} ({target.stat().st_size / 1e6:.1f} MB), card {target.with_suffix('.md').name}")
+
+
+if __name__ == "__main__":
+    main()
