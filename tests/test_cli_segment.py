@@ -84,6 +84,9 @@ def test_refuses_out_inside_input(tmp_path, inputs, checkpoint, capsys):
         assert cli.main(["segment", str(inputs), "--out", str(out), "--model", str(checkpoint)]) == 2
         assert "inside the input folder" in capsys.readouterr().err
     assert cli.main(["segment", str(inputs / "1.png"), "--out", str(inputs), "--model", str(checkpoint)]) == 2
+    # An output folder that contains the input folder could receive mirrored sub-folders inside it.
+    assert cli.main(["segment", str(inputs), "--out", str(inputs.parent), "--model", str(checkpoint)]) == 2
+    assert "contains the input folder" in capsys.readouterr().err
     assert listing(inputs) == before
 
 

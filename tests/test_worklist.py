@@ -136,3 +136,16 @@ def test_batch_results_become_predictions(worklist, tmp_path):
     rows = work.load_batch_results(out / "segmentation.csv")
     assert rows == [0]
     assert work[0].state is State.AI and np.array_equal(work[0].predictions["trfe"].nodule_mask, truth)
+
+
+def test_a_ground_truth_of_the_wrong_size_is_ignored_with_a_message(tmp_path):
+    (tmp_path / "image").mkdir()
+    (tmp_path / "mask").mkdir()
+    cv2.imwrite(str(tmp_path / "image" / "a.png"), np.full((20, 30), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "mask" / "a.png"), np.full((10, 10), 255, np.uint8))
+    worklist = Worklist()
+    rows, errors = worklist.add([tmp_path / "image" / "a.png"])
+    assert errors == [] and worklist[rows[0]].ground_truth is not None
+    assert worklist.frame(rows[0]).pixels.shape == (20, 30)
+    assert worklist[rows[0]].ground_truth is None
+    assert "mask ignored" in worklist[rows[0]].error

@@ -52,6 +52,7 @@ class MainWindow(QMainWindow):
         self.frame_view.clicked.connect(lambda index: self.show_row(index.row()))
         self.layers_panel = LayersPanel(self.canvas)
         self.measurements = MeasurementsPanel()
+        self.measurements.measured.connect(self.canvas.set_diameters)  # draw the two diameters on the label
         self._dock("Frames", self.frame_view, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Measurements", self.measurements, Qt.DockWidgetArea.RightDockWidgetArea)

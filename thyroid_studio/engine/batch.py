@@ -74,13 +74,16 @@ def _is_within(path: Path, folder: Path) -> bool:
 
 
 def check_output_dir(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike) -> None:
-    """ValueError when ``out_dir`` is, or is inside, an input folder, or is the folder of an input file:
-    nothing is ever written among the inputs."""
+    """ValueError when ``out_dir`` is, is inside or contains an input folder, or is the folder of an input
+    file: nothing is ever written among the inputs (mirrored sub-folders of an output folder that contains
+    an input folder could land inside it)."""
     out = Path(out_dir).resolve()
     for given in map(Path, paths):
         resolved = given.resolve()
         if given.is_dir() and _is_within(out, resolved):
             raise ValueError(f"--out {out_dir} is inside the input folder {given}; choose a folder outside the inputs")
+        if given.is_dir() and _is_within(resolved, out):
+            raise ValueError(f"--out {out_dir} contains the input folder {given}; choose a folder outside the inputs")
         if given.is_file() and out == resolved.parent:
             raise ValueError(f"--out {out_dir} is the folder of the input {given}; choose another folder")
 
@@ -216,7 +219,7 @@ class _Writer:
         try:
             self.csv.writerow(future.result())
             self.handle.flush()
-        except OSError as exc:
+        except Exception as exc:  # noqa: BLE001 - one frame's failure (I/O, encoding, measuring) must not end the batch
             self.fail(job.source, f"{job.source.name}: could not write its outputs ({exc})")
 
     def finish(self, complete: bool) -> None:

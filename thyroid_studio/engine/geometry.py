@@ -44,14 +44,6 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == 1 + int(np.argmax(areas[1:]))
 
 
-def remove_small(mask: np.ndarray, min_pixels: int) -> np.ndarray:
-    """Drop components with fewer than ``min_pixels`` pixels."""
-    n, labels, areas = _labels(mask)
-    keep = areas >= min_pixels
-    keep[0] = False
-    return keep[labels]
-
-
 def keep_inside(mask: np.ndarray, region: np.ndarray) -> np.ndarray:
     """Keep the whole of every nodule component that touches ``region`` (e.g. the gland).
 

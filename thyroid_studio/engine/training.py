@@ -44,7 +44,7 @@ from .augment import Compose, build_augmentation
 from .checkpoint import ModelMeta, load_checkpoint, save_checkpoint
 from .datasets import DatasetError, Sample, open_dataset, read_mask
 from .frames import read_frame
-from .files import write_text_atomic
+from .files import atomic_path, write_text_atomic
 from .inference import Segmenter, resolve_device
 from .losses import multitask_loss
 from .metrics import MetricAccumulator
@@ -302,10 +302,9 @@ def plot_progress(rows: Sequence[dict[str, Any]], path: Path) -> None:
     ax_dice.set_ylim(0, 1)
     ax_dice.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def save_state(path: Path, model: nn.Module, optimizer, scheduler, scaler, epoch: int, best: dict[str, Any]) -> None:
@@ -319,9 +318,8 @@ def save_state(path: Path, model: nn.Module, optimizer, scheduler, scaler, epoch
         "best": best,
         "torch_rng": torch.get_rng_state(),
     }
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_state(path: Path) -> dict[str, Any]:

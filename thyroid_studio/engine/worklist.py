@@ -155,6 +155,11 @@ class Worklist:
         if frame is None:
             frame = read_frame(entry.source, entry.index)
             entry.spacing_mm = frame.spacing_mm
+            if entry.ground_truth is not None and entry.ground_truth.shape != frame.pixels.shape[:2]:
+                entry.error = (f"{entry.name}: ground-truth mask is {entry.ground_truth.shape[1]}x"
+                               f"{entry.ground_truth.shape[0]}, the frame {frame.pixels.shape[1]}x"
+                               f"{frame.pixels.shape[0]}; mask ignored")
+                entry.ground_truth = None
             self._frames[entry.key] = frame
             while len(self._frames) > _FRAME_CACHE:
                 self._frames.popitem(last=False)
