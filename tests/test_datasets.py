@@ -235,3 +235,8 @@ def test_writer_late_failure_rolls_back_folds(tmp_path, monkeypatch):
         writer.add(_gray(), _square_mask(), source="x.png")
     assert sorted(p.name for p in root.rglob("*")) == listing
     assert [_folds(root, k) for k in range(5)] == folds
+
+
+def test_read_mask_of_a_missing_file_is_a_dataset_error(tmp_path):
+    with pytest.raises(D.DatasetError, match="cannot read the mask"):
+        D.read_mask(tmp_path / "missing.png")

@@ -133,7 +133,8 @@ def test_batch_results_become_predictions(worklist, tmp_path):
         writer = csv.DictWriter(handle, fieldnames=["file", "frame", "model", "mask"])
         writer.writeheader()
         writer.writerow({"file": str(source), "frame": "0", "model": "trfe-a-w16", "mask": "a.png"})
-    rows = work.load_batch_results(out / "segmentation.csv")
+    rows, errors = work.load_batch_results(out / "segmentation.csv")
+    assert errors == []
     assert rows == [0]
     assert work[0].state is State.AI and np.array_equal(work[0].predictions["trfe"].nodule_mask, truth)
 

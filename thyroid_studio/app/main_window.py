@@ -333,7 +333,9 @@ class MainWindow(QMainWindow):
         return dialog
 
     def _load_batch_results(self, csv_path: Path) -> None:
-        rows = self.worklist.load_batch_results(csv_path)
+        rows, errors = self.worklist.load_batch_results(csv_path)
+        if errors:
+            QMessageBox.warning(self, "Some batch results could not be opened", "\n".join(errors[:20]))
         if rows and self.current is None:
             self.show_row(rows[0])
 

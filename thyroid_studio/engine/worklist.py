@@ -21,7 +21,7 @@ from typing import Any, Iterable, Protocol
 import numpy as np
 
 from . import geometry
-from .datasets import DatasetWriter, find_mask, read_mask
+from .datasets import DatasetError, DatasetWriter, find_mask, read_mask
 from .frames import IMAGE_EXTENSIONS, Frame, FrameReadError, count_frames, find_inputs, read_frame
 from .inference import Segmentation
 from .metrics import confusion, overlap_metrics
@@ -260,20 +260,27 @@ class Worklist:
         self._changed(row)
         return sample
 
-    def load_batch_results(self, csv_path: str | os.PathLike) -> list[int]:
-        """Open the frames of a batch run's ``segmentation.csv`` with their masks as TRFE-Net predictions."""
+    def load_batch_results(self, csv_path: str | os.PathLike) -> tuple[list[int], list[str]]:
+        """Open the frames of a batch run's ``segmentation.csv`` with their masks as TRFE-Net predictions.
+
+        Returns the rows opened and one message per source or mask that could not be read.
+        """
         csv_path = Path(csv_path)
         with open(csv_path, newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
-        opened, _ = self.add(dict.fromkeys(Path(r["file"]) for r in rows))
+        opened, errors = self.add(dict.fromkeys(Path(r["file"]) for r in rows))
         for r in rows:
             row = self.row_of(r["file"], int(r["frame"]))
             if row is None:
                 continue
-            mask = read_mask(csv_path.parent / r["mask"])
+            try:
+                mask = read_mask(csv_path.parent / r["mask"])
+            except DatasetError as exc:
+                errors.append(str(exc))
+                continue
             result = Segmentation(mask.astype(np.float32), mask)
             self.set_prediction(row, "trfe", result, r.get("model") or "batch")
-        return opened
+        return opened, errors
 
 
 def cleaned(mask: np.ndarray, operation: str) -> np.ndarray:
