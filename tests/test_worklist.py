@@ -47,11 +47,11 @@ def test_opening_a_sample_folder_finds_frames_and_ground_truth(worklist):
     rows, errors = work.add([SAMPLES / "image"])
     assert rows == [0, 1, 2] and errors == []
     assert recorder.events == [("inserting", 0, 2), ("inserted",)]
-    assert all(e.ground_truth is not None and e.ground_truth.any() for e in work.entries)
+    assert all(e.ground_truth_file is not None for e in work.entries)  # found now, read with the frame
     assert work.add([SAMPLES / "image" / "1.png"])[0] == [work.row_of(SAMPLES / "image" / "1.png")]
     assert len(work) == 3
     frame = work.frame(0)
-    assert frame.pixels.shape[:2] == work[0].ground_truth.shape
+    assert work[0].ground_truth.any() and frame.pixels.shape[:2] == work[0].ground_truth.shape
 
 
 def test_unreadable_file_is_reported_not_opened(worklist, tmp_path):
@@ -101,6 +101,7 @@ def test_states_follow_predictions_edits_undo_and_save(worklist, tmp_path):
 def test_dice_against_ground_truth(worklist):
     work, _ = worklist
     (row, *_), _ = work.add([SAMPLES / "image"])
+    work.frame(row)
     truth = work[row].ground_truth
     work.set_prediction(row, "trfe", _seg(truth), "t")
     work.set_prediction(row, "unet", _seg(np.zeros_like(truth)), "u")
@@ -146,7 +147,7 @@ def test_a_ground_truth_of_the_wrong_size_is_ignored_with_a_message(tmp_path):
     cv2.imwrite(str(tmp_path / "mask" / "a.png"), np.full((10, 10), 255, np.uint8))
     worklist = Worklist()
     rows, errors = worklist.add([tmp_path / "image" / "a.png"])
-    assert errors == [] and worklist[rows[0]].ground_truth is not None
+    assert errors == [] and worklist[rows[0]].ground_truth_file is not None
     assert worklist.frame(rows[0]).pixels.shape == (20, 30)
     assert worklist[rows[0]].ground_truth is None
     assert "mask ignored" in worklist[rows[0]].error

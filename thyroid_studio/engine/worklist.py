@@ -44,7 +44,8 @@ class Entry:
     source: Path
     index: int = 0
     count: int = 1
-    ground_truth: np.ndarray | None = None
+    ground_truth: np.ndarray | None = None  # read with the frame (see Worklist.frame)
+    ground_truth_file: Path | None = None  # a mask found beside the image, not yet read
     predictions: dict[str, Segmentation] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)  # role -> name of the model that predicted it
     label: np.ndarray | None = None  # None: the baseline (not yet edited in this session)
@@ -130,12 +131,12 @@ class Worklist:
             except FrameReadError as exc:
                 errors.append(str(exc))
                 continue
-            truth = _ground_truth(source) if count == 1 else None
+            truth = find_mask(source) if count == 1 else None  # a file check; read with the frame
             for index in range(count):
                 row = self.row_of(source, index)
                 if row is None:
                     row = len(self.entries) + len(new)
-                    new.append(Entry(Path(source), index, count, ground_truth=truth))
+                    new.append(Entry(Path(source), index, count, ground_truth_file=truth))
                 rows.append(row)
         if new:
             first = len(self.entries)
@@ -155,11 +156,9 @@ class Worklist:
         if frame is None:
             frame = read_frame(entry.source, entry.index)
             entry.spacing_mm = frame.spacing_mm
-            if entry.ground_truth is not None and entry.ground_truth.shape != frame.pixels.shape[:2]:
-                entry.error = (f"{entry.name}: ground-truth mask is {entry.ground_truth.shape[1]}x"
-                               f"{entry.ground_truth.shape[0]}, the frame {frame.pixels.shape[1]}x"
-                               f"{frame.pixels.shape[0]}; mask ignored")
-                entry.ground_truth = None
+            if entry.ground_truth_file is not None:
+                entry.ground_truth = _ground_truth(entry, frame)
+                entry.ground_truth_file = None
             self._frames[entry.key] = frame
             while len(self._frames) > _FRAME_CACHE:
                 self._frames.popitem(last=False)
@@ -299,6 +298,15 @@ def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(overlap_metrics(*confusion(pred, truth))["dice"])
 
 
-def _ground_truth(source: Path) -> np.ndarray | None:
-    path = find_mask(source)
-    return read_mask(path) if path is not None else None
+def _ground_truth(entry: Entry, frame: Frame) -> np.ndarray | None:
+    """The mask found beside the frame's image; None (with the reason in ``entry.error``) if unusable."""
+    try:
+        truth = read_mask(entry.ground_truth_file)
+    except DatasetError as exc:
+        entry.error = f"{entry.name}: {exc}; no ground truth"
+        return None
+    if truth.shape != frame.pixels.shape[:2]:
+        entry.error = (f"{entry.name}: ground-truth mask is {truth.shape[1]}x{truth.shape[0]}, "
+                       f"the frame {frame.pixels.shape[1]}x{frame.pixels.shape[0]}; mask ignored")
+        return None
+    return truth
