@@ -9,11 +9,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--card", metavar="NAME", help="print the model card (Markdown) of a model name or file")
 
 
-def _dice(metrics: dict) -> str:
-    """Validation nodule Dice % from meta.metrics ({"nodule": {"dice": mean, ...}} as training stores it)."""
-    nodule = metrics.get("nodule") or {}
-    value = nodule.get("dice") if isinstance(nodule, dict) else None
-    return f"{100 * value:.2f}" if isinstance(value, (int, float)) else "-"
+def _percent(value: float | None) -> str:
+    return f"{100 * value:.2f}" if value is not None else "-"
 
 
 def table(entries, defaults: set) -> str:
@@ -23,7 +20,7 @@ def table(entries, defaults: set) -> str:
         size = "x".join(map(str, e.meta.input_size))
         where = "shipped" if e.shipped else "user"
         rows.append((e.path.stem, e.meta.arch, str(e.meta.width), size, where,
-                     "*" if e.path.resolve() in defaults else "", _dice(e.meta.metrics)))
+                     "*" if e.path.resolve() in defaults else "", _percent(e.meta.validation_dice)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 

@@ -53,6 +53,13 @@ class ModelMeta:
     def has_gland(self) -> bool:
         return self.arch != "unet"
 
+    @property
+    def validation_dice(self) -> float | None:
+        """Mean validation nodule Dice (0-1) as training records it in ``metrics["nodule"]["dice"]``."""
+        nodule = self.metrics.get("nodule")
+        value = nodule.get("dice") if isinstance(nodule, dict) else None
+        return float(value) if isinstance(value, (int, float)) else None
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["input_size"] = list(self.input_size)

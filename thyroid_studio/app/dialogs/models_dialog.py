@@ -19,7 +19,6 @@ ROLE_TITLES = {"trfe": "Red contour (TRFE-Net)", "unet": "Yellow contour (U-Net)
 def chosen_models(settings: QSettings) -> dict[str, Path | None]:
     """Each role's checkpoint: the user's choice if it still exists, else the shipped default, else the
     first available model of a fitting architecture (gland head for red, U-Net for yellow), else None."""
-    entries = list_models()
     out: dict[str, Path | None] = {}
     for role in ROLES:
         choice = settings.value(f"models/{role}", "", str)
@@ -32,15 +31,16 @@ def chosen_models(settings: QSettings) -> dict[str, Path | None]:
                 continue
         except CheckpointError:
             pass
-        fits = [e.path for e in entries if (e.meta.arch == "unet") == (role == "unet")]
+        # Only now read every checkpoint's metadata: the usual case (a choice or a default) needs none.
+        fits = [e.path for e in list_models() if (e.meta.arch == "unet") == (role == "unet")]
         out[role] = fits[0] if fits else None
     return out
 
 
 def describe(entry: ModelEntry) -> str:
     meta = entry.meta
-    dice = (meta.metrics.get("nodule") or {}).get("dice")
-    score = f", val Dice {dice:.3f}" if isinstance(dice, (int, float)) else ""
+    dice = meta.validation_dice
+    score = f", val Dice {dice:.3f}" if dice is not None else ""
     where = "shipped" if entry.shipped else "yours"
     return f"{meta.name or entry.path.stem} ({meta.arch}, {where}, {meta.created}{score})"
 
