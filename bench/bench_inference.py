@@ -31,7 +31,7 @@ from thyroid_studio.engine.checkpoint import CheckpointError, ModelMeta, read_me
 from thyroid_studio.engine.frames import read_frame
 from thyroid_studio.engine.inference import PostProcess, Segmenter, resolve_device
 from thyroid_studio.engine.model_library import default_model
-from thyroid_studio.engine.registry import build_model
+from thyroid_studio.engine.architectures import build_model
 
 DDTI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ddti" / "image"
 POST = PostProcess(largest_only=True, fill_holes=True)

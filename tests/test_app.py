@@ -21,7 +21,7 @@ from thyroid_studio.app.launch import parse_args
 from thyroid_studio.app.main_window import MainWindow
 from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
 from thyroid_studio.engine.datasets import DatasetWriter, read_mask
-from thyroid_studio.engine.registry import build_model
+from thyroid_studio.engine.architectures import build_model
 from thyroid_studio.engine.worklist import State
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from thyroid_studio.engine.checkpoint import CheckpointError, ModelMeta, load_checkpoint, read_meta, save_checkpoint
-from thyroid_studio.engine.registry import build_model
+from thyroid_studio.engine.architectures import build_model
 
 
 def _saved(tmp_path: Path, half: bool = False) -> tuple[torch.nn.Module, Path]:

@@ -12,7 +12,7 @@ import torch
 
 from thyroid_studio import cli
 from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
-from thyroid_studio.engine.registry import build_model
+from thyroid_studio.engine.architectures import build_model
 
 
 def square(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from thyroid_studio.engine import batch
 from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
 from thyroid_studio.engine.datasets import read_mask
 from thyroid_studio.engine.inference import PostProcess, Segmenter
-from thyroid_studio.engine.registry import build_model
+from thyroid_studio.engine.architectures import build_model
 
 REAL = ("1.png", "10004.png", "20005.png")
 

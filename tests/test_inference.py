@@ -8,7 +8,7 @@ import torch
 from thyroid_studio.engine import overlay
 from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
 from thyroid_studio.engine.inference import PostProcess, Segmentation, Segmenter, resolve_device
-from thyroid_studio.engine.registry import build_model
+from thyroid_studio.engine.architectures import build_model
 
 
 def tiny(arch: str = "trfe-a") -> tuple[torch.nn.Module, ModelMeta]:

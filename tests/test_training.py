@@ -20,7 +20,7 @@ from thyroid_studio.engine.inference import Segmenter
 from thyroid_studio.engine.losses import multitask_loss, soft_dice_loss
 from thyroid_studio.engine.metrics import binary_metrics
 from thyroid_studio.engine.model_library import default_model
-from thyroid_studio.engine.registry import build_model
+from thyroid_studio.engine.architectures import build_model
 from thyroid_studio.engine.training import (
     TrainConfig, epoch_pairs, load_frames, load_state, make_batch, read_sample, shard, train,
 )

@@ -10,7 +10,7 @@ import argparse
 from ..engine.augment import AUGMENTATIONS
 from ..engine.losses import LOSSES
 from ..engine.preprocessing import CONTRAST_MODES
-from ..engine.registry import ARCHITECTURES
+from ..engine.architectures import ARCHITECTURES
 
 
 

@@ -17,12 +17,11 @@ import torch
 from torch import nn
 
 from .files import atomic_path
-from .registry import build_model
+from .architectures import arch_spec, build_model
+from .nets.encoders import IMAGENET_MEAN, IMAGENET_STD
 
 FORMAT = "thyroid-studio-checkpoint"
 FORMAT_VERSION = 1
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class CheckpointError(ValueError):
@@ -35,6 +34,8 @@ class ModelMeta:
 
     arch: str
     width: int
+    encoder: str = "plain"  # a name in nets.ENCODERS
+    findings: dict[str, list[str]] = field(default_factory=dict)  # classification heads: field -> classes; {} = none
     input_size: tuple[int, int] = (224, 224)  # (height, width) fed to the network
     in_channels: int = 3
     mean: tuple[float, ...] = IMAGENET_MEAN  # per channel, on pixels scaled to [0, 1]
@@ -51,7 +52,15 @@ class ModelMeta:
 
     @property
     def has_gland(self) -> bool:
-        return self.arch != "unet"
+        return arch_spec(self.arch).has_gland
+
+    @property
+    def has_prior(self) -> bool:
+        return arch_spec(self.arch).has_prior
+
+    @property
+    def has_findings(self) -> bool:
+        return bool(self.findings)
 
     @property
     def validation_dice(self) -> float | None:
@@ -127,7 +136,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     payload = _read_payload(path)
     try:
         meta = ModelMeta.from_dict(payload["meta"])
-        model = build_model(meta.arch, meta.width, meta.in_channels)
+        model = build_model(meta.arch, meta.width, meta.in_channels, meta.encoder, meta.findings)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: metadata incomplete or malformed: {exc}") from exc
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}

@@ -50,7 +50,7 @@ from .losses import multitask_loss
 from .metrics import MetricAccumulator
 from .model_card import write_model_card
 from .preprocessing import crop_and_resize, prepare_mask, to_input
-from .registry import build_model
+from .architectures import build_model
 from .splits import fold_split
 
 log = logging.getLogger("thyroid_studio.training")

@@ -1,8 +1,8 @@
 """TRFE-Net: thyroid-region-prior guided feature enhancement.
 
-H. Gong et al., "Multi-task learning for thyroid nodule segmentation with
-thyroid region prior", ISBI 2021. The gland decoder's output guides the nodule
-decoder after its stages at H/8, H/4 and H/2 (the region prior guide, RPG):
+H. Gong et al., "Multi-task learning for thyroid nodule segmentation with thyroid region
+prior", ISBI 2021. MT-Net whose gland decoder guides the nodule decoder after its stages
+at H/8, H/4 and H/2 (the region prior guide, RPG):
 
 - A: F <- F + F * P, with P = sigmoid(gland logits) nearest-downsampled;
 - B: F <- F + F * sigmoid(conv1x1(G)), G the gland decoder's features there;
@@ -10,48 +10,49 @@ decoder after its stages at H/8, H/4 and H/2 (the region prior guide, RPG):
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import Decoder, Encoder, level_widths
+from .mtnet import MTNet
 
 VARIANTS = ("a", "b", "c")
 
 
-class TRFENet(nn.Module):
+class TRFENet(MTNet):
     """MT-Net plus the region prior guide of the chosen ``variant``."""
 
-    has_gland = True
-
-    def __init__(self, in_channels: int = 3, width: int = 64, variant: str = "a") -> None:
-        super().__init__()
+    def __init__(self, in_channels: int = 3, width: int = 64, variant: str = "a", encoder: str = "plain",
+                 findings: Mapping[str, Sequence[str]] | None = None) -> None:
+        super().__init__(in_channels, width, encoder, findings)
         if variant not in VARIANTS:
             raise ValueError(f"unknown TRFE-Net variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         self.variant = variant
-        self.encoder = Encoder(in_channels, width)
-        self.gland_decoder = Decoder(width)
-        self.nodule_decoder = Decoder(width)
-        # Channels of the nodule decoder after its 1/8, 1/4 and 1/2 stages.
-        stage_widths = list(reversed(level_widths(width)[:4]))[:3]
+        widths = self.nodule_decoder.prior_widths()
         if variant == "b":
-            self.prior_convs = nn.ModuleList(nn.Conv2d(c, 1, 1) for c in stage_widths)
+            self.prior_convs = nn.ModuleList(nn.Conv2d(c, 1, 1) for c in widths)
         elif variant == "c":
-            self.prior_convs = nn.ModuleList(nn.Conv2d(2 * c, c, 1) for c in stage_widths)
+            self.prior_convs = nn.ModuleList(nn.Conv2d(2 * c, c, 1) for c in widths)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         encoded = self.encoder(x)
         gland_features = self.gland_decoder.features(encoded)
-        gland = self.gland_decoder.head(gland_features[-1])
+        gland = self.gland_decoder.logits(gland_features[-1])
+        at_prior = self.gland_decoder.prior_features(gland_features)
         prior = torch.sigmoid(gland)
 
-        def refine(stage: int, nodule_features: torch.Tensor) -> torch.Tensor:
+        def refine(level: int, nodule_features: torch.Tensor) -> torch.Tensor:
             if self.variant == "a":
                 attention = F.interpolate(prior, size=nodule_features.shape[-2:], mode="nearest")
             elif self.variant == "b":
-                attention = torch.sigmoid(self.prior_convs[stage](gland_features[stage]))
+                attention = torch.sigmoid(self.prior_convs[level](at_prior[level]))
             else:
-                attention = self.prior_convs[stage](torch.cat([nodule_features, gland_features[stage]], dim=1))
+                attention = self.prior_convs[level](torch.cat([nodule_features, at_prior[level]], dim=1))
             return nodule_features + nodule_features * attention
 
-        return {"nodule": self.nodule_decoder(encoded, refine), "gland": gland}
+        out = {"nodule": self.nodule_decoder(encoded, refine), "gland": gland}
+        if self.findings_head is not None:
+            out["findings"] = self.findings_head(encoded[-1], out["nodule"])
+        return out

@@ -1,24 +1,33 @@
 """U-Net (Ronneberger et al., MICCAI 2015): the single-task baseline of TRFE-Net's Table 1."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import torch
 from torch import nn
 
-from .blocks import Decoder, Encoder
+from .blocks import Decoder
+from .encoders import encoder_spec
+from .findings_head import FindingsHead
 
 
 class UNet(nn.Module):
-    """Encoder-decoder with skips; predicts the nodule only.
+    """Encoder-decoder with skips; predicts the nodule (and, with a vocabulary, the findings).
 
-    ``width`` is the channel count at full resolution (64 in the paper).
+    ``width`` sets the decoder's channels (and the plain encoder's: 64 in the paper).
     """
 
-    has_gland = False
-
-    def __init__(self, in_channels: int = 3, width: int = 64) -> None:
+    def __init__(self, in_channels: int = 3, width: int = 64, encoder: str = "plain",
+                 findings: Mapping[str, Sequence[str]] | None = None) -> None:
         super().__init__()
-        self.encoder = Encoder(in_channels, width)
-        self.nodule_decoder = Decoder(width)
+        spec = encoder_spec(encoder)
+        self.encoder = spec.build(in_channels, width)
+        self.nodule_decoder = Decoder(self.encoder.channels, self.encoder.strides, spec.decoder_channels(width), spec.final_stride)
+        self.findings_head = FindingsHead(self.encoder.channels[-1], findings) if findings else None
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"nodule": self.nodule_decoder(self.encoder(x))}
+        encoded = self.encoder(x)
+        out = {"nodule": self.nodule_decoder(encoded)}
+        if self.findings_head is not None:
+            out["findings"] = self.findings_head(encoded[-1], out["nodule"])
+        return out

@@ -1,0 +1,114 @@
+"""A nodule's findings as radiologists record them: the TI-RADS category and four descriptors.
+
+``FIELDS`` is the one table of findings and their classes; the network's classification
+heads output the classes in this order, ``labels.csv`` stores them by name, and the app's
+drop-downs list them. The vocabulary is DDTI's (its XML case files, as in
+``../shared/data/ddti/labels.csv``); the category is a Kwak-style TI-RADS, read by a
+radiologist, not a pathology result. 4a and above is "suspicious".
+
+``labels.csv`` has one row per frame: ``id`` (the frame's key) and one column per field,
+an empty cell meaning unknown; other columns (sex, age, ...) are kept as they are.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .files import write_text_atomic
+
+FIELDS: dict[str, tuple[str, ...]] = {
+    "tirads": ("2", "3", "4a", "4b", "4c", "5"),
+    "composition": ("cystic", "predominantly-cystic", "spongiform", "predominantly-solid", "solid"),
+    "echogenicity": ("hyperechogenicity", "isoechogenicity", "hypoechogenicity", "marked-hypoechogenicity"),
+    "margins": ("well-defined", "ill-defined", "macrolobulated", "microlobulated", "spiculated"),
+    "calcifications": ("non", "macrocalcification", "microcalcification"),
+}
+SUSPICIOUS_FROM = "4a"  # TI-RADS categories from this one up are "suspicious"
+LABELS_FILE = "labels.csv"
+KEY_COLUMN = "id"
+
+
+class LabelsError(ValueError):
+    """A labels.csv that cannot be read, or a value outside the vocabulary (names file and line)."""
+
+
+def is_suspicious(tirads: str) -> bool:
+    """TI-RADS 4a, 4b, 4c and 5 are suspicious; 2 and 3 are not."""
+    categories = FIELDS["tirads"]
+    return categories.index(tirads) >= categories.index(SUSPICIOUS_FROM)
+
+
+@dataclass(frozen=True)
+class Findings:
+    """Known findings of one nodule: field -> class name; a missing field is unknown."""
+
+    values: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, value in self.values.items():
+            if name not in FIELDS:
+                raise LabelsError(f"unknown finding {name!r}; known: {', '.join(FIELDS)}")
+            if value not in FIELDS[name]:
+                raise LabelsError(f"{name} {value!r} is not one of: {', '.join(FIELDS[name])}")
+
+    def get(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    def replace(self, name: str, value: str | None) -> "Findings":
+        """A copy with ``name`` set to ``value`` (``None``: unknown)."""
+        values = {k: v for k, v in self.values.items() if k != name}
+        if value is not None:
+            values[name] = value
+        return Findings(values)
+
+    @property
+    def suspicious(self) -> bool | None:
+        tirads = self.values.get("tirads")
+        return None if tirads is None else is_suspicious(tirads)
+
+    def __bool__(self) -> bool:
+        return bool(self.values)
+
+
+def _findings_from_row(row: Mapping[str, str], where: str) -> Findings:
+    try:
+        return Findings({name: row[name].strip() for name in FIELDS if (row.get(name) or "").strip()})
+    except LabelsError as exc:
+        raise LabelsError(f"{where}: {exc}") from None
+
+
+def read_labels(path: str | os.PathLike) -> dict[str, Findings]:
+    """``labels.csv`` -> {frame key: Findings}; a malformed file or value is a LabelsError naming the line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabelsError(f"{path}: cannot read the labels ({exc})") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or KEY_COLUMN not in reader.fieldnames:
+        raise LabelsError(f"{path}: no {KEY_COLUMN!r} column; expected {KEY_COLUMN},{','.join(FIELDS)},...")
+    labels: dict[str, Findings] = {}
+    for line, row in enumerate(reader, start=2):
+        key = (row.get(KEY_COLUMN) or "").strip()
+        if not key:
+            raise LabelsError(f"{path}, line {line}: empty {KEY_COLUMN}")
+        labels[key] = _findings_from_row(row, f"{path}, line {line}")
+    return labels
+
+
+def write_labels(path: str | os.PathLike, labels: Mapping[str, Findings], extra: Mapping[str, Mapping[str, str]] | None = None,
+                 extra_columns: Iterable[str] = ()) -> Path:
+    """Write ``labels.csv`` atomically: id, the FIELDS columns, then ``extra_columns`` from ``extra[key]``."""
+    columns = [KEY_COLUMN, *FIELDS, *[c for c in extra_columns if c != KEY_COLUMN and c not in FIELDS]]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer.writeheader()
+    for key, findings in labels.items():
+        row = {KEY_COLUMN: key, **{name: findings.get(name) or "" for name in FIELDS}}
+        row.update({c: (extra or {}).get(key, {}).get(c, "") for c in columns[1 + len(FIELDS):]})
+        writer.writerow(row)
+    return write_text_atomic(Path(path), out.getvalue())
