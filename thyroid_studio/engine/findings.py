@@ -112,3 +112,15 @@ def write_labels(path: str | os.PathLike, labels: Mapping[str, Findings], extra:
         row.update({c: (extra or {}).get(key, {}).get(c, "") for c in columns[1 + len(FIELDS):]})
         writer.writerow(row)
     return write_text_atomic(Path(path), out.getvalue())
+
+
+@dataclass(frozen=True)
+class PredictedFindings:
+    """A network's findings for one frame: P(suspicious) and, per field, a probability for each class."""
+
+    suspicious: float  # probability that the TI-RADS category is 4a or above
+    probabilities: Mapping[str, Mapping[str, float]]  # field -> class -> probability (classes in FIELDS order)
+
+    def most_likely(self) -> Findings:
+        """The most probable class of every predicted field."""
+        return Findings({name: max(probs, key=probs.get) for name, probs in self.probabilities.items() if probs})

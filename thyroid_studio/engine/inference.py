@@ -18,6 +18,8 @@ from torch import nn
 
 from . import geometry
 from .checkpoint import ModelMeta, load_checkpoint
+from .findings import PredictedFindings
+from .nets.findings_head import SUSPICIOUS
 from .preprocessing import prepare, restore
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -41,6 +43,7 @@ class Segmentation:
     nodule_mask: np.ndarray  # (H, W) bool
     gland_prob: np.ndarray | None = None
     gland_mask: np.ndarray | None = None
+    findings: PredictedFindings | None = None  # models with findings heads only
 
     def mean_confidence(self) -> float | None:
         """Mean nodule probability inside the mask; ``None`` for an empty mask."""
@@ -88,8 +91,12 @@ class Segmenter:
         contrast: str | None = None,
         postprocess: PostProcess = PostProcess(),
         threshold: float | None = None,
+        flip_tta: bool = False,
     ) -> None:
-        """``threshold`` overrides the checkpoint's nodule threshold; the gland keeps the checkpoint's."""
+        """``threshold`` overrides the checkpoint's nodule threshold; the gland keeps the checkpoint's.
+
+        ``flip_tta`` averages the probabilities of each frame and its mirror image (test-time augmentation).
+        """
         if postprocess.inside_gland and not meta.has_gland:
             raise ValueError(f"keeping the nodule inside the gland needs a model with a gland head; {meta.arch} has none")
         self.device = resolve_device(device)
@@ -99,6 +106,7 @@ class Segmenter:
         self.contrast = contrast
         self.postprocess = postprocess
         self.threshold = meta.threshold if threshold is None else threshold
+        self.flip_tta = flip_tta
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, device: str | torch.device | None = None, **kwargs) -> "Segmenter":
@@ -111,12 +119,31 @@ class Segmenter:
     def has_gland(self) -> bool:
         return self.meta.has_gland
 
-    def _forward(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """(N, C, H, W) float32 -> sigmoid probabilities per head, (N, H, W) float32 on the CPU."""
-        x = torch.from_numpy(batch).to(self.device).contiguous(memory_format=torch.channels_last)
+    def _probabilities(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Sigmoid maps (N, H, W) per segmentation head; sigmoid/softmax per findings head."""
         with torch.inference_mode(), _autocast(self.device):
-            logits = self.model(x)
-            return {head: torch.sigmoid(out.float())[:, 0].cpu().numpy() for head, out in logits.items()}
+            out = self.model(x)
+        probs = {head: torch.sigmoid(out[head].float())[:, 0] for head in ("nodule", "gland") if head in out}
+        for name, logits in out.get("findings", {}).items():
+            probs[name] = torch.sigmoid(logits.float()) if name == SUSPICIOUS else torch.softmax(logits.float(), dim=1)
+        return probs
+
+    def _forward(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """(N, C, H, W) float32 -> probabilities per head on the CPU (with flip TTA: the mean of both views)."""
+        x = torch.from_numpy(batch).to(self.device).contiguous(memory_format=torch.channels_last)
+        probs = self._probabilities(x)
+        if self.flip_tta:
+            mirrored = self._probabilities(torch.flip(x, dims=[3]))
+            probs = {k: (v + (torch.flip(mirrored[k], dims=[2]) if v.ndim == 3 else mirrored[k])) / 2 for k, v in probs.items()}
+        return {k: v.cpu().numpy() for k, v in probs.items()}
+
+    def _findings(self, probs: dict[str, np.ndarray], i: int) -> PredictedFindings | None:
+        if not self.meta.findings:
+            return None
+        return PredictedFindings(
+            float(probs[SUSPICIOUS][i]),
+            {name: dict(zip(classes, map(float, probs[name][i]))) for name, classes in self.meta.findings.items()},
+        )
 
     def _clean(self, mask: np.ndarray, gland_mask: np.ndarray | None) -> np.ndarray:
         post = self.postprocess
@@ -140,7 +167,7 @@ class Segmenter:
             gland = restore(probs["gland"][i], geom) if "gland" in probs else None
             gland_mask = gland > self.meta.threshold if gland is not None else None
             mask = self._clean(nodule > self.threshold, gland_mask)
-            results.append(Segmentation(nodule, mask, gland, gland_mask))
+            results.append(Segmentation(nodule, mask, gland, gland_mask, self._findings(probs, i)))
         return results
 
     def __call__(self, image: np.ndarray) -> Segmentation:
