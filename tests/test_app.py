@@ -218,7 +218,7 @@ def test_batch_dialog_can_be_cancelled(qtbot, window, models, tmp_path):
 def corrected(tmp_path) -> Path:
     """A tiny TN3K-style dataset of corrected labels, as the app saves them."""
     writer = DatasetWriter(tmp_path / "corrected")
-    for i, image in enumerate(sorted((SAMPLES / "image").glob("*.png")) * 2):
+    for i, image in enumerate(sorted((SAMPLES / "image").glob("*.png")) * 3):
         writer.add(image, read_mask(SAMPLES / "mask" / image.name), source=f"{image}#{i}")
     return tmp_path / "corrected"
 

@@ -16,14 +16,15 @@ from thyroid_studio.engine.augment import HorizontalFlip, build_augmentation
 from thyroid_studio.engine.checkpoint import ModelMeta, load_checkpoint, read_meta
 from thyroid_studio.engine.datasets import open_dataset
 from thyroid_studio.engine.finetuning import FinetuneConfig, finetune, format_table
+from thyroid_studio.engine.frameset import epoch_pairs, load_frames, make_batch, read_sample, shard
 from thyroid_studio.engine.inference import Segmenter
-from thyroid_studio.engine.losses import multitask_loss, soft_dice_loss
+from thyroid_studio.engine.losses import LossWeights, multitask_loss, soft_dice_loss
 from thyroid_studio.engine.metrics import binary_metrics
 from thyroid_studio.engine.model_library import default_model
 from thyroid_studio.engine.architectures import build_model
-from thyroid_studio.engine.training import (
-    TrainConfig, epoch_pairs, load_frames, load_state, make_batch, read_sample, shard, train,
-)
+from thyroid_studio.engine.progress import EpochProgress, StepProgress
+from thyroid_studio.engine.run_folder import load_state
+from thyroid_studio.engine.trainer import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_FILES = ("config.json", "env.json", "data.json", "metrics.jsonl", "progress.png", "train.log", "checkpoint_best.pt",
@@ -123,14 +124,14 @@ def test_a_few_steps_lower_the_loss_on_real_frames(shared_data):
     meta = ModelMeta(arch="trfe-a", width=4, input_size=(64, 64))
     nodules = load_frames(open_dataset(shared_data / "ddti").samples[:8], meta)
     glands = load_frames(open_dataset(shared_data / "tg3k").split("train")[:8], meta)
-    items = [(nodules, i) for i in range(8)] + [(glands, i) for i in range(8)]
-    x, y = make_batch(items, meta, build_augmentation("none"), np.random.default_rng(0))
-    is_nodule = torch.arange(16) < 8
+    items = [(nodules, i, True) for i in range(8)] + [(glands, i, False) for i in range(8)]
+    none = build_augmentation("none")
+    batch = make_batch(items, meta, {True: none, False: none}, np.random.default_rng(0))
     model = build_model("trfe-a", 4)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(12):
-        loss, _ = multitask_loss(model(x), y, is_nodule, "dice+bce")
+        loss, _ = multitask_loss(model(batch.inputs), batch.masks, batch.is_nodule, LossWeights("dice+bce"))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -186,7 +187,7 @@ def test_resume_continues_where_it_stopped(synthetic, finished_run, tmp_path):
 
 def test_keyboard_interrupt_saves_state(synthetic, tmp_path):
     def interrupt(event):
-        if event["stage"] == "train" and event["step"] == 2:
+        if isinstance(event, StepProgress) and event.step == 2:
             raise KeyboardInterrupt
 
     result = train(_config(synthetic, tmp_path / "run", epochs=1), progress=interrupt, show_bar=False)
@@ -226,14 +227,14 @@ def test_ddp_two_gloo_processes(synthetic, tmp_path):
 def test_finetune_writes_a_new_checkpoint_and_leaves_the_source_alone(synthetic, finished_run, tmp_path):
     source = finished_run / "checkpoint_best.pt"
     before = source.read_bytes()
-    corrected = _write_pairs(tmp_path / "corrected", [str(i) for i in range(100, 108)], seed=5)
+    corrected = _write_pairs(tmp_path / "corrected", [str(i) for i in range(100, 110)], seed=5)
     events = []
     out = tmp_path / "tuned.pt"
     result = finetune(FinetuneConfig(str(source), str(corrected), out=str(out), epochs=2, device="cpu"), progress=events.append)
     assert result.status == "finished" and out.is_file() and out.with_suffix(".md").is_file()
     assert source.read_bytes() == before
     meta = read_meta(out)
-    assert meta.version == "2" and meta.training["finetuned_from"]["path"] == str(source.resolve())
+    assert meta.version == "2" and meta.training["finetuned_from"]["file"] == source.name
     assert meta.training["split"]["validation_keys"] == ["1", "2", "3"]  # the original split carries over
     assert set(result.table) == {"held_out", "original_validation"}
     assert "original validation" in format_table(result.table)
@@ -241,12 +242,12 @@ def test_finetune_writes_a_new_checkpoint_and_leaves_the_source_alone(synthetic,
     old_state, new_state = (load_checkpoint(p)[0].state_dict() for p in (source, out))
     changed = {k.split(".")[0] for k in old_state if not torch.equal(old_state[k], new_state[k])}
     assert changed == {"nodule_decoder"}
-    assert any(e["stage"] == "train" for e in events)
+    assert any(isinstance(e, StepProgress) for e in events)
     # The held-out Dice before fine-tuning and after each of the 2 epochs, for the dialog's live curve.
-    held_out = [e for e in events if e["stage"] == "validate"]
-    assert [e["epoch"] for e in held_out] == [0, 1, 2]
-    assert held_out[0]["dice"] == result.table["held_out"]["before"]["dice"]
-    assert held_out[-1]["dice"] == result.table["held_out"]["after"]["dice"]
+    held_out = [e for e in events if isinstance(e, EpochProgress)]
+    assert [e.epoch for e in held_out] == [0, 1, 2]
+    assert held_out[0].metrics["held_out_dice"] == result.table["held_out"]["before"]["dice"]
+    assert held_out[-1].metrics["held_out_dice"] == result.table["held_out"]["after"]["dice"]
     for target in (source, out):
         with pytest.raises((ValueError, FileExistsError)):
             finetune(FinetuneConfig(str(source), str(corrected), out=str(target), epochs=1, device="cpu"))
@@ -254,7 +255,7 @@ def test_finetune_writes_a_new_checkpoint_and_leaves_the_source_alone(synthetic,
 
 
 def test_finetune_stops_without_writing(synthetic, finished_run, tmp_path):
-    corrected = _write_pairs(tmp_path / "corrected", [str(i) for i in range(100, 106)], seed=6)
+    corrected = _write_pairs(tmp_path / "corrected", [str(i) for i in range(100, 110)], seed=6)
     out = tmp_path / "tuned.pt"
     result = finetune(FinetuneConfig(str(finished_run / "checkpoint_best.pt"), str(corrected), out=str(out), device="cpu"),
                       should_stop=lambda: True)

@@ -52,6 +52,33 @@ class Scale:
 
 
 @dataclass(frozen=True)
+class ZoomToMask:
+    """Zoom in so that the first mask's box spans a share ``fill`` of the frame, at a random place.
+
+    For gland frames: TG3K shows a small gland in a wide field of view, while nodule frames
+    (DDTI) are zoomed onto the gland; this shows the gland head glands that fill the frame.
+    """
+
+    fill: tuple[float, float] = (0.6, 1.0)
+    p: float = 0.5
+
+    def __call__(self, image, masks, rng):
+        if rng.random() >= self.p or not masks[0].any():
+            return image, masks
+        height, width = image.shape
+        rows, cols = np.nonzero(masks[0])
+        y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        share = rng.uniform(*self.fill)
+        scale = min(share * height / (y1 - y0), share * width / (x1 - x0))
+        if scale <= 1.0:
+            return image, masks
+        crop_h, crop_w = height / scale, width / scale
+        top = rng.uniform(max(0.0, y1 - crop_h), max(0.0, min(y0, height - crop_h)))
+        left = rng.uniform(max(0.0, x1 - crop_w), max(0.0, min(x0, width - crop_w)))
+        return _warp(image, masks, np.float32([[scale, 0, -left * scale], [0, scale, -top * scale]]))
+
+
+@dataclass(frozen=True)
 class Rotate:
     """Rotate about the centre by up to ``degrees`` either way (probe tilt)."""
 
@@ -122,12 +149,17 @@ class Compose:
         return image, masks
 
 
-def build_augmentation(name: str) -> Compose:
-    """``"none"``, ``"flip"`` (the paper's) or ``"ultrasound"`` (flip, scale, rotation, gain, gamma, speckle)."""
-    if name == "none":
-        return Compose(())
-    if name == "flip":
-        return Compose((HorizontalFlip(),))
-    if name == "ultrasound":
-        return Compose((HorizontalFlip(), Scale(), Rotate(), GainContrast(), Gamma(), Speckle()))
-    raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
+def build_augmentation(name: str, zoom_to_mask: float = 0.0) -> Compose:
+    """``"none"``, ``"flip"`` (the paper's) or ``"ultrasound"`` (flip, scale, rotation, gain, gamma, speckle).
+
+    ``zoom_to_mask`` > 0 puts :class:`ZoomToMask` with that probability first (for gland frames).
+    """
+    if name not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
+    first = (ZoomToMask(p=zoom_to_mask),) if zoom_to_mask > 0 else ()
+    rest = {
+        "none": (),
+        "flip": (HorizontalFlip(),),
+        "ultrasound": (HorizontalFlip(), Scale(), Rotate(), GainContrast(), Gamma(), Speckle()),
+    }[name]
+    return Compose(first + rest)

@@ -1,12 +1,18 @@
-"""Fine-tuning a checkpoint on corrected frames without forgetting what it knew.
+"""Fine-tuning a checkpoint on corrected frames: the training loop's variant that learns without forgetting.
 
-Corrected frames are mixed with frames replayed from the original training
-data (``replay_ratio`` of them per corrected frame, re-drawn every epoch); the
-BatchNorm statistics stay frozen (a handful of frames cannot estimate them).
-A contiguous block of the corrected exams is held out, and Dice is measured
-before and after on it and on the original validation split recorded in the
-source checkpoint. The result is always a NEW versioned checkpoint with its
-card; the source file is only ever read.
+:class:`FinetuneTrainer` overrides the steps of ``trainer.Trainer`` that differ:
+
+- data: the corrected frames (a contiguous block of their exams held out to measure the
+  change), frames replayed from the original training data (``replay_ratio`` per corrected
+  frame, re-drawn every epoch), and the original validation split recorded in the source;
+- network: the source checkpoint; ``trainable`` says which parts learn (the rest is
+  frozen), and BatchNorm statistics stay frozen (a handful of frames cannot estimate them);
+- validation: Dice on the held-out corrected frames after every epoch (a live curve), and
+  before/after on the held-out frames and the original validation split;
+- the end: a NEW versioned checkpoint and card; the source file is only ever read.
+
+The findings heads learn too where the corrected dataset has a labels.csv. The defaults
+come from ``bench/finetune_gain.py`` (docs/training.md).
 """
 from __future__ import annotations
 
@@ -22,20 +28,30 @@ import numpy as np
 import torch
 from torch import nn
 
-from .augment import build_augmentation
 from .checkpoint import ModelMeta, load_checkpoint, save_checkpoint
-from .datasets import open_dataset
-from .inference import resolve_device
-from .losses import segmentation_loss
+from .datasets import DatasetError, open_dataset
+from .evaluation import Case, evaluate
+from .findings import LABELS_FILE, Findings, read_labels
+from .frameset import FrameSet, Item, load_frames
 from .model_card import write_model_card
 from .model_library import user_dir
+from .paths import from_project, project_relative
+from .progress import EpochProgress, StageProgress
 from .splits import holdout_split
-from .training import FrameSet, Progress, ShouldStop, evaluate, load_frames, make_batch, validation_metrics
+from .trainer import Progress, ShouldStop, TrainConfig, Trainer, build_optimizer, build_schedule, compact_metrics
+
+MIN_CORRECTED_FRAMES = 8  # fewer cannot both teach the model and measure what it learnt
+TRAINABLE = {
+    # which parameters learn, by the name prefixes of the network's modules
+    "nodule-decoder": ("nodule_decoder.", "prior_convs.", "findings_head."),
+    "all-but-gland": ("encoder.", "nodule_decoder.", "prior_convs.", "findings_head."),
+    "all": ("",),
+}
 
 
 @dataclass
 class FinetuneConfig:
-    """One fine-tuning: source checkpoint, corrected frames, replay and schedule."""
+    """One fine-tuning: source checkpoint, corrected frames, replay, what learns and how fast."""
 
     source: str  # checkpoint to start from (never modified)
     nodules: str  # dataset of corrected frames
@@ -44,7 +60,9 @@ class FinetuneConfig:
     replay_ratio: float = 2.0  # replayed frames per corrected frame
     epochs: int = 8
     held_fraction: float = 0.25  # corrected exams held out (last contiguous block) to measure the change
-    lr: float = 1e-3  # SGD, momentum 0.9, nodule decoder only
+    trainable: str = "nodule-decoder"  # a key of TRAINABLE
+    optimizer: str = "sgd"
+    lr: float = 1e-3
     batch: int = 8
     seed: int = 0
     device: str = "auto"
@@ -103,45 +121,20 @@ def format_table(table: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _original_validation(meta: ModelMeta) -> tuple[str | None, list[str]]:
-    training = meta.training or {}
-    return training.get("data", {}).get("nodules"), list(training.get("split", {}).get("validation_keys", []))
+def improved(table: dict[str, dict[str, Any]]) -> bool:
+    """Did the held-out corrected frames gain Dice? (The app proposes the new model only then.)"""
+    row = table.get("held_out")
+    return bool(row) and row["after"]["dice"] > row["before"]["dice"]
 
 
-def _load(root: str, keys: Sequence[str] | None, meta: ModelMeta, exclude: Sequence[str] = (), originals: bool = False) -> FrameSet:
+def _load(root: str | Path, keys: Sequence[str] | None, meta: ModelMeta, exclude: Sequence[str] = (),
+          originals: bool = False, labels: dict[str, Findings] | None = None) -> FrameSet:
     """Frames of ``root`` (only ``keys`` when given, minus ``exclude``), cropped and resized once."""
-    samples = open_dataset(root).samples
     wanted = set(keys) if keys is not None else None
     skip = set(exclude)
-    chosen = [s for s in samples if (wanted is None or s.key in wanted) and s.key not in skip and s.mask is not None]
-    return load_frames(chosen, meta, keep_originals=originals)
-
-
-def _score(model: nn.Module, meta: ModelMeta, frames: FrameSet | None, device: torch.device) -> dict[str, Any] | None:
-    if frames is None or not len(frames):
-        return None
-    return validation_metrics(evaluate(model, meta, frames, "nodule", device).summary())
-
-
-def _report_held_out(report: Progress, scores: dict[str, Any] | None, epoch: int, epochs: int) -> None:
-    """Tell the caller the held-out Dice after ``epoch`` epochs (0 = before fine-tuning), for a live curve."""
-    if scores is not None:
-        report({"stage": "validate", "epoch": epoch, "epochs": epochs, "dice": scores["dice"]})
-
-
-def _nodule_branch(model: nn.Module) -> list[nn.Parameter]:
-    """Freeze everything but the nodule decoder (and TRFE-Net's prior convolutions) and return its parameters.
-
-    Corrections are nodule labels only: updating the shared encoder or the gland decoder without
-    gland supervision shifts the gland prior and the features every frame depends on, which is
-    where forgetting came from (measured in docs/training.md).
-    """
-    trainable = []
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad_(name.startswith(("nodule_decoder.", "prior_convs.")))
-        if parameter.requires_grad:
-            trainable.append(parameter)
-    return trainable
+    chosen = [s for s in open_dataset(root).samples
+              if (wanted is None or s.key in wanted) and s.key not in skip and s.mask is not None]
+    return load_frames(chosen, meta, keep_originals=originals, labels=labels)
 
 
 def _freeze_batchnorm(model: nn.Module) -> None:
@@ -150,92 +143,169 @@ def _freeze_batchnorm(model: nn.Module) -> None:
             module.eval()
 
 
+class FinetuneTrainer(Trainer):
+    """The training loop with fine-tuning's data, network, validation and ending (no run folder)."""
+
+    def __init__(self, config: FinetuneConfig, progress: Progress | None = None, should_stop: ShouldStop | None = None) -> None:
+        if config.trainable not in TRAINABLE:
+            raise ValueError(f"unknown trainable part {config.trainable!r}; choose one of {', '.join(TRAINABLE)}")
+        self.finetune = config
+        self.source = Path(config.source)
+        self.source_model, self.source_meta = load_checkpoint(self.source)
+        self.out = Path(config.out) if config.out else default_output(self.source_meta, user_dir())
+        check_output(self.source, self.out)
+        recipe = (self.source_meta.training or {}).get("recipe", {})
+        train_config = TrainConfig(
+            arch=self.source_meta.arch, nodules=config.nodules, out="", fold=None, epochs=config.epochs,
+            encoder=self.source_meta.encoder, width=self.source_meta.width, batch_pairs=config.batch, lr=config.lr,
+            optimizer=config.optimizer, weight_decay=recipe.get("weight_decay", 5e-4), schedule="cosine",
+            loss=recipe.get("loss", "dice"), weak_gland=recipe.get("weak_gland", 0.0),
+            findings_weight=recipe.get("findings_weight", 0.2) if self.source_meta.findings else 0.0,
+            augment=recipe.get("augment", "flip"), seed=config.seed, device=config.device, val_every=1, command=config.command,
+        )
+        super().__init__(train_config, progress, should_stop, show_bar=False)
+        self.started = time.perf_counter()
+        self.table: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ data and network
+
+    def prepare_data(self) -> None:
+        meta = self.meta = copy.deepcopy(self.source_meta)
+        corrected_root = Path(self.finetune.nodules)
+        labels_path = corrected_root / LABELS_FILE
+        self.labels = read_labels(labels_path) if labels_path.is_file() else {}
+        keys = [s.key for s in open_dataset(corrected_root).samples if s.mask is not None]
+        if len(keys) < MIN_CORRECTED_FRAMES:
+            raise DatasetError(f"{corrected_root}: {len(keys)} corrected frames; fine-tuning needs at least "
+                               f"{MIN_CORRECTED_FRAMES} (some to learn from, some held out to measure the change)")
+        kept_keys, self.held_keys = holdout_split(keys, self.finetune.held_fraction)
+        self.sets = {"train": _load(corrected_root, kept_keys, meta, labels=self.labels),
+                     "held": _load(corrected_root, self.held_keys, meta, originals=True, labels=self.labels)}
+        training = meta.training or {}
+        recorded_root = training.get("data", {}).get("nodules")
+        original_root = from_project(recorded_root) if recorded_root else None
+        original_val_keys = list(training.get("split", {}).get("validation_keys", []))
+        if original_root is not None and original_root.is_dir() and original_val_keys:
+            original_labels = read_labels(original_root / LABELS_FILE) if (original_root / LABELS_FILE).is_file() else {}
+            self.labels = {**original_labels, **self.labels}
+            self.sets["val"] = _load(original_root, original_val_keys, meta, originals=True, labels=self.labels)
+        replay_root = Path(self.finetune.replay) if self.finetune.replay else (original_root if original_root and original_root.is_dir() else None)
+        if replay_root is not None:
+            exclude = original_val_keys if replay_root == original_root else ()
+            self.sets["replay"] = _load(replay_root, None, meta, exclude=exclude, labels=self.labels)
+        self.replay_root = replay_root
+        self.data_record = {}
+
+    def build_network(self) -> nn.Module:
+        model = self.source_model.to(self.device, memory_format=torch.channels_last)
+        prefixes = TRAINABLE[self.finetune.trainable]
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(name.startswith(prefixes))
+        return model
+
+    def configure_optimizers(self):
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = build_optimizer(trainable, self.config)
+        n_replay = round(self.finetune.replay_ratio * len(self.sets["train"])) if "replay" in self.sets else 0
+        self.n_replay = n_replay
+        self.steps_per_epoch = -(-(len(self.sets["train"]) + n_replay) // self.config.batch_pairs)
+        return optimizer, build_schedule(optimizer, "cosine", self.steps_per_epoch * self.config.epochs)
+
+    # ------------------------------------------------------------------ the loop's steps
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        self.progress(StageProgress("scoring the source model"))
+        self.before = self.score_all()
+        self.report_held_out(0, self.before["held_out"])
+
+    def on_epoch_start(self, epoch: int) -> None:
+        super().on_epoch_start(epoch)
+        _freeze_batchnorm(self.model)
+        self.rng = np.random.default_rng([self.config.seed, epoch])
+
+    def epoch_steps(self, epoch: int) -> list[list[Item]]:
+        """The corrected frames and ``n_replay`` frames replayed at random, shuffled together."""
+        rng = np.random.default_rng([self.config.seed, epoch, 7])
+        items: list[Item] = [(self.sets["train"], i, True) for i in range(len(self.sets["train"]))]
+        if self.n_replay:
+            items += [(self.sets["replay"], int(i), True) for i in rng.integers(0, len(self.sets["replay"]), self.n_replay)]
+        items = [items[i] for i in rng.permutation(len(items))]
+        return [items[s : s + self.config.batch_pairs] for s in range(0, len(items), self.config.batch_pairs)]
+
+    def on_epoch_end(self, epoch: int) -> None:
+        if epoch + 1 < self.config.epochs:  # the last epoch is scored with everything else at the end
+            self.model.eval()
+            self.report_held_out(epoch + 1, self.score("held"))
+            self.model.train()
+
+    def on_train_end(self) -> None:
+        self.model.eval()
+        self.progress(StageProgress("scoring the fine-tuned model"))
+        after = self.score_all()
+        self.report_held_out(self.config.epochs, after["held_out"])
+        self.table = {name: {"n": self.before[name]["n"], "before": self.before[name], "after": after[name]}
+                      for name in self.before if self.before[name] is not None}
+        self.write(after)
+
+    def on_stopped(self, status: str, epoch: int) -> None:
+        """Nothing is written when fine-tuning is stopped."""
+
+    # ------------------------------------------------------------------ scores and the new checkpoint
+
+    def score(self, name: str) -> dict[str, Any] | None:
+        if name not in self.sets or not len(self.sets[name]):
+            return None
+        frames = self.sets[name]
+        cases = [Case(k, f, m, None, self.labels.get(k)) for k, (f, m) in zip(frames.keys, frames.originals)]
+        return compact_metrics(evaluate(self.segmenter(), cases).summary())
+
+    def score_all(self) -> dict[str, dict[str, Any] | None]:
+        self.model.eval()
+        scores = {"held_out": self.score("held"), "original_validation": self.score("val")}
+        self.model.train()
+        return scores
+
+    def report_held_out(self, epoch: int, scores: dict[str, Any] | None) -> None:
+        """The held-out Dice after ``epoch`` epochs (0 = before fine-tuning), for a live curve."""
+        if scores is not None:
+            self.progress(EpochProgress(epoch, self.config.epochs, {"held_out_dice": scores["dice"]}))
+
+    def write(self, after: dict[str, dict[str, Any] | None]) -> None:
+        source_meta, config = self.source_meta, self.finetune
+        meta = copy.deepcopy(source_meta)
+        meta.version = next_version(source_meta)
+        meta.name = self.out.stem
+        meta.created = time.strftime("%Y-%m-%d")
+        training = dict(source_meta.training or {})
+        training["data"] = {**training.get("data", {}), "corrected": project_relative(config.nodules),
+                            "replay": project_relative(self.replay_root) if self.replay_root else None}
+        training["finetuned_from"] = {"file": self.source.name, "name": source_meta.name, "version": source_meta.version,
+                                      "sha256": sha256(self.source)}
+        training["held_out_keys"] = self.held_keys
+        training["replay"] = {"ratio": config.replay_ratio, "frames_per_epoch": self.n_replay}
+        training["recipe"] = {**training.get("recipe", {}), "finetune": {
+            "epochs": config.epochs, "lr": config.lr, "optimizer": config.optimizer, "trainable": config.trainable,
+            "batch": config.batch, "batchnorm": "frozen", "seed": config.seed,
+            "corrected_frames": len(self.sets["train"]), "held_out_frames": len(self.sets["held"])}}
+        training["source_command"] = training.get("command", "")
+        training["command"] = config.command
+        meta.training = training
+        meta.metrics = {"nodule": after["original_validation"] or after["held_out"], "finetune": self.table}
+        save_checkpoint(self.out, self.model, meta)
+        write_model_card(self.out, meta)
+
+
 def finetune(config: FinetuneConfig, progress: Progress | None = None, should_stop: ShouldStop | None = None) -> FinetuneResult:
     """Fine-tune ``config.source`` on corrected frames; write a new checkpoint and card; report before/after.
 
-    ``progress`` receives {"stage": "evaluate"|"train"|"validate"|"done", "epoch", "epochs", "step", "steps",
-    "loss"}, and after each epoch (and before the first) "dice" on the held-out corrected frames;
+    ``progress`` receives StageProgress, StepProgress and EpochProgress (held-out Dice, epoch 0 = before);
     when ``should_stop()`` turns true nothing is written and the result's status is "stopped".
     """
-    started = time.perf_counter()
-    source = Path(config.source)
-    device = resolve_device(config.device)
-    model, meta = load_checkpoint(source, device)
-    out = Path(config.out) if config.out else default_output(meta, user_dir())
-    check_output(source, out)
-    source_digest = sha256(source)
-    report = progress or (lambda _: None)
-    stop = should_stop or (lambda: False)
+    trainer = FinetuneTrainer(config, progress, should_stop)
+    result = trainer.run_training()
+    seconds = time.perf_counter() - trainer.started
+    if result.status != "finished":
+        return FinetuneResult("stopped", None, {}, seconds)
+    return FinetuneResult("finished", trainer.out, trainer.table, seconds)
 
-    corrected = open_dataset(config.nodules)
-    keys = [s.key for s in corrected.samples if s.mask is not None]
-    kept_keys, held_keys = holdout_split(keys, config.held_fraction)
-    kept = _load(config.nodules, kept_keys, meta)
-    held = _load(config.nodules, held_keys, meta, originals=True)
-    original_root, original_val_keys = _original_validation(meta)
-    original_val = (_load(original_root, original_val_keys, meta, originals=True)
-                    if original_root and original_val_keys and Path(original_root).is_dir() else None)
-    replay_root = config.replay or (original_root if original_root and Path(original_root).is_dir() else None)
-    replay = _load(replay_root, None, meta, exclude=original_val_keys if replay_root == original_root else ()) if replay_root else None
-
-    report({"stage": "evaluate", "when": "before"})
-    before = {"held_out": _score(model, meta, held, device), "original_validation": _score(model, meta, original_val, device)}
-    _report_held_out(report, before["held_out"], 0, config.epochs)
-
-    recipe = (meta.training or {}).get("recipe", {})
-    loss_kind = recipe.get("loss", "dice")
-    augmentation = build_augmentation(recipe.get("augment", "flip"))
-    optimizer = torch.optim.SGD(_nodule_branch(model), lr=config.lr, momentum=0.9, weight_decay=recipe.get("weight_decay", 5e-4))
-    n_replay = round(config.replay_ratio * len(kept)) if replay is not None and len(replay) else 0
-    steps = -(-(len(kept) + n_replay) // config.batch)
-    model.train()
-    _freeze_batchnorm(model)
-    for epoch in range(config.epochs):
-        rng = np.random.default_rng([config.seed, epoch])
-        items = [(kept, int(i)) for i in range(len(kept))]
-        items += [(replay, int(i)) for i in rng.integers(0, len(replay), n_replay)] if n_replay else []
-        items = [items[i] for i in rng.permutation(len(items))]
-        for step, start in enumerate(range(0, len(items), config.batch)):
-            if stop():
-                return FinetuneResult("stopped", None, {}, time.perf_counter() - started)
-            x, y = make_batch(items[start : start + config.batch], meta, augmentation, rng)
-            logits = model(x.to(device).contiguous(memory_format=torch.channels_last))["nodule"]
-            loss = segmentation_loss(logits, y.to(device), loss_kind).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            report({"stage": "train", "epoch": epoch + 1, "epochs": config.epochs, "step": step + 1, "steps": steps,
-                    "loss": float(loss.detach())})
-        if len(held) and epoch + 1 < config.epochs:  # the last epoch is scored below with everything else
-            _report_held_out(report, _score(model.eval(), meta, held, device), epoch + 1, config.epochs)
-            model.train()
-            _freeze_batchnorm(model)
-    model.eval()
-
-    report({"stage": "evaluate", "when": "after"})
-    after = {"held_out": _score(model, meta, held, device), "original_validation": _score(model, meta, original_val, device)}
-    _report_held_out(report, after["held_out"], config.epochs, config.epochs)
-    table = {name: {"n": before[name]["n"], "before": before[name], "after": after[name]}
-             for name in before if before[name] is not None}
-
-    new_meta = copy.deepcopy(meta)
-    new_meta.version = next_version(meta)
-    new_meta.name = out.stem
-    new_meta.created = time.strftime("%Y-%m-%d")
-    training = dict(meta.training or {})
-    training["data"] = {**training.get("data", {}), "corrected": str(Path(config.nodules).resolve()), "replay": replay_root}
-    training["finetuned_from"] = {"path": str(source.resolve()), "name": meta.name, "version": meta.version, "sha256": source_digest}
-    training["held_out_keys"] = held_keys
-    training["replay"] = {"ratio": config.replay_ratio, "frames_per_epoch": n_replay}
-    training["recipe"] = {**recipe, "finetune": {"epochs": config.epochs, "lr": config.lr, "optimizer": "sgd", "trained": "nodule decoder",
-                                                 "batch": config.batch, "batchnorm": "frozen", "seed": config.seed,
-                                                 "corrected_frames": len(kept), "held_out_frames": len(held)}}
-    training["source_command"] = training.get("command", "")
-    training["command"] = config.command
-    new_meta.training = training
-    new_meta.metrics = {"nodule": after["original_validation"] or after["held_out"], "finetune": table}
-    save_checkpoint(out, model, new_meta)
-    write_model_card(out, new_meta)
-    seconds = time.perf_counter() - started
-    report({"stage": "done", "checkpoint": str(out), "seconds": seconds})
-    return FinetuneResult("finished", out, table, seconds)

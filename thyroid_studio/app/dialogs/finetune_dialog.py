@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ...engine.progress import EpochProgress, StageProgress, StepProgress
+
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QProgressBar, QPushButton, QTableWidget,
@@ -84,21 +86,18 @@ class FinetuneDialog(QDialog):
         else:
             super().reject()
 
-    def _progress(self, info: dict[str, Any]) -> None:
-        stage = info.get("stage")
-        if stage == "train":
-            x = info["epoch"] - 1 + info["step"] / max(info["steps"], 1)
-            self._loss[0].append(x)
-            self._loss[1].append(info["loss"])
+    def _progress(self, event: StageProgress | StepProgress | EpochProgress) -> None:
+        if isinstance(event, StepProgress):
+            self._loss[0].append(event.epoch - 1 + event.step / max(event.steps, 1))
+            self._loss[1].append(event.loss)
             self.loss_curve.setData(*self._loss)
-            self.bar.setRange(0, info["epochs"] * info["steps"])
-            self.bar.setValue((info["epoch"] - 1) * info["steps"] + info["step"])
-            self.status.setText(f"Epoch {info['epoch']}/{info['epochs']} · step {info['step']}/{info['steps']} · "
-                                f"loss {info['loss']:.4f}")
-        elif stage == "evaluate":
-            self.status.setText(f"Measuring Dice {info.get('when', '')} fine-tuning…")
-        elif stage == "validate":
-            self._add_dice(info["epoch"], info["dice"])
+            self.bar.setRange(0, event.epochs * event.steps)
+            self.bar.setValue((event.epoch - 1) * event.steps + event.step)
+            self.status.setText(f"Epoch {event.epoch}/{event.epochs} · step {event.step}/{event.steps} · loss {event.loss:.4f}")
+        elif isinstance(event, StageProgress):
+            self.status.setText(f"{event.text[:1].upper()}{event.text[1:]}…")
+        elif isinstance(event, EpochProgress) and "held_out_dice" in event.metrics:
+            self._add_dice(event.epoch, event.metrics["held_out_dice"])
 
     def _add_dice(self, epoch: float, dice: float) -> None:
         self._dice[0].append(epoch)
