@@ -254,7 +254,7 @@ def test_finetune_writes_a_new_checkpoint_and_leaves_the_source_alone(synthetic,
 
 
 def test_finetune_stops_without_writing(synthetic, finished_run, tmp_path):
-    corrected = _write_pairs(tmp_path / "corrected", [str(i) for i in range(100, 106)], seed=6)
+    corrected = _write_pairs(tmp_path / "corrected", [str(i) for i in range(100, 108)], seed=6)
     out = tmp_path / "tuned.pt"
     result = finetune(FinetuneConfig(str(finished_run / "checkpoint_best.pt"), str(corrected), out=str(out), device="cpu"),
                       should_stop=lambda: True)

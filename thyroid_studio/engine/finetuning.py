@@ -32,6 +32,8 @@ from .model_library import user_dir
 from .splits import holdout_split
 from .training import FrameSet, Progress, ShouldStop, evaluate, load_frames, make_batch, validation_metrics
 
+MIN_CORRECTED_FRAMES = 8  # fewer leave one or two held-out frames: their Dice cannot say whether tuning helped
+
 
 @dataclass
 class FinetuneConfig:
@@ -158,6 +160,11 @@ def finetune(config: FinetuneConfig, progress: Progress | None = None, should_st
     when ``should_stop()`` turns true nothing is written and the result's status is "stopped".
     """
     started = time.perf_counter()
+    corrected = open_dataset(config.nodules)
+    keys = [s.key for s in corrected.samples if s.mask is not None]
+    if len(keys) < MIN_CORRECTED_FRAMES:
+        raise ValueError(f"{config.nodules}: {len(keys)} corrected frame(s) with masks; fine-tuning needs at least "
+                         f"{MIN_CORRECTED_FRAMES} (some train, the rest are held out to measure the change)")
     source = Path(config.source)
     device = resolve_device(config.device)
     model, meta = load_checkpoint(source, device)
@@ -167,8 +174,6 @@ def finetune(config: FinetuneConfig, progress: Progress | None = None, should_st
     report = progress or (lambda _: None)
     stop = should_stop or (lambda: False)
 
-    corrected = open_dataset(config.nodules)
-    keys = [s.key for s in corrected.samples if s.mask is not None]
     kept_keys, held_keys = holdout_split(keys, config.held_fraction)
     kept = _load(config.nodules, kept_keys, meta)
     held = _load(config.nodules, held_keys, meta, originals=True)
