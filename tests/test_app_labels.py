@@ -8,7 +8,7 @@ import numpy as np
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMessageBox
 
-from test_app import SAMPLE, SAMPLES, Answers, at, open_and_wait, paint  # noqa: F401 (helpers)
+from test_app import SAMPLES, at, open_and_wait, paint
 from test_app import answers, models, window  # noqa: F401 (fixtures)
 from thyroid_studio.app.canvas import Canvas
 from thyroid_studio.app.layers import CalipersItem

@@ -13,7 +13,7 @@ from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate
 from PySide6.QtCore import QPoint, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox
 
-from test_app import SAMPLE, SAMPLES, open_and_wait, paint  # noqa: F401 (helpers)
+from test_app import SAMPLE, SAMPLES, open_and_wait, paint
 from test_app import answers, models, window  # noqa: F401 (fixtures)
 from thyroid_studio.app.autosave import Autosave
 from thyroid_studio.app.dialogs.finetune_dialog import FinetuneDialog
@@ -55,13 +55,16 @@ def told(monkeypatch) -> Told:
     return told
 
 
-def click_in_next_modal(qtbot, find) -> None:
-    """Once a modal dialog is up (its exec() blocks the test), click the button ``find(dialog)`` returns."""
+def click_in_next_modal(qtbot, find, seen: list | None = None) -> None:
+    """Once a modal dialog is up (its exec() blocks the test), click the button ``find(dialog)`` returns;
+    a message box's text goes to ``seen``."""
     def click() -> None:
         dialog = QApplication.activeModalWidget()
         if dialog is None:
             QTimer.singleShot(20, click)
             return
+        if seen is not None and isinstance(dialog, QMessageBox):
+            seen.append(dialog.text())
         qtbot.mouseClick(find(dialog), LEFT)
     QTimer.singleShot(0, click)
 
@@ -221,33 +224,38 @@ def test_saving_a_dicom_frame_warns_and_carries_the_black_out_choice(qtbot, wind
     calls = []
     original = DatasetWriter.add
 
-    def add(self, image, mask, **kwargs):
-        calls.append(kwargs.pop("black_out_outside_region", False))
+    def add(self, image, mask, **kwargs):  # the writer's option comes with the new dataset writer
+        box = kwargs.pop("blackout_outside", None)
+        calls.append(box is not None)
+        assert box is None or (box.height, box.width) == (64, 96)  # this frame's ultrasound region: all of it
         return original(self, image, mask, **kwargs)
 
     monkeypatch.setattr(DatasetWriter, "add", add)
     window.settings.setValue("dataset/folder", str(tmp_path / "dataset"))
-    pixels = np.full((64, 96), 80, np.uint8)
-    window.open_paths([write_dicom(tmp_path / "us.dcm", pixels), write_dicom(tmp_path / "us2.dcm", pixels)])
-    paint(qtbot, window, [(30, 30), (50, 30)])
-    click_in_next_modal(qtbot, button_named(BLACK_OUT))
-    qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    window.open_paths([write_dicom(tmp_path / f"us{i}.dcm", np.full((64, 96), 60 + 10 * i, np.uint8)) for i in range(4)])
+
+    seen = []
+
+    def save_next(answer: str | None) -> None:
+        paint(qtbot, window, [(30, 30), (50, 30)])
+        if answer is not None:
+            click_in_next_modal(qtbot, button_named(answer) if answer != "Cancel" else lambda box: box.button(Button.Cancel),
+                                seen)
+        qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+        reactivate(qtbot, window)  # the offscreen platform gives focus back to no window after a dialog
+        if answer != "Cancel":
+            qtbot.keyClick(window.canvas, Qt.Key.Key_Right)
+
+    save_next(BLACK_OUT)
     assert calls == [True] and window.keeper.black_out is True
-    reactivate(qtbot, window)
-    qtbot.keyClick(window.canvas, Qt.Key.Key_Right)
-    paint(qtbot, window, [(30, 30), (50, 30)])
-    qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # asked once a session
+    assert seen[0].startswith("us0 came from DICOM") and "burnt into the pixels" in seen[0]
+    save_next(None)  # asked once a session
     assert calls == [True, True]
-    window.keeper.black_out = None
-    paint(qtbot, window, [(30, 50), (50, 50)])
-    click_in_next_modal(qtbot, button_named(AS_IS))
-    qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    window.keeper.black_out = None  # as in a new session
+    save_next(AS_IS)
     assert calls == [True, True, False]
-    reactivate(qtbot, window)
-    paint(qtbot, window, [(30, 55), (50, 55)])
     window.keeper.black_out = None
-    click_in_next_modal(qtbot, lambda box: box.button(Button.Cancel))
-    qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    save_next("Cancel")
     assert calls == [True, True, False] and window.worklist[window.current].unsaved  # cancelled: nothing stored
 
 

@@ -29,6 +29,7 @@ from .frames import IMAGE_EXTENSIONS, Frame, FrameReadError, count_frames, find_
 from .inference import Segmentation
 from .label_model import LabelChange, LabelModel
 from .metrics import confusion, overlap_metrics
+from .preprocessing import ultrasound_region
 from .roles import MODEL_ROLES, PRIMARY_ROLE
 
 _FRAME_CACHE = 8  # decoded frames kept in memory (cine stepping back and forth)
@@ -305,13 +306,13 @@ class Worklist:
     def save(self, row: int, writer: DatasetWriter, black_out: bool = False):
         """Append the frame and its label to a TN3K-style dataset; returns the writer's Sample.
 
-        ``black_out``: blacken everything outside the ultrasound region (burnt-in names and dates of
-        DICOM frames) in the stored image; the one place the app's choice reaches the writer."""
+        ``black_out``: store the image black outside its ultrasound region (``preprocessing.ultrasound_region``),
+        where DICOM frames carry burnt-in names and dates; the one place the app's choice reaches the writer."""
         entry = self.entries[row]
         frame = self.frame(row)
         label = entry.current_label(frame.pixels.shape[:2]).copy()
         image = entry.source if entry.source.suffix.lower() in IMAGE_EXTENSIONS else frame.pixels
-        options = {"black_out_outside_region": True} if black_out else {}
+        options = {"blackout_outside": ultrasound_region(frame.gray())} if black_out else {}
         sample = writer.add(image, label, source=entry.source, frame_index=entry.index, record=self.record(row),
                             **options)
         self.set_saved(row, label)
