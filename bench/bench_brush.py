@@ -100,7 +100,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"PySide6 {PySide6.__version__}, Qt platform {app.platformName()}")
     print(f"frame {W}x{H}, viewport {viewport.width()}x{viewport.height()}, brush {brush} px, "
-          f"{len(times)} dabs, undo commands: {canvas.undo_stack.count()}")
+          f"{len(times)} dabs, undo steps: {len(canvas.label_model.history)}")
     print(f"per dab: median {statistics.median(times):.2f} ms, p95 {p95:.2f} ms, max {times[-1]:.2f} ms")
     print(f"repainted per dab: {painted:.2%} of the viewport on average")
 

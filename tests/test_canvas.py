@@ -49,7 +49,7 @@ def wheel(canvas: Canvas, pos: QPoint, steps: int, modifiers=Qt.KeyboardModifier
 def test_brush_stroke_paints_where_it_went_and_nowhere_else(qtbot, canvas: Canvas) -> None:
     changed, finished = [], []
     canvas.label_changed.connect(lambda: changed.append(1))
-    canvas.stroke_finished.connect(lambda: finished.append(1))
+    canvas.edit_finished.connect(lambda: finished.append(1))
     canvas.set_tool("brush")
     canvas.brush_size = 11
     stroke(qtbot, canvas, [(40.5, 60.5), (80.5, 60.5), (120.5, 60.5), (160.5, 60.5)])
@@ -58,7 +58,7 @@ def test_brush_stroke_paints_where_it_went_and_nowhere_else(qtbot, canvas: Canva
     assert label[56:65, 60:140].all()
     rows, cols = np.nonzero(label)
     assert rows.min() >= 53 and rows.max() <= 67 and cols.min() >= 33 and cols.max() <= 167
-    assert canvas.undo_stack.count() == 1  # one stroke = one command
+    assert len(canvas.label_model.history) == 1  # one stroke = one command
     assert len(changed) >= 4 and len(finished) == 1
 
 
@@ -68,17 +68,17 @@ def test_eraser_removes_and_undo_redo_restore_exactly(qtbot, canvas: Canvas) -> 
     changed = []
     canvas.label_changed.connect(lambda: changed.append(1))
     canvas.set_image(np.zeros((H, W), np.uint8), start)
-    assert canvas.undo_stack.count() == 0 and not changed  # loading a frame is not an edit
+    assert len(canvas.label_model.history) == 0 and not changed  # loading a frame is not an edit
     canvas.set_tool("eraser")
     canvas.brush_size = 9
     stroke(qtbot, canvas, [(20.5, 75.5), (100.5, 75.5), (180.5, 75.5)])
     erased = canvas.label()
     assert not erased[71:80, 30:170].any()
     assert erased[40:70, 30:170].all() and erased[81:110, 30:170].all()
-    assert canvas.undo_stack.count() == 1
-    canvas.undo_stack.undo()
+    assert len(canvas.label_model.history) == 1
+    canvas.label_model.undo()
     assert np.array_equal(canvas.label(), start)
-    canvas.undo_stack.redo()
+    canvas.label_model.redo()
     assert np.array_equal(canvas.label(), erased)
 
 
@@ -87,24 +87,24 @@ def test_each_stroke_is_one_command(qtbot, canvas: Canvas) -> None:
     stroke(qtbot, canvas, [(30, 30), (60, 40), (90, 30)])
     after_one = canvas.label()
     stroke(qtbot, canvas, [(30, 100), (60, 110), (90, 100)])
-    assert canvas.undo_stack.count() == 2
-    canvas.undo_stack.undo()
+    assert len(canvas.label_model.history) == 2
+    canvas.label_model.undo()
     assert np.array_equal(canvas.label(), after_one)
-    canvas.undo_stack.undo()
+    canvas.label_model.undo()
     assert not canvas.label().any()
 
 
 def test_set_label_is_one_undoable_command(canvas: Canvas) -> None:
     finished = []
-    canvas.stroke_finished.connect(lambda: finished.append(1))
+    canvas.edit_finished.connect(lambda: finished.append(1))
     mask = np.zeros((H, W), bool)
     mask[10:30, 20:50] = True
     canvas.set_label(mask, "Accept TRFE-Net")
     assert np.array_equal(canvas.label(), mask)
-    assert canvas.undo_stack.undoText() == "Accept TRFE-Net"
-    canvas.undo_stack.undo()
+    assert canvas.label_model.history.undo_text == "Accept TRFE-Net"
+    canvas.label_model.undo()
     assert not canvas.label().any()
-    canvas.undo_stack.redo()
+    canvas.label_model.redo()
     assert np.array_equal(canvas.label(), mask)
     assert len(finished) == 3  # push, undo, redo: autosave sees undone edits too
     canvas.label()[:] = False  # a copy: the canvas keeps its own
@@ -150,25 +150,25 @@ def test_polygon_fills_on_double_click_erases_with_shift_and_esc_cancels(qtbot, 
     label = canvas.label()
     assert label[35:85, 25:115].all()
     assert not label[:28].any() and not label[92:].any() and not label[:, :18].any() and not label[:, 122:].any()
-    assert canvas.undo_stack.count() == 1
+    assert len(canvas.label_model.history) == 1
 
     for corner in [(40, 40), (80, 40), (80, 70), (40, 70)]:
         qtbot.mouseClick(viewport, LEFT, pos=at(canvas, *corner))
     qtbot.keyClick(canvas, Qt.Key.Key_Return, Qt.KeyboardModifier.ShiftModifier)
     assert not canvas.label()[42:68, 42:78].any() and canvas.label()[35:38, 25:115].all()
-    assert canvas.undo_stack.count() == 2
+    assert len(canvas.label_model.history) == 2
 
     for corner in [(130, 100), (180, 100), (180, 140)]:
         qtbot.mouseClick(viewport, LEFT, pos=at(canvas, *corner))
     qtbot.keyClick(canvas, Qt.Key.Key_Escape)
     qtbot.keyClick(canvas, Qt.Key.Key_Return)
-    assert not canvas.label()[100:].any() and canvas.undo_stack.count() == 2
+    assert not canvas.label()[100:].any() and len(canvas.label_model.history) == 2
 
 
 def test_lasso_drag_fills_on_release(qtbot, canvas: Canvas) -> None:
     canvas.set_tool("polygon")
     stroke(qtbot, canvas, [(50, 50), (100, 50), (100, 100), (50, 100), (50, 52)])
-    assert canvas.label()[55:95, 55:95].all() and canvas.undo_stack.count() == 1
+    assert canvas.label()[55:95, 55:95].all() and len(canvas.label_model.history) == 1
 
 
 def test_overlays_window_and_pan_tool(qtbot, canvas: Canvas) -> None:
@@ -181,7 +181,7 @@ def test_overlays_window_and_pan_tool(qtbot, canvas: Canvas) -> None:
     with pytest.raises(ValueError):
         canvas.set_overlay("label", mask)
     canvas.set_window(0.2, 1.5)  # display only
-    assert canvas.undo_stack.count() == 0 and not canvas.label().any()
+    assert len(canvas.label_model.history) == 0 and not canvas.label().any()
     canvas.zoom_by(4)
     canvas.set_tool("pan")
     before = canvas.mapToScene(QPoint(200, 150))

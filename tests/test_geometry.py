@@ -103,3 +103,23 @@ def test_measure_a_large_tilted_ellipse():
     assert r.longest_mm == pytest.approx(60.0, abs=0.3)
     assert r.perpendicular_mm == pytest.approx(36.0, abs=0.3)
     assert not r.taller_than_wide
+
+
+def test_select_component_picks_the_nodule_clicked_or_the_largest():
+    m = _two_blobs()
+    assert G.select_component(m).sum() == 96  # default: the largest
+    small = G.select_component(m, (3, 3))  # (x, y) inside the small blob
+    assert small.sum() == 16 and small[3, 3]
+    assert G.select_component(m, (7, 1)).sum() == 16  # beside it: the nearest
+    assert not G.select_component(np.zeros((5, 5)), (1, 1)).any()
+    two = m.copy()
+    two[10:20, 10:20] = 1
+    alone = G.measure(G.select_component(two, (15, 15)))
+    assert alone.height_px == 10 and G.measure(two).height_px == 18  # one nodule, not both
+
+
+def test_caliper_length_in_pixels_and_millimetres():
+    caliper = G.Caliper((0.0, 0.0), (30.0, 40.0))
+    assert caliper.length_px == pytest.approx(50)
+    assert caliper.length_mm(None) is None
+    assert caliper.length_mm((0.5, 0.1)) == pytest.approx(np.hypot(30 * 0.1, 40 * 0.5))

@@ -1,6 +1,8 @@
 """Mask deltas, stroke grouping, bounded history, and the painting primitives (no Qt)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 
@@ -84,6 +86,20 @@ def test_fill_polygon_fills_pixel_centres_inside() -> None:
     assert fill_polygon(mask, [(0, 0), (5, 5)], True) is None
 
 
+@dataclass(frozen=True)
+class Paint:
+    """The smallest edit History can hold: a delta on a bare mask."""
+
+    delta: MaskDelta
+    text: str
+
+    def undo(self, mask: np.ndarray) -> None:
+        revert(mask, self.delta)
+
+    def redo(self, mask: np.ndarray) -> None:
+        apply(mask, self.delta)
+
+
 def test_history_undo_redo_cap_and_redo_cleared_by_a_new_edit() -> None:
     mask = blank()
     history = History(cap=3)
@@ -91,18 +107,19 @@ def test_history_undo_redo_cap_and_redo_cleared_by_a_new_edit() -> None:
     for i in range(5):
         before = mask.copy()
         paint_disc(mask, 20 + 30 * i, 50, 5, True)
-        history.push(delta_between(before, mask))
+        history.push(Paint(delta_between(before, mask), f"dab {i}"))
         states.append(mask.copy())
+    assert len(history) == 3 and history.undo_text == "dab 4" and history.redo_text == ""
     for i in range(3):  # only the last three edits are kept
         assert history.undo(mask) is not None
         assert np.array_equal(mask, states[4 - i])
     assert history.undo(mask) is None and not history.can_undo
     history.redo(mask)
-    assert np.array_equal(mask, states[3])
-    assert history.can_redo
+    assert np.array_equal(mask, states[3]) and history.undo_text == "dab 2"
+    assert history.can_redo and history.redo_text == "dab 3"
     before = mask.copy()
     paint_disc(mask, 100, 120, 5, True)
-    history.push(delta_between(before, mask))
+    history.push(Paint(delta_between(before, mask), "dab 5"))
     assert not history.can_redo and history.redo(mask) is None
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from thyroid_studio.engine.datasets import DatasetWriter, read_mask
 from thyroid_studio.engine.inference import Segmentation
-from thyroid_studio.engine.worklist import State, Worklist, cleaned
+from thyroid_studio.engine.worklist import State, Worklist, cleaned, natural_key
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 
@@ -74,15 +74,18 @@ def test_states_follow_predictions_edits_undo_and_save(worklist, tmp_path):
     assert work.dice(row) == {"trfe": None, "unet": None}
 
     proposal = work.proposal(row, "trfe")
-    assert work.set_label(row, proposal)
+    label = work.label(row)  # the one owner of the frame's mask and its history
+    changes = len([e for e in recorder.events if e == ("changed", row)])
+    assert label.replace(proposal, "Accept")
     assert entry.state is State.CORRECTED and work.unsaved_rows() == [row]
-    assert not work.set_label(row, proposal)  # unchanged
-    assert work.set_label(row, np.zeros_like(ai))  # edits undone: back to the empty baseline
+    assert len([e for e in recorder.events if e == ("changed", row)]) == changes + 1  # told once the edit is complete
+    assert not label.replace(proposal, "Accept again")  # unchanged: no edit
+    assert label.undo()  # edits undone: back to the empty baseline
     assert entry.state is State.AI and work.unsaved_rows() == []
 
     edited = ai.copy()
     edited[5:15, 15:20] = True
-    work.set_label(row, edited)
+    label.replace(edited, "Edit")
     sample = work.save(row, DatasetWriter(tmp_path / "dataset"))
     assert entry.state is State.SAVED and not entry.unsaved
     saved = cv2.imread(str(sample.mask), cv2.IMREAD_UNCHANGED)
@@ -93,9 +96,70 @@ def test_states_follow_predictions_edits_undo_and_save(worklist, tmp_path):
     assert record["dice_ai_vs_label"]["trfe-a-w16"] == pytest.approx(2 * 100 / (100 + 150), abs=1e-4)
     assert record["source"] == str(image) and "saved_at" in record
 
-    work.set_label(row, np.zeros_like(ai))
-    work.discard(row)
+    label.replace(np.zeros_like(ai), "Clear")
+    assert entry.state is State.CORRECTED
+    work.discard(row)  # back to the saved label, as an edit that can itself be undone
     assert np.array_equal(entry.current_label(), edited) and entry.state is State.SAVED
+    label.undo()
+    assert not label.mask.any() and entry.state is State.CORRECTED
+
+
+def test_a_label_and_its_history_belong_to_the_frame(worklist, tmp_path):
+    work, _ = worklist
+    for name in ("a", "b"):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), np.full((20, 30), 90, np.uint8))
+    (a, b), _ = work.add([tmp_path])
+    painted = np.zeros((20, 30), bool)
+    painted[2:8, 3:9] = True
+    work.label(a).replace(painted, "Paint")
+    work.label(b)
+    work.release(a)  # leaving a frame with edits keeps them, with their history
+    work.release(b)  # a frame never edited gives its label back
+    assert work[a].label is not None and work[b].label is None
+    assert work.label(a).history.undo_text == "Paint" and work.label(a).undo()
+    assert not work[a].unsaved and work.label(a).history.can_redo
+    work.release(a)
+    assert work[a].label is not None  # a redo is still possible
+
+
+def test_an_entry_can_start_saved(worklist, tmp_path):
+    """Resuming a case: a frame found in the dataset opens with its saved label and state "saved"."""
+    work, _ = worklist
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((20, 30), 90, np.uint8))
+    (row,), _ = work.add([tmp_path / "a.png"])
+    saved = np.zeros((20, 30), bool)
+    saved[4:9, 4:9] = True
+    work.set_saved(row, saved)
+    assert work[row].state is State.SAVED and np.array_equal(work.label(row).mask, saved)
+    assert not work[row].unsaved and not work.label(row).history.can_undo
+
+
+def test_folders_open_in_natural_order_without_their_masks(worklist, tmp_path):
+    work, _ = worklist
+    case = tmp_path / "case"
+    for folder in ("image", "mask"):
+        (case / folder).mkdir(parents=True)
+        for number in (100, 71, 101, 9):
+            cv2.imwrite(str(case / folder / f"{number}.png"), np.full((20, 30), 90, np.uint8))
+    rows, errors = work.add([case])
+    assert errors == [] and [work[r].name for r in rows] == ["9", "71", "100", "101"]
+    assert all(work[r].source.parent.name == "image" and work[r].ground_truth_file is not None for r in rows)
+    rows, _ = work.add([case / "mask"])  # asked for by name, the masks are frames
+    assert [work[r].source.parent.name for r in rows] == ["mask"] * 4
+    assert natural_key("img9.png") < natural_key("img10.png") < natural_key("img71b.png")
+
+
+def test_new_models_keep_batch_results(worklist):
+    work, _ = worklist
+    (first, second, *_), _ = work.add([SAMPLES / "image"])
+    mask = np.zeros((4, 4), bool)
+    work.set_prediction(first, "trfe", _seg(mask), "batch-model", from_batch=True)
+    work.set_prediction(second, "trfe", _seg(mask), "live-model")
+    work.set_prediction(second, "unet", _seg(mask), "unet-model")
+    work.set_uncertainty(second, 0.3)
+    work.clear_predictions(["trfe"])
+    assert set(work[first].predictions) == {"trfe"} and work[first].models["trfe"] == "batch-model"
+    assert set(work[second].predictions) == {"unet"} and work[second].uncertainty is None
 
 
 def test_dice_against_ground_truth(worklist):

@@ -13,7 +13,8 @@ from pathlib import Path
 from thyroid_studio.engine.checkpoint import load_checkpoint, save_checkpoint
 from thyroid_studio.engine.files import write_text_atomic
 from thyroid_studio.engine.model_card import write_model_card
-from thyroid_studio.engine.model_library import ROLES, shipped_dir
+from thyroid_studio.engine.model_library import shipped_dir
+from thyroid_studio.engine.roles import MODEL_ROLES
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_FILES = ("metrics.jsonl", "progress.png", "config.json", "env.json", "data.json")
@@ -22,7 +23,7 @@ RUN_FILES = ("metrics.jsonl", "progress.png", "config.json", "env.json", "data.j
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="a finished run folder (thyroid-studio train --out)")
-    parser.add_argument("--role", choices=ROLES, required=True, help="the contour colour it serves")
+    parser.add_argument("--role", choices=MODEL_ROLES, required=True, help="the contour colour it serves")
     parser.add_argument("--name", required=True, help="file stem in models/")
     args = parser.parse_args()
 

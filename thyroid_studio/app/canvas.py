@@ -1,24 +1,27 @@
 """The image view: frame, label and model layers, zoom/pan, and the editing tools.
 
-The canvas owns the scene and routes events; the label and its undo stack live in
-``LabelModel`` (app/undo.py), drawing in ``layers.py`` and editing in ``tools.py``.
+The canvas owns the scene and routes events. It holds no label of its own: it shows the
+frame's ``engine.label_model.LabelModel`` (the worklist entry's, the one owner of the mask,
+its calipers and its undo history), redraws what that model reports changed, and its tools
+(``edit_tools.py``) edit through it. Drawing is in ``layers.py``.
 Scene coordinates are image pixels: pixel (row r, column c) covers [c, c + 1) x [r, r + 1).
 """
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QMouseEvent, QPixmap, QResizeEvent, QUndoStack, QWheelEvent
+from PySide6.QtGui import QKeyEvent, QMouseEvent, QPixmap, QResizeEvent, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
 import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
 
 from ..engine.geometry import Measurements
-from .layers import LAYERS, SPECS, BrushCursor, ContourLayerItem, DiametersItem, LabelLayerItem, LayerStyle
-from .tools import BrushTool, PanTool, Pointer, PolygonTool, Tool
-from .undo import LabelModel
+from ..engine.label_model import LabelChange, LabelModel
+from .edit_tools import BrushTool, CaliperTool, PanTool, Pointer, PolygonTool, Tool
+from .layers import (HEATMAP, LAYERS, SPECS, BrushCursor, CalipersItem, ContourLayerItem, DiametersItem, HeatmapItem,
+                     LabelLayerItem, LayerStyle)
 
-__all__ = ["Canvas", "LAYERS"]
+__all__ = ["Canvas", "LAYERS", "HEATMAP"]
 
 MIN_BRUSH, MAX_BRUSH = 1, 200
 MIN_SCALE, MAX_SCALE = 0.02, 64.0  # view pixels per image pixel
@@ -29,8 +32,10 @@ class Canvas(QGraphicsView):
     """Shows one frame with its layers and edits its label. See docs/architecture.md for the contract."""
 
     label_changed = Signal()  # each dab while painting, undo, redo, set_label (not set_image)
-    stroke_finished = Signal()  # a stroke, polygon or command completed (also undo and redo)
-    cursor_moved = Signal(float, float)  # scene = image coordinates under the mouse
+    edit_finished = Signal()  # a stroke, polygon, caliper or command completed (also undo and redo)
+    cursor_moved = Signal(object)  # (x, y) image coordinates under the mouse, None off the image
+    nodule_clicked = Signal(float, float)  # a click (no drag) with the pan tool: (x, y) pixel centre coordinates
+    status_text = Signal(str)  # a tool's live feedback, e.g. a caliper's length while measuring
     brush_size_changed = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -46,22 +51,23 @@ class Canvas(QGraphicsView):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.viewport().setMouseTracking(True)
 
-        self.model = LabelModel(self)
-        self.undo_stack: QUndoStack = self.model.undo_stack
-        self.model.changed.connect(self._label_box_changed)
-        self.model.committed.connect(self.stroke_finished)
+        self.label_model = LabelModel(np.zeros((1, 1), bool))
+        self.spacing_mm: tuple[float, float] | None = None
 
         self._pixels = np.zeros((1, 1), np.uint8)
         self._window = (0.0, 1.0)
         self._image_item = QGraphicsPixmapItem()
         self._image_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
         self._label_item = LabelLayerItem(SPECS["label"])
-        self._overlays = {name: ContourLayerItem(SPECS[name]) for name in LAYERS if name != "label"}
+        self._overlays = {name: ContourLayerItem(SPECS[name]) for name in LAYERS if name not in ("label", HEATMAP)}
+        self._heatmap = HeatmapItem(SPECS[HEATMAP])
         self._diameters = DiametersItem()
+        self._calipers = CalipersItem()
         self._cursor = BrushCursor()
-        for item in (self._image_item, self._label_item, *self._overlays.values(), self._diameters, self._cursor):
+        for item in (self._image_item, self._heatmap, self._label_item, *self._overlays.values(), self._diameters,
+                     self._calipers, self._cursor):
             self.scene().addItem(item)
-        self._styles = {name: LayerStyle(True, SPECS[name].filled, SPECS[name].opacity) for name in LAYERS}
+        self._styles = {name: LayerStyle(SPECS[name].visible, False, SPECS[name].opacity) for name in LAYERS}
         for name in LAYERS:
             self.set_layer_style(name)
 
@@ -71,25 +77,36 @@ class Canvas(QGraphicsView):
         self._pan_from: QPointF | None = None  # middle or space drag in progress
         self._space = False
         self._tools: dict[str, Tool] = {"pan": PanTool(self), "brush": BrushTool(self),
-                                        "eraser": BrushTool(self, erase=True), "polygon": PolygonTool(self)}
+                                        "eraser": BrushTool(self, erase=True), "polygon": PolygonTool(self),
+                                        "caliper": CaliperTool(self)}
         self._tool_name = "pan"
         self._tools["pan"].activate()
         self.set_image(self._pixels)
 
     # ----- image and layers -------------------------------------------------------------
-    def set_image(self, pixels: np.ndarray, label: np.ndarray | None = None) -> None:
-        """Show a uint8 gray or RGB frame with ``label`` (or an empty one); clears overlays and undo, fits the view."""
+    def set_image(self, pixels: np.ndarray, label: LabelModel | np.ndarray | None = None,
+                  spacing_mm: tuple[float, float] | None = None) -> None:
+        """Show a uint8 gray or RGB frame with its label (a frame's LabelModel; a mask or None makes a new
+        one); drops what the active tool had in progress on the previous frame, clears overlays, fits the view."""
         if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] != 3):
             raise ValueError(f"expected (H, W) or (H, W, 3) pixels, got shape {pixels.shape}")
-        if label is not None and label.shape != pixels.shape[:2]:
-            raise ValueError(f"label shape {label.shape} differs from the frame's {pixels.shape[:2]}")
+        if not isinstance(label, LabelModel):
+            label = LabelModel(np.zeros(pixels.shape[:2], bool) if label is None else label)
+        if label.mask.shape != pixels.shape[:2]:
+            raise ValueError(f"label shape {label.mask.shape} differs from the frame's {pixels.shape[:2]}")
+        self._tools[self._tool_name].reset()  # a stroke ends on its own frame; a polygon's points stay there
+        self.label_model.unsubscribe(self._label_changed)
+        self.label_model = label
+        label.subscribe(self._label_changed)
+        self.spacing_mm = spacing_mm
         self._pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         self._show_pixels()
         for overlay in self._overlays.values():
             overlay.set_mask(None)
+        self._heatmap.set_probability(None)
         self._diameters.set_measurements(None)
-        self.model.reset(np.zeros(pixels.shape[:2], bool) if label is None else label)
-        self._label_item.render(self.model.mask)
+        self._label_item.render(label.mask)
+        self._calipers.set_calipers(label.calipers, spacing_mm)
         self.setSceneRect(self.image_rect())
         self.zoom_fit()
 
@@ -97,8 +114,14 @@ class Canvas(QGraphicsView):
         """The frame in scene coordinates."""
         return QRectF(0, 0, self._pixels.shape[1], self._pixels.shape[0])
 
+    def set_probability(self, prob: np.ndarray | None) -> None:
+        """Show the primary model's nodule probability on the heat-map layer; None clears it."""
+        if prob is not None and prob.shape != self._pixels.shape[:2]:
+            raise ValueError(f"probability shape {prob.shape} differs from the frame's {self._pixels.shape[:2]}")
+        self._heatmap.set_probability(prob)
+
     def set_overlay(self, name: str, mask: np.ndarray | None) -> None:
-        """Show a model's mask on layer "trfe", "unet" or "gland"; None clears it."""
+        """Show a model's mask on a contour layer other than the label ("trfe", "unet", "gland"); None clears it."""
         if name not in self._overlays:
             raise ValueError(f"unknown overlay {name!r}; expected one of {sorted(self._overlays)}")
         if mask is not None and mask.shape != self._pixels.shape[:2]:
@@ -121,8 +144,8 @@ class Canvas(QGraphicsView):
         item.setOpacity(style.opacity)
         if name == "label":
             if filled is not None and filled != old.filled:
-                self._label_item.set_filled(style.filled, self.model.mask)
-        else:
+                self._label_item.set_filled(style.filled, self.label_model.mask)
+        elif name in self._overlays:
             self._overlays[name].set_filled(style.filled)
 
     def layer_style(self, name: str) -> LayerStyle:
@@ -131,9 +154,11 @@ class Canvas(QGraphicsView):
             raise ValueError(f"unknown layer {name!r}; expected one of {LAYERS}")
         return self._styles[name]
 
-    def layer_item(self, name: str) -> LabelLayerItem | ContourLayerItem:
+    def layer_item(self, name: str) -> LabelLayerItem | ContourLayerItem | HeatmapItem:
         """The scene item drawing a layer."""
-        return self._label_item if name == "label" else self._overlays[name]
+        if name == "label":
+            return self._label_item
+        return self._heatmap if name == HEATMAP else self._overlays[name]
 
     def set_window(self, brightness: float, contrast: float) -> None:
         """Display window: ``brightness`` in [-1, 1] shifts by that fraction of full range,
@@ -152,16 +177,22 @@ class Canvas(QGraphicsView):
 
     # ----- label ------------------------------------------------------------------------
     def label(self) -> np.ndarray:
-        """A bool copy of the current label."""
-        return self.model.mask.copy()
+        """A bool copy of the shown label's mask."""
+        return self.label_model.mask.copy()
 
     def set_label(self, mask: np.ndarray, text: str) -> None:
-        """Replace the label as one undoable command named ``text``."""
-        self.model.replace(mask, text)
+        """Replace the label's mask as one undoable edit named ``text``."""
+        self.label_model.replace(mask, text)
 
-    def _label_box_changed(self, box: tuple[slice, slice]) -> None:
-        self._label_item.render(self.model.mask, box)
-        self.label_changed.emit()
+    def _label_changed(self, change: LabelChange) -> None:
+        """The label model reports a change: redraw only what it names."""
+        if change.box is not None:
+            self._label_item.render(self.label_model.mask, change.box)
+            self.label_changed.emit()
+        if change.calipers:
+            self._calipers.set_calipers(self.label_model.calipers, self.spacing_mm)
+        if change.finished:
+            self.edit_finished.emit()
 
     # ----- tools ------------------------------------------------------------------------
     @property
@@ -170,7 +201,7 @@ class Canvas(QGraphicsView):
         return self._tool_name
 
     def set_tool(self, name: str) -> None:
-        """Activate "pan", "brush", "eraser" or "polygon"."""
+        """Activate "pan", "brush", "eraser", "polygon" or "caliper"."""
         if name not in self._tools:
             raise ValueError(f"unknown tool {name!r}; expected one of {sorted(self._tools)}")
         self._tools[self._tool_name].deactivate()
@@ -256,7 +287,8 @@ class Canvas(QGraphicsView):
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         pointer = self._pointer(event)
-        self.cursor_moved.emit(pointer.scene.x(), pointer.scene.y())
+        inside = self.image_rect().contains(pointer.scene)
+        self.cursor_moved.emit((pointer.scene.x(), pointer.scene.y()) if inside else None)
         if self._pan_from is not None:
             self.pan_by(event.position() - self._pan_from)
             self._pan_from = event.position()
@@ -310,6 +342,7 @@ class Canvas(QGraphicsView):
 
     def leaveEvent(self, event: QEvent) -> None:
         self._cursor.hide()
+        self.cursor_moved.emit(None)
         super().leaveEvent(event)
 
     def resizeEvent(self, event: QResizeEvent) -> None:

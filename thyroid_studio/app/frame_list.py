@@ -1,19 +1,22 @@
 """The frame list: a Qt list model mirroring the Qt-free ``engine.worklist.Worklist`` (thumbnail, name,
-state), and its view."""
+state, uncertainty), the order it is shown in (as opened, or worst first), and its view.
+
+Thumbnails are read on a worker thread (``workers.ThumbnailLoader``), only for the rows the view asks
+for; a frame of a multi-frame file gets one once it has been decoded for viewing (seeking a video for
+every frame would cost more than it shows)."""
 from __future__ import annotations
 
-import cv2
-import numpy as np
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QSize, Qt
-from PySide6.QtGui import QColor, QIcon, QPixmap
+import math
+from typing import Any
+
+from PySide6.QtCore import (QAbstractListModel, QModelIndex, QPersistentModelIndex, QSize, QSortFilterProxyModel,
+                            Qt)
+from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
 
-import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
-
-from ..engine.frames import FrameReadError
 from ..engine.worklist import State, Worklist
+from .workers import THUMB, ThumbnailLoader, thumbnail
 
-THUMB = 64
 STATE_COLOURS = {
     State.NOT_SEGMENTED: QColor("#9e9e9e"),
     State.AI: QColor("#ffb300"),
@@ -21,18 +24,26 @@ STATE_COLOURS = {
     State.SAVED: QColor("#1e88e5"),
 }
 StateRole = Qt.ItemDataRole.UserRole + 1
+UncertaintyRole = Qt.ItemDataRole.UserRole + 2
 Index = QModelIndex | QPersistentModelIndex
 
 
 class FrameListModel(QAbstractListModel):
-    """One row per worklist entry; listens to the worklist, never holds state of its own but thumbnails."""
+    """One row per worklist entry, in worklist order; listens to the worklist and holds no state of its
+    own but thumbnails."""
 
     def __init__(self, worklist: Worklist, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.worklist = worklist
-        self._thumbs: dict[tuple[str, int], QIcon] = {}
-        self._decoded_row: int | None = None
+        self._thumbs: dict[tuple[str, int], QIcon | None] = {}  # None: asked for, not there yet
+        self.loader = ThumbnailLoader(self)
+        self.loader.loaded.connect(self._thumbnail_loaded)
+        self.loader.start()
         worklist.subscribe(self)
+
+    def stop(self) -> None:
+        """End the thumbnail thread (the window closes)."""
+        self.loader.stop()
 
     # worklist listener
     def rows_inserting(self, first: int, last: int) -> None:
@@ -49,12 +60,13 @@ class FrameListModel(QAbstractListModel):
     def rowCount(self, parent: Index = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.worklist)
 
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
         entry = self.worklist[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{entry.name}\n{entry.state.value}" + ("  ⚠" if entry.error else "")
+            unsure = f" · unsure {entry.uncertainty:.2f}" if entry.uncertainty is not None else ""
+            return f"{entry.name}\n{entry.state.value}{unsure}" + ("  ⚠" if entry.error else "")
         if role == Qt.ItemDataRole.ToolTipRole:
             where = f"{entry.source}" + (f" (frame {entry.index + 1} of {entry.count})" if entry.count > 1 else "")
             return f"{where}\n{entry.error}" if entry.error else where
@@ -64,35 +76,69 @@ class FrameListModel(QAbstractListModel):
             return STATE_COLOURS[entry.state]
         if role == StateRole:
             return entry.state
+        if role == UncertaintyRole:
+            return entry.uncertainty
         return None
 
     def _thumbnail(self, row: int) -> QIcon | None:
-        """Read lazily (only rows on screen ask); frames of multi-frame files only once decoded for viewing."""
         entry = self.worklist[row]
-        icon = self._thumbs.get(entry.key)
-        if icon is None:
-            if entry.count > 1 and row != self._decoded_row:
-                return None
-            try:
-                gray = self.worklist.frame(row).gray()
-            except FrameReadError:
-                return None
-            scale = THUMB / max(gray.shape)
-            small = cv2.resize(gray, (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale))),
-                               interpolation=cv2.INTER_AREA)
-            icon = self._thumbs[entry.key] = QIcon(QPixmap.fromImage(qimage2ndarray.gray2qimage(np.ascontiguousarray(small))))
-        return icon
+        if entry.key in self._thumbs:
+            return self._thumbs[entry.key]
+        frame = self.worklist.cached_frame(row)
+        if frame is not None:  # decoded for viewing: shrinking it is cheap
+            icon = self._thumbs[entry.key] = QIcon(QPixmap.fromImage(thumbnail(frame.gray())))
+            return icon
+        if entry.count == 1:
+            self._thumbs[entry.key] = None
+            self.loader.request(entry.key, entry.source, entry.index)
+        return None
+
+    def _thumbnail_loaded(self, key: tuple[str, int], image: QImage | None) -> None:
+        if image is None:
+            return  # unreadable: the frame list says so when the frame is opened
+        self._thumbs[key] = QIcon(QPixmap.fromImage(image))
+        row = self.worklist.row_of(*key)
+        if row is not None:
+            self.row_changed(row)
 
     def frame_decoded(self, row: int) -> None:
         """The view decoded this row's frame: its thumbnail is now cheap to make."""
-        self._decoded_row = row
+        key = self.worklist[row].key
+        if key in self._thumbs and self._thumbs[key] is None:
+            del self._thumbs[key]  # a request to the loader may be pending: the cached frame is faster
         self.row_changed(row)
+
+
+class FrameOrder(QSortFilterProxyModel):
+    """The order the frames are listed in: as opened (files in natural order), or worst first (the
+    primary model's uncertainty, highest first; frames not scored yet last)."""
+
+    def __init__(self, source: FrameListModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSourceModel(source)
+        self.setDynamicSortFilter(True)
+        self.worst_first = False
+        self.sort(0)
+
+    def set_worst_first(self, on: bool) -> None:
+        self.worst_first = on
+        self.invalidate()
+        self.sort(0)
+
+    def lessThan(self, left: Index, right: Index) -> bool:
+        return self._key(left) < self._key(right)
+
+    def _key(self, index: Index) -> tuple[float, int]:
+        if not self.worst_first:
+            return 0.0, index.row()
+        uncertainty = index.data(UncertaintyRole)
+        return (-uncertainty if uncertainty is not None else math.inf), index.row()
 
 
 class FrameListView(QListView):
     """Thumbnails with name and state; one frame selected at a time."""
 
-    def __init__(self, model: FrameListModel, parent: QWidget | None = None) -> None:
+    def __init__(self, model: FrameOrder, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setModel(model)
         self.setIconSize(QSize(THUMB, THUMB))

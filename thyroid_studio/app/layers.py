@@ -1,37 +1,45 @@
-"""Scene items drawn over the frame: the editable label, model contours, the brush cursor.
+"""Scene items drawn over the frame: the editable label, model contours, the probability heat map,
+diameters and calipers, the brush cursor.
 
 The label is a raster (ARGB image in the mask's own pixels) so a brush dab re-renders
 only its own rectangle; model layers change once per inference and are vector paths
-(sharp at any zoom) built from ``geometry.contours``.
+(sharp at any zoom) built from ``geometry.contours``. Titles, colours and fill hatches
+come from the roles table (``engine/roles.py``); a filled area is hatched, never tinted,
+so two filled layers stay apart where they overlap.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem, QWidget
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsPathItem, QGraphicsPixmapItem,
+                               QGraphicsSimpleTextItem, QStyleOptionGraphicsItem, QWidget)
 
 import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
 
 from ..engine import geometry
 from ..engine.painting import Box
+from ..engine.roles import PRIMARY_ROLE, ROLES
 
-LAYERS = ("label", "trfe", "unet", "gland")
-FILL_ALPHA = 0.35  # of a filled layer's interior; outlines are opaque
+HEATMAP = "probability"  # the layer showing the primary model's nodule probability
+HATCH_PERIOD, HATCH_WIDTH = 9, 2  # image pixels from one hatch line of a filled label to the next; line width
+TILE = 12  # screen pixels from one hatch line of a filled model layer to the next: apart, not blended
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """How a layer looks by default; colours follow the TRFE-Net paper (engine/overlay.py)."""
+    """How a layer looks by default: a role of ``engine/roles.py`` on screen, or the heat map."""
 
     title: str
     rgb: tuple[int, int, int]
     line_width: float  # screen pixels (cosmetic pen)
     z: float
-    filled: bool
+    hatch: str | None  # fill pattern (roles.HATCHES); None: the layer cannot be filled
     opacity: float
+    visible: bool = True
 
     def colour(self, alpha: float = 1.0) -> QColor:
         colour = QColor(*self.rgb)
@@ -40,11 +48,12 @@ class LayerSpec:
 
 
 SPECS: dict[str, LayerSpec] = {
-    "label": LayerSpec("Label / ground truth", (0, 255, 0), 2.0, 4, False, 1.0),
-    "trfe": LayerSpec("TRFE-Net", (255, 0, 0), 2.0, 3, False, 1.0),
-    "unet": LayerSpec("U-Net", (255, 255, 0), 2.0, 2, False, 1.0),
-    "gland": LayerSpec("Thyroid gland", (0, 200, 255), 1.0, 1, False, 0.6),
+    # the roles' order is their stacking order: the label on top
+    **{key: LayerSpec(role.title, role.colour, float(role.thickness), len(ROLES) - i, role.hatch, role.opacity)
+       for i, (key, role) in enumerate(ROLES.items())},
+    HEATMAP: LayerSpec(f"{ROLES[PRIMARY_ROLE].title} probability", (252, 136, 36), 0.0, 0.5, None, 0.6, visible=False),
 }
+LAYERS = tuple(SPECS)
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,7 @@ class LayerStyle:
 
 
 class LabelLayerItem(QGraphicsItem):
-    """The label as a raster: translucent interior, opaque one-pixel outline.
+    """The label as a raster: opaque one-pixel outline, and when filled a hatched interior.
 
     :meth:`render` recolours only a box of the image, and the item repaints only the
     exposed part of it, so painting costs in proportion to the dab, not the frame.
@@ -66,18 +75,17 @@ class LabelLayerItem(QGraphicsItem):
     def __init__(self, spec: LayerSpec) -> None:
         super().__init__()
         self._spec = spec
-        self._filled = spec.filled
+        self._filled = False
         self._image = QImage(1, 1, QImage.Format.Format_ARGB32_Premultiplied)
         self._pixels = qimage2ndarray.byte_view(self._image)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption)
         self.setZValue(spec.z)
 
     def _palette(self) -> np.ndarray:
-        """Premultiplied BGRA for (outside, interior, outline)."""
+        """Premultiplied BGRA for (outside, interior, outline, interior on a hatch line)."""
         r, g, b = self._spec.rgb
-        interior = FILL_ALPHA if self._filled else 0.0
-        return np.array([[0, 0, 0, 0], [b * interior, g * interior, r * interior, 255 * interior],
-                         [b, g, r, 255]], dtype=np.uint8)
+        hatch = [b, g, r, 255] if self._filled else [0, 0, 0, 0]
+        return np.array([[0, 0, 0, 0], [0, 0, 0, 0], [b, g, r, 255], hatch], dtype=np.uint8)
 
     def set_filled(self, filled: bool, mask: np.ndarray) -> None:
         self._filled = filled
@@ -96,7 +104,9 @@ class LabelLayerItem(QGraphicsItem):
         # An edit changes its neighbours' outline too: redraw one pixel more on each side.
         r0, r1 = max(box[0].start - 1, 0), min(box[0].stop + 1, h)
         c0, c1 = max(box[1].start - 1, 0), min(box[1].stop + 1, w)
-        self._pixels[r0:r1, c0:c1] = self._palette()[_classify(mask, r0, r1, c0, c1)]
+        classes = _classify(mask, r0, r1, c0, c1)
+        classes[(classes == 1) & _hatch_lines(self._spec.hatch, r0, r1, c0, c1)] = 3
+        self._pixels[r0:r1, c0:c1] = self._palette()[classes]
         self.update(QRectF(c0, r0, c1 - c0, r1 - r0))
 
     def boundingRect(self) -> QRectF:
@@ -122,6 +132,26 @@ def _classify(mask: np.ndarray, r0: int, r1: int, c0: int, c1: int) -> np.ndarra
     return inside.astype(np.uint8) + (inside & ~interior)
 
 
+def _hatch_lines(hatch: str | None, r0: int, r1: int, c0: int, c1: int, period: int = HATCH_PERIOD) -> np.ndarray:
+    """Which pixels of rows r0:r1, columns c0:c1 lie on the hatch's lines (fixed to the image, so
+    re-rendering a box continues the pattern)."""
+    line = _HATCH_LINES.get(hatch)
+    if line is None:
+        return np.zeros((r1 - r0, c1 - c0), bool)
+    rows, cols = np.arange(r0, r1)[:, None], np.arange(c0, c1)[None, :]
+    return np.broadcast_to(line(rows, cols) % period < HATCH_WIDTH, (r1 - r0, c1 - c0))
+
+
+_HATCH_LINES = {"/": lambda r, c: r + c, "\\": lambda r, c: c - r, "-": lambda r, c: r, "|": lambda r, c: c}
+
+
+def hatch_brush(spec: LayerSpec) -> QBrush:
+    """A tiling brush of opaque lines in the layer's colour and hatch direction, clear between them."""
+    rgba = np.zeros((TILE, TILE, 4), np.uint8)
+    rgba[_hatch_lines(spec.hatch, 0, TILE, 0, TILE, TILE)] = (*spec.rgb, 255)
+    return QBrush(QPixmap.fromImage(qimage2ndarray.array2qimage(rgba)))
+
+
 class ContourLayerItem(QGraphicsPathItem):
     """A model's mask as vector contours, outlined or filled."""
 
@@ -131,11 +161,12 @@ class ContourLayerItem(QGraphicsPathItem):
         pen = QPen(spec.colour(), spec.line_width)
         pen.setCosmetic(True)
         self.setPen(pen)
-        self.set_filled(spec.filled)
+        self.set_filled(False)
         self.setZValue(spec.z)
 
     def set_filled(self, filled: bool) -> None:
-        self.setBrush(QBrush(self._spec.colour(FILL_ALPHA)) if filled else QBrush(Qt.BrushStyle.NoBrush))
+        """Hatch the interior in the role's own direction (lines cross, colours never mix), or leave it clear."""
+        self.setBrush(hatch_brush(self._spec) if filled else QBrush(Qt.BrushStyle.NoBrush))
 
     def set_mask(self, mask: np.ndarray | None) -> None:
         """Show the outer contours of ``mask``; None clears the layer."""
@@ -166,6 +197,75 @@ class DiametersItem(QGraphicsPathItem):
                 path.moveTo(a[0] + 0.5, a[1] + 0.5)
                 path.lineTo(b[0] + 0.5, b[1] + 0.5)
         self.setPath(path)
+
+
+class HeatmapItem(QGraphicsPixmapItem):
+    """A nodule probability map: the colour runs dark to bright with it, and so does the opacity,
+    so where the model is sure there is no nodule the frame shows through."""
+
+    def __init__(self, spec: LayerSpec) -> None:
+        super().__init__()
+        self.setZValue(spec.z)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+
+    def set_probability(self, prob: np.ndarray | None) -> None:
+        """Show ``prob`` (H, W floats in 0..1); None clears the layer."""
+        if prob is None:
+            self.setPixmap(QPixmap())
+            return
+        level = np.clip(np.asarray(prob, np.float32) * 255, 0, 255).astype(np.uint8)
+        rgb = cv2.applyColorMap(level, cv2.COLORMAP_INFERNO)[..., ::-1]
+        rgba = np.dstack([rgb, level])
+        self.setPixmap(QPixmap.fromImage(qimage2ndarray.array2qimage(rgba)))
+
+
+class CalipersItem(QGraphicsPathItem):
+    """Calipers measured by hand: a line with end ticks and its length beside it."""
+
+    TICK = 4.0  # image pixels each side of an end
+
+    def __init__(self) -> None:
+        super().__init__()
+        pen = QPen(QColor(255, 255, 255), 1.5)
+        pen.setCosmetic(True)
+        self.setPen(pen)
+        self.setZValue(6)
+        self._texts: list[QGraphicsSimpleTextItem] = []
+
+    def set_calipers(self, calipers: tuple[geometry.Caliper, ...], spacing_mm: tuple[float, float] | None) -> None:
+        for text in self._texts:
+            text.setParentItem(None)
+            if text.scene() is not None:
+                text.scene().removeItem(text)
+        self._texts = []
+        path = QPainterPath()
+        for caliper in calipers:
+            a, b = (QPointF(x + 0.5, y + 0.5) for x, y in (caliper.a, caliper.b))  # pixel centres in the scene
+            path.moveTo(a)
+            path.lineTo(b)
+            direction = b - a
+            length = max((direction.x() ** 2 + direction.y() ** 2) ** 0.5, 1e-9)
+            normal = QPointF(-direction.y() / length, direction.x() / length) * self.TICK
+            for end in (a, b):
+                path.moveTo(end - normal)
+                path.lineTo(end + normal)
+            self._texts.append(self._label(caliper_text(caliper, spacing_mm), b))
+        self.setPath(path)
+
+    def _label(self, text: str, at: QPointF) -> QGraphicsSimpleTextItem:
+        item = QGraphicsSimpleTextItem(text, self)
+        item.setBrush(QColor(255, 255, 255))
+        item.setFont(QFont(item.font().family(), 9))
+        item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)  # readable at any zoom
+        item.setPos(at + QPointF(3, 3))
+        return item
+
+
+def caliper_text(caliper: geometry.Caliper, spacing_mm: tuple[float, float] | None) -> str:
+    """'12.3 mm (45.6 px)', or the pixels alone without a spacing."""
+    mm = caliper.length_mm(spacing_mm)
+    px = f"{caliper.length_px:.1f} px"
+    return px if mm is None else f"{mm:.1f} mm ({px})"
 
 
 class BrushCursor(QGraphicsEllipseItem):

@@ -1,6 +1,6 @@
 """The main window: wiring of actions, docks, the canvas and the workers. No business logic here:
-frame states live in ``engine.worklist``, keeping labels in ``saving``, editing in the canvas,
-work off the GUI thread in ``workers``."""
+frame states and labels (each with its own undo history) live in ``engine.worklist``, keeping labels
+in ``label_keeper``, editing in the canvas and its tools, work off the GUI thread in ``workers``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,25 +8,29 @@ from typing import Callable
 
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget)
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
 
 from ..engine.frames import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameReadError
-from ..engine.worklist import ROLES, Worklist, cleaned
+from ..engine.geometry import Point
+from ..engine.inference import Segmentation
+from ..engine.roles import MODEL_ROLES, PRIMARY_ROLE, ROLES
+from ..engine.worklist import Worklist, cleaned
 from .autosave import Autosave
 from .canvas import Canvas
 from .dialogs.about_dialog import RESEARCH_NOTE, AboutDialog
 from .dialogs.batch_dialog import BatchDialog
 from .dialogs.finetune_dialog import FinetuneDialog
+from .dialogs.job_dialog import JobDialog
 from .dialogs.models_dialog import ModelsDialog, chosen_models
-from .frame_list import FrameListModel, FrameListView
+from .frame_list import FrameListModel, FrameListView, FrameOrder
+from .label_keeper import LabelKeeper
 from .panels.layers_panel import LayersPanel
 from .panels.measurements_panel import MeasurementsPanel
-from .saving import LabelKeeper
 from .workers import InferenceWorker
 
-SYNC_MS = 40  # label -> worklist/measurements at most this often while painting
 AUTOSAVE_MS = 1500
-ROLE_NAMES = {"trfe": "TRFE-Net", "unet": "U-Net"}
+PAGE = 10  # frames skipped by Page Up / Page Down
+ACCEPT_KEYS = ("A", "Shift+A")  # accept the first, second... model role's mask as the label
 FILE_FILTER = "Frames ({});;All files (*)".format(
     " ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS | DICOM_EXTENSIONS | VIDEO_EXTENSIONS)))
 Key = QKeySequence.StandardKey
@@ -41,15 +45,17 @@ class MainWindow(QMainWindow):
         self.resize(1280, 800)
         self.settings = settings if settings is not None else QSettings("thyroid-studio", "Thyroid Studio")
         self.worklist = Worklist()
-        self.keeper = LabelKeeper(self, self.worklist, self.settings, autosave or Autosave(), self._discarded,
+        self.keeper = LabelKeeper(self, self.worklist, self.settings, autosave or Autosave(),
                                   lambda text: self.statusBar().showMessage(text, 6000))
         self.current: int | None = None
+        self._selected: Point | None = None  # the nodule clicked on the shown frame; None: the largest
 
         self.canvas = Canvas(self)
         self.setCentralWidget(self.canvas)
         self.frames_model = FrameListModel(self.worklist, self)
-        self.frame_view = FrameListView(self.frames_model, self)
-        self.frame_view.clicked.connect(lambda index: self.show_row(index.row()))
+        self.frame_order = FrameOrder(self.frames_model, self)
+        self.frame_view = FrameListView(self.frame_order, self)
+        self.frame_view.clicked.connect(lambda index: self.show_row(self.frame_order.mapToSource(index).row()))
         self.layers_panel = LayersPanel(self.canvas)
         self.measurements = MeasurementsPanel()
         self.measurements.measured.connect(self.canvas.set_diameters)  # draw the two diameters on the label
@@ -59,16 +65,18 @@ class MainWindow(QMainWindow):
 
         self.inference = InferenceWorker(self)
         self.inference.result.connect(self._prediction)
+        self.inference.scored.connect(self._scored)
         self.inference.failed.connect(self._prediction_failed)
-        self.inference.busy.connect(lambda busy: self.busy_label.setText("Segmenting…" if busy else ""))
+        self.inference.busy.connect(lambda text: self.busy_label.setText(text))
         self.inference.start()
 
-        self._sync_timer = QTimer(self, singleShot=True, interval=SYNC_MS, timeout=self._sync_label)
         self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._autosave_timer.timeout.connect(self.keeper.autosave_all)
-        self.canvas.label_changed.connect(self._sync_timer.start)
-        self.canvas.stroke_finished.connect(self._sync_label)
-        self.canvas.cursor_moved.connect(lambda x, y: self.cursor_label.setText(f"x {int(x)}  y {int(y)}"))
+        self.canvas.label_changed.connect(self._measure)
+        self.canvas.edit_finished.connect(self._edit_finished)
+        self.canvas.cursor_moved.connect(self._cursor_moved)
+        self.canvas.nodule_clicked.connect(self._select_nodule)
+        self.canvas.status_text.connect(lambda text: self.statusBar().showMessage(text, 4000))
         self._build_status_bar()
         self._build_menus()
         self._apply_models()
@@ -110,23 +118,23 @@ class MainWindow(QMainWindow):
         a(file, "&Quit", self.close, Key.Quit)
 
         edit = bar.addMenu("&Edit")
-        undo = self.canvas.undo_stack.createUndoAction(self, "&Undo")
-        undo.setShortcuts(QKeySequence.keyBindings(Key.Undo))
-        redo = self.canvas.undo_stack.createRedoAction(self, "&Redo")
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
-        edit.addActions([undo, redo])
+        self.undo_action = a(edit, "&Undo", lambda: self.canvas.label_model.undo(), QKeySequence.keyBindings(Key.Undo))
+        self.redo_action = a(edit, "&Redo", lambda: self.canvas.label_model.redo(),
+                             [QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         edit.addSeparator()
-        a(edit, "&Accept TRFE-Net mask as label", lambda: self._accept("trfe"), "A")
-        a(edit, "Accept U-&Net mask as label", lambda: self._accept("unet"), "Shift+A")
+        for role, key in zip(MODEL_ROLES, ACCEPT_KEYS):
+            a(edit, f"Accept {ROLES[role].title} mask as label", lambda r=role: self._accept(r), key)
         a(edit, "&Fill holes", lambda: self._clean("fill_holes", "Fill holes"), "H")
         a(edit, "Keep &largest component", lambda: self._clean("largest", "Keep largest component"), "L")
         a(edit, "&Clear label", lambda: self._clean("clear", "Clear label"), "Shift+Del")
+        a(edit, "Clear calip&ers", lambda: self.canvas.label_model.clear_calipers())
         a(edit, "&Discard unsaved edits", self._discard_current)
 
         tools = bar.addMenu("&Tools")
         self.tool_actions = {}
-        for name, text, key in (("pan", "&Pan", "V"), ("brush", "&Brush", "B"), ("eraser", "&Eraser", "E"),
-                                ("polygon", "P&olygon / lasso fill", "P")):
+        for name, text, key in (("pan", "&Pan / select nodule", "V"), ("brush", "&Brush", "B"),
+                                ("eraser", "&Eraser", "E"), ("polygon", "P&olygon / lasso fill", "P"),
+                                ("caliper", "&Caliper (two clicks)", "C")):
             self.tool_actions[name] = a(tools, text, lambda n=name: self._set_tool(n), key, checkable=True)
         self.tool_actions[self.canvas.tool].setChecked(True)
         tools.addSeparator()
@@ -142,6 +150,13 @@ class MainWindow(QMainWindow):
         view.addSeparator()
         a(view, "&Next frame", lambda: self._step(1), [QKeySequence("Right"), QKeySequence("Down")])
         a(view, "&Previous frame", lambda: self._step(-1), [QKeySequence("Left"), QKeySequence("Up")])
+        a(view, f"{PAGE} frames on", lambda: self._step(PAGE), "PgDown")
+        a(view, f"{PAGE} frames back", lambda: self._step(-PAGE), "PgUp")
+        a(view, "Fi&rst frame", lambda: self._go(0), "Home")
+        a(view, "&Last frame", lambda: self._go(len(self.worklist) - 1), "End")
+        self.worst_first_action = a(view, "&Worst first (the model's least sure frames on top)",
+                                    lambda: self._order_worst_first(self.worst_first_action.isChecked()),
+                                    checkable=True)
         view.addSeparator()
         for dock in self.findChildren(QDockWidget):
             view.addAction(dock.toggleViewAction())
@@ -154,6 +169,7 @@ class MainWindow(QMainWindow):
         a(model, "&Retrain / fine-tune from dataset…", self._finetune)
         help_menu = bar.addMenu("&Help")
         a(help_menu, "&About Thyroid Studio", lambda: AboutDialog(self).exec(), Key.HelpContents)
+        self._update_undo_actions()
 
     # ------------------------------------------------------------ opening and showing frames
 
@@ -164,39 +180,52 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Some files could not be opened", "\n".join(errors[:20]))
         if rows:
             self.show_row(rows[0])
+        self._queue_scoring()
 
     def show_row(self, row: int) -> bool:
         """Show a frame (asking first about unsaved edits of the current one) and start its inference."""
         if row == self.current or not 0 <= row < len(self.worklist):
             return row == self.current
-        self._sync_label()
         if self.current is not None and not self.keeper.resolve_unsaved([self.current]):
-            self.frame_view.setCurrentIndex(self.frames_model.index(self.current))
+            self._select_in_list(self.current)
             return False
         try:
             frame = self.worklist.frame(row)
+            label = self.worklist.label(row)
         except FrameReadError as exc:
             self.worklist.set_error(row, str(exc))
             self.statusBar().showMessage(str(exc), 8000)
             return False
-        self.current = row
+        previous, self.current, self._selected = self.current, row, None
+        if previous is not None:
+            self.worklist.release(previous)
         entry = self.worklist[row]
         self.frames_model.frame_decoded(row)
-        self.canvas.set_image(frame.pixels, entry.current_label(frame.pixels.shape[:2]))
-        for role, result in entry.predictions.items():
-            self._show_prediction(role, result)
-        self.frame_view.setCurrentIndex(self.frames_model.index(row))
-        self._update_panels()
-        missing = tuple(role for role in ROLES if role not in entry.predictions)
-        if missing:
-            self.inference.submit(entry.key, frame.pixels, missing)
+        self.canvas.set_image(frame.pixels, label, entry.spacing_mm)
+        self._show_predictions()
+        self._select_in_list(row)
+        self._label_shown()
         where = f" — frame {entry.index + 1}/{entry.count}" if entry.count > 1 else ""
         self.setWindowTitle(f"{entry.name}{where} — Thyroid Studio")
         return True
 
-    def _step(self, delta: int) -> None:
+    def _select_in_list(self, row: int) -> None:
+        self.frame_view.setCurrentIndex(self.frame_order.mapFromSource(self.frames_model.index(row)))
+
+    def _view_row(self) -> int:
+        """Where the shown frame stands in the list's current order."""
+        if self.current is None:
+            return -1
+        return self.frame_order.mapFromSource(self.frames_model.index(self.current)).row()
+
+    def _go(self, view_row: int) -> None:
+        """Show the frame at ``view_row`` of the list as ordered (clamped to the list)."""
         if len(self.worklist):
-            self.show_row(min(max((self.current or 0) + delta, 0), len(self.worklist) - 1))
+            view_row = min(max(view_row, 0), len(self.worklist) - 1)
+            self.show_row(self.frame_order.mapToSource(self.frame_order.index(view_row, 0)).row())
+
+    def _step(self, delta: int) -> None:
+        self._go(max(self._view_row(), 0) + delta)
 
     def _open_files_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Open frames", "", FILE_FILTER)
@@ -218,9 +247,12 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.open_paths(paths)
 
-    # ------------------------------------------------------------ predictions
+    def _cursor_moved(self, position: Point | None) -> None:
+        self.cursor_label.setText("" if position is None else f"x {int(position[0])}  y {int(position[1])}")
 
-    def _prediction(self, key, role: str, result, model: str) -> None:
+    # ------------------------------------------------------------ predictions and uncertainty
+
+    def _prediction(self, key, role: str, result: Segmentation, model: str) -> None:
         row = self.worklist.row_of(*key)
         if row is None:
             return
@@ -229,16 +261,47 @@ class MainWindow(QMainWindow):
             self._show_prediction(role, result)
             self._update_panels()
 
-    def _show_prediction(self, role: str, result) -> None:
-        self.canvas.set_overlay(role, result.nodule_mask)
-        if role == "trfe":
-            self.canvas.set_overlay("gland", result.gland_mask)
+    def _show_predictions(self) -> None:
+        """Draw the shown frame's predictions and ask the worker for the missing ones."""
+        entry = self.worklist[self.current]
+        for role in MODEL_ROLES:
+            self._show_prediction(role, entry.predictions.get(role))
+        missing = tuple(role for role in MODEL_ROLES if role not in entry.predictions)
+        if missing:
+            self.inference.submit(entry.key, self.worklist.frame(self.current).pixels, missing)
+
+    def _show_prediction(self, role: str, result: Segmentation | None) -> None:
+        """A model role's nodule contour, the contours drawn from its other outputs (the gland), and for
+        the primary model its probability (heat map); None clears them."""
+        self.canvas.set_overlay(role, None if result is None else result.nodule_mask)
+        for other in ROLES.values():
+            if other.from_role == role:
+                self.canvas.set_overlay(other.key, None if result is None else result.gland_mask)
+        if role == PRIMARY_ROLE:
+            self.canvas.set_probability(None if result is None else result.nodule_prob)
 
     def _prediction_failed(self, key, message: str) -> None:
         row = self.worklist.row_of(*key)
         if row is not None:
             self.worklist.set_error(row, message)
         self.statusBar().showMessage(message, 10000)
+
+    def _scored(self, key, uncertainty: float) -> None:
+        row = self.worklist.row_of(*key)
+        if row is not None:
+            self.worklist.set_uncertainty(row, uncertainty)
+
+    def _order_worst_first(self, on: bool) -> None:
+        """Order the list by the primary model's uncertainty, scoring the frames not yet scored in the
+        background; off: back to the order they were opened in."""
+        self.frame_order.set_worst_first(on)
+        self._queue_scoring()
+        if self.current is not None:
+            self.frame_view.scrollTo(self.frame_order.mapFromSource(self.frames_model.index(self.current)))
+
+    def _queue_scoring(self) -> None:
+        if self.frame_order.worst_first:
+            self.inference.score([(e.key, e.source, e.index) for e in self.worklist.entries if e.uncertainty is None])
 
     # ------------------------------------------------------------ editing
 
@@ -250,65 +313,72 @@ class MainWindow(QMainWindow):
     def _accept(self, role: str) -> None:
         mask = self.worklist.proposal(self.current, role) if self.current is not None else None
         if mask is None:
-            self.statusBar().showMessage(f"No {ROLE_NAMES[role]} mask yet for this frame", 4000)
+            self.statusBar().showMessage(f"No {ROLES[role].title} mask yet for this frame", 4000)
             return
-        self.canvas.set_label(mask, f"Accept {ROLE_NAMES[role]} mask")
+        self.canvas.set_label(mask, f"Accept {ROLES[role].title} mask")
 
     def _clean(self, operation: str, text: str) -> None:
         if self.current is not None:
-            self.canvas.set_label(cleaned(self.canvas.label(), operation), text)
+            self.canvas.set_label(cleaned(self.canvas.label_model.mask, operation), text)
 
-    def _sync_label(self) -> None:
-        """Copy the canvas label into the worklist (which decides whether it is an edit) and refresh panels."""
-        self._sync_timer.stop()
-        if self.current is None:
-            return
-        if self.worklist.set_label(self.current, self.canvas.label()):
-            self._autosave_timer.start()
+    def _select_nodule(self, x: float, y: float) -> None:
+        """A click with the pan tool: measure the nodule under (or nearest to) it."""
+        if self.current is not None:
+            self._selected = (x, y)
+            self._measure()
+
+    def _measure(self) -> None:
+        if self.current is not None:
+            mask = self.canvas.label_model.mask
+            self.measurements.update_measurements(mask, self.worklist.spacing_for(self.current, mask), self._selected)
+
+    def _edit_finished(self) -> None:
+        """An edit of the shown label completed (or was undone or redone)."""
+        self._label_shown()
+        self._autosave_timer.start()
+
+    def _label_shown(self) -> None:
+        self._update_undo_actions()
         self._update_panels()
 
+    def _update_undo_actions(self) -> None:
+        history = self.canvas.label_model.history
+        self.undo_action.setEnabled(history.can_undo)
+        self.undo_action.setText(f"&Undo {history.undo_text}".rstrip())
+        self.redo_action.setEnabled(history.can_redo)
+        self.redo_action.setText(f"&Redo {history.redo_text}".rstrip())
+
     def _update_panels(self) -> None:
-        entry = self.worklist[self.current]
+        if self.current is None:
+            return
         for role, dice in self.worklist.dice(self.current).items():
             self.layers_panel.set_dice(role, dice)
-        self.measurements.update_measurements(self.canvas.label(), entry.spacing_mm)
+        self._measure()
+        self.measurements.show_calipers(self.canvas.label_model.calipers, self.worklist[self.current].spacing_mm)
 
     # ------------------------------------------------------------ saving, autosave, unsaved edits
 
     def save_current(self) -> bool:
-        self._sync_label()
         return self.current is not None and self.keeper.save([self.current])
 
     def _discard_current(self) -> None:
         if self.current is not None:
-            self._sync_label()
             self.keeper.discard([self.current])
-
-    def _discarded(self, row: int) -> None:
-        """The shown label goes back to its baseline as an undoable command."""
-        if row == self.current:
-            label = self.worklist[row].current_label(self.canvas.label().shape)
-            self.canvas.set_label(label, "Discard unsaved edits")
 
     def offer_recovery(self) -> None:
         """After a crash: offer the labels autosaved by the last session, and show the first."""
-        self._sync_label()
         row = self.keeper.recover()
         if row is not None:
-            self.current = None  # reload even if it is the frame shown
             self.show_row(row)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self._sync_label()
         if not self.keeper.resolve_unsaved(self.worklist.unsaved_rows()):
             event.ignore()
             return
-        for batch in self.findChildren(BatchDialog):
-            batch.worker.cancel()
-            batch.worker.wait()
-        for finetune in self.findChildren(FinetuneDialog):
-            finetune.worker.kill()
+        for job in self.findChildren(JobDialog):
+            job.stop()
         self.inference.stop()
+        self.frames_model.stop()
         event.accept()
 
     # ------------------------------------------------------------ batch and models
@@ -316,11 +386,12 @@ class MainWindow(QMainWindow):
     def _batch(self) -> None:
         source = QFileDialog.getExistingDirectory(self, "Folder to segment")
         out = QFileDialog.getExistingDirectory(self, "Folder for the masks and segmentation.csv") if source else ""
-        model = chosen_models(self.settings)["trfe"]
+        model = chosen_models(self.settings)[PRIMARY_ROLE]
         if not out:
             return
         if model is None:
-            QMessageBox.warning(self, "No model", "No TRFE-Net model is available; choose one in Model > Choose models.")
+            QMessageBox.warning(self, "No model", f"No {ROLES[PRIMARY_ROLE].title} model is available; "
+                                "choose one in Model > Choose models.")
             return
         self.run_batch([Path(source)], Path(out), model)
 
@@ -338,35 +409,46 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "Some batch results could not be opened", "\n".join(errors[:20]))
         if rows and self.current is None:
             self.show_row(rows[0])
+        elif self.current is not None:
+            self._show_predictions()
 
     def _choose_models(self) -> None:
+        before = chosen_models(self.settings)
         if ModelsDialog(self.settings, self).exec():
-            self.models_changed()
+            self.models_changed(before)
 
     def _use_shipped_models(self) -> None:
-        for role in ROLES:
+        before = chosen_models(self.settings)
+        for role in MODEL_ROLES:
             self.settings.remove(f"models/{role}")
-        self.models_changed()
+        self.models_changed(before)
 
-    def _apply_models(self) -> None:
+    def _apply_models(self) -> dict[str, Path | None]:
         models = chosen_models(self.settings)
         self.inference.set_models(models)
-        missing = [ROLE_NAMES[role] for role, path in models.items() if path is None]
+        missing = [ROLES[role].title for role, path in models.items() if path is None]
         if missing:
             self.statusBar().showMessage(f"No {' or '.join(missing)} model found: Model > Choose models…")
+        return models
 
-    def models_changed(self) -> None:
-        """New model choice: forget predictions and segment the shown frame again."""
-        self._apply_models()
-        self.worklist.clear_predictions()
+    def models_changed(self, before: dict[str, Path | None] | None = None) -> None:
+        """A new model choice: forget the predictions of the roles whose model changed (batch results,
+        files the user opened, stay) and segment the shown frame again."""
+        models = self._apply_models()
+        changed = [role for role in MODEL_ROLES if before is None or before.get(role) != models[role]]
+        self.worklist.clear_predictions(changed)
+        kept = sum(bool(entry.batch_roles & set(changed)) for entry in self.worklist.entries)
+        if kept:
+            self.statusBar().showMessage(f"Kept the batch results of {kept} frame(s); the new model segments "
+                                         "the others", 8000)
         if self.current is not None:
-            self._sync_label()
-            row, self.current = self.current, None
-            self.show_row(row)
+            self._show_predictions()
+            self._update_panels()
+        self._queue_scoring()
 
     def _finetune(self) -> None:
         folder = self.keeper.dataset_folder()
-        base = chosen_models(self.settings)["trfe"]
+        base = chosen_models(self.settings)[PRIMARY_ROLE]
         if folder is None or base is None:
             return
         self.run_finetune(folder, base)
@@ -379,5 +461,6 @@ class MainWindow(QMainWindow):
         return dialog
 
     def _activate_model(self, path: Path) -> None:
-        self.settings.setValue("models/trfe", str(path))
-        self.models_changed()
+        before = chosen_models(self.settings)
+        self.settings.setValue(f"models/{PRIMARY_ROLE}", str(path))
+        self.models_changed(before)

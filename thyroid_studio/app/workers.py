@@ -1,5 +1,7 @@
-"""Work off the GUI thread: inference on a QThread, batch segmentation on a QThread, fine-tuning in a
-separate process. Each emits signals with its results; the GUI thread only assigns them."""
+"""Work off the GUI thread: inference (and background scoring for "worst first") and thumbnails on
+QThreads; long jobs (batch segmentation on a thread, fine-tuning in a separate process) behind one
+:class:`Job` base that reports ``engine.progress`` events. Each emits signals with its results; the GUI
+thread only assigns them."""
 from __future__ import annotations
 
 import multiprocessing
@@ -10,15 +12,24 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
+import cv2
 import numpy as np
 import torch
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
+from PySide6.QtGui import QImage
 
-from ..engine.batch import BatchOptions, segment_paths
+import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
+
+from ..engine.batch import BatchOptions, BatchReport, segment_paths
 from ..engine.checkpoint import CheckpointError
-from ..engine.inference import Segmenter
+from ..engine.frames import FrameReadError, read_frame
+from ..engine.inference import Segmentation, Segmenter
+from ..engine.progress import BatchProgress, Finished, Message, ProgressEvent
+from ..engine.roles import MODEL_ROLES, PRIMARY_ROLE
+from ..engine.uncertainty import contour_uncertainty
 
 POLL_MS = 100
+THUMB = 64  # pixels, the longer side
 
 
 def leave_a_core_for_the_gui() -> None:
@@ -29,29 +40,39 @@ def leave_a_core_for_the_gui() -> None:
 
 class InferenceWorker(QThread):
     """Runs the chosen models on submitted frames, newest request first; stale requests are dropped
-    (stepping quickly through a cine loop only segments where the user stops)."""
+    (stepping quickly through a cine loop only segments where the user stops). When idle, it scores
+    frames queued with :meth:`score` (their primary model's uncertainty, for "worst first")."""
 
     result = Signal(object, str, object, str)  # key, role, Segmentation, model name
+    scored = Signal(object, float)  # key, uncertainty of the primary model's prediction
     failed = Signal(object, str)  # key, message
-    busy = Signal(bool)
+    busy = Signal(str)  # what it is doing, "" when idle
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._cond = threading.Condition()
         self._request: tuple[Any, np.ndarray, tuple[str, ...]] | None = None
+        self._background: list[tuple[Any, Path, int]] = []
         self._models: dict[str, Path | None] = {}
         self._segmenters: dict[str, tuple[Path, Segmenter]] = {}
         self._stopping = False
 
     def set_models(self, models: dict[str, Path | None]) -> None:
-        """Which checkpoint each role ("trfe", "unet") uses; loaded in the worker on next use."""
+        """Which checkpoint each role uses; loaded in the worker on next use. Drops queued scoring."""
         with self._cond:
             self._models = dict(models)
+            self._background.clear()
 
-    def submit(self, key: Any, pixels: np.ndarray, roles: tuple[str, ...] = ("trfe", "unet")) -> None:
+    def submit(self, key: Any, pixels: np.ndarray, roles: tuple[str, ...] = MODEL_ROLES) -> None:
         """Ask for ``roles``' predictions of a frame; replaces any request not yet started."""
         with self._cond:
             self._request = (key, pixels, roles)
+            self._cond.notify()
+
+    def score(self, frames: list[tuple[Any, Path, int]]) -> None:
+        """Queue (key, source, frame index) to be read and scored when nothing else waits; replaces the queue."""
+        with self._cond:
+            self._background = list(frames)
             self._cond.notify()
 
     def stop(self) -> None:
@@ -63,137 +84,263 @@ class InferenceWorker(QThread):
     def run(self) -> None:
         while True:
             with self._cond:
-                while self._request is None and not self._stopping:
+                while self._request is None and not self._background and not self._stopping:
                     self._cond.wait()
                 if self._stopping:
                     return
-                (key, pixels, roles), self._request = self._request, None
                 models = dict(self._models)
-            self.busy.emit(True)
-            for role in roles:
-                with self._cond:
-                    if self._stopping or (self._request is not None and self._request[0] != key):
-                        break  # a newer frame is waiting: it goes first
-                self._segment(key, pixels, role, models.get(role))
-            self.busy.emit(False)
+                request, self._request = self._request, None
+                item = self._background.pop(0) if request is None else None
+                left = len(self._background)
+            if request is not None:
+                self._foreground(*request, models)
+            else:
+                self.busy.emit(f"Scoring frames for worst first: {left + 1} left")
+                self._score(*item, models.get(PRIMARY_ROLE))
+            with self._cond:
+                idle = self._request is None and not self._background
+            if idle:
+                self.busy.emit("")
 
-    def _segment(self, key: Any, pixels: np.ndarray, role: str, path: Path | None) -> None:
-        if path is None:
+    def _foreground(self, key: Any, pixels: np.ndarray, roles: tuple[str, ...], models: dict[str, Path | None]) -> None:
+        self.busy.emit("Segmenting…")
+        for role in roles:
+            with self._cond:
+                if self._stopping or (self._request is not None and self._request[0] != key):
+                    return  # a newer frame is waiting: it goes first
+            result = self._segment(key, pixels, role, models.get(role))
+            if result is not None:
+                self.result.emit(key, role, result[0], result[1])
+                if role == PRIMARY_ROLE:
+                    self.scored.emit(key, contour_uncertainty(result[0].nodule_prob, result[0].nodule_mask))
+
+    def _score(self, key: Any, source: Path, index: int, path: Path | None) -> None:
+        try:
+            pixels = read_frame(source, index).pixels
+        except FrameReadError as exc:
+            self.failed.emit(key, str(exc))
             return
+        result = self._segment(key, pixels, PRIMARY_ROLE, path)
+        if result is not None:
+            self.scored.emit(key, contour_uncertainty(result[0].nodule_prob, result[0].nodule_mask))
+
+    def _segment(self, key: Any, pixels: np.ndarray, role: str, path: Path | None) -> tuple[Segmentation, str] | None:
+        """(segmentation, model name), or None with the failure reported."""
+        if path is None:
+            return None
         try:
             loaded = self._segmenters.get(role)
             if loaded is None or loaded[0] != path:
                 loaded = self._segmenters[role] = (path, Segmenter.from_checkpoint(path))
             segmenter = loaded[1]
-            self.result.emit(key, role, segmenter(pixels), segmenter.meta.name or path.stem)
+            return segmenter(pixels), segmenter.meta.name or path.stem
         except CheckpointError as exc:
             self.failed.emit(key, str(exc))
         except Exception as exc:  # a model failing must not kill the worker
             self.failed.emit(key, f"{path.name}: {type(exc).__name__}: {exc}")
+        return None
 
 
-class BatchWorker(QThread):
-    """``engine.batch.segment_paths`` on a thread: the same outputs as ``thyroid-studio segment``."""
+class ThumbnailLoader(QThread):
+    """Reads and shrinks frames for the frame list, the latest request first (the rows on screen now)."""
 
-    progress = Signal(int, int)  # frames done, total
-    file_failed = Signal(str, str)  # path, message
-    done = Signal(object)  # BatchReport
-    failed = Signal(str)
+    loaded = Signal(object, object)  # key, QImage (None when the frame cannot be read)
 
-    def __init__(self, paths: list[Path], out_dir: Path, model: Path, options: BatchOptions = BatchOptions(),
-                 parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.paths, self.out_dir, self.model, self.options = paths, out_dir, model, options
-        self._cancel = threading.Event()
+        self._cond = threading.Condition()
+        self._wanted: dict[Any, tuple[Path, int]] = {}
+        self._stopping = False
 
-    def cancel(self) -> None:
-        self._cancel.set()
+    def request(self, key: Any, source: Path, index: int) -> None:
+        with self._cond:
+            self._wanted.pop(key, None)
+            self._wanted[key] = (source, index)  # to the end: served first
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self.wait()
 
     def run(self) -> None:
-        try:
-            segmenter = Segmenter.from_checkpoint(self.model)
-            report = segment_paths(
-                self.paths, self.out_dir, segmenter, self.options,
-                progress=self.progress.emit, should_stop=self._cancel.is_set,
-                on_failure=lambda path, message: self.file_failed.emit(str(path), message),
-            )
-            self.done.emit(report)
-        except Exception as exc:  # shown to the user; the app goes on
-            self.failed.emit(f"{type(exc).__name__}: {exc}")
+        while True:
+            with self._cond:
+                while not self._wanted and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                key, (source, index) = self._wanted.popitem()
+            try:
+                image = thumbnail(read_frame(source, index).gray())
+            except FrameReadError:
+                image = None
+            self.loaded.emit(key, image)
 
 
-def _process_main(target: Callable[..., Any], kwargs: dict[str, Any], events: Any, cancel: Any) -> None:
-    """Child process: run ``target(progress=, should_stop=, **kwargs)`` and report through ``events``."""
+def thumbnail(gray: np.ndarray) -> QImage:
+    """A gray frame shrunk to THUMB pixels on its longer side (a QImage: safe to make off the GUI thread)."""
+    scale = THUMB / max(gray.shape)
+    small = cv2.resize(gray, (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale))),
+                       interpolation=cv2.INTER_AREA)
+    return qimage2ndarray.gray2qimage(np.ascontiguousarray(small))
+
+
+# ----------------------------------------------------------------------------- long jobs
+
+Target = Callable[..., Any]  # target(progress=, should_stop=, **kwargs) -> result
+
+
+def _run_target(target: Target, kwargs: dict[str, Any], report: Callable[[str, Any], None],
+                should_stop: Callable[[], bool]) -> None:
+    """Run a job's target, reporting ("progress", event), then ("done", result) or ("failed", message)."""
     try:
-        result = target(progress=lambda info: events.put(("progress", info)), should_stop=cancel.is_set, **kwargs)
-        events.put(("done", result))
-    except BaseException as exc:  # reported to the parent, which shows it
-        events.put(("failed", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"))
+        result = target(progress=lambda event: report("progress", event), should_stop=should_stop, **kwargs)
+        report("done", result)
+    except BaseException as exc:  # reported to the GUI, which shows it
+        report("failed", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
 
 
-class ProcessWorker(QObject):
-    """A long job (fine-tuning) in a spawned process, so it shares neither the GIL nor torch threads with
-    the GUI. ``target`` must be importable (a module-level function) and take ``progress`` and
-    ``should_stop`` callbacks; a QTimer polls its events. ``cancel`` asks it to stop at the next check."""
+class Job(QObject):
+    """A long job: ``progress`` events (``engine.progress``), :meth:`cancel` (stop at the next check),
+    and exactly one end, ``done(result)`` or ``failed(message)``. Subclasses say where it runs."""
 
-    progress = Signal(object)  # whatever the target passes to progress()
+    progress = Signal(object)  # an engine.progress event
     done = Signal(object)  # the target's return value
     failed = Signal(str)
 
-    def __init__(self, target: Callable[..., Any], kwargs: dict[str, Any], parent: QObject | None = None) -> None:
+    def __init__(self, target: Target, kwargs: dict[str, Any], parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self.target, self.kwargs = target, kwargs
+        self._running = False
+
+    def start(self) -> None:
+        self._running = True
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def cancel(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """End now (the app closes): nothing more is reported."""
+        self._running = False
+
+    def _ended(self) -> None:
+        """The target returned or raised: release what ran it."""
+
+    def _deliver(self, kind: str, payload: Any) -> None:
+        if not self._running:
+            return
+        if kind == "progress":
+            self.progress.emit(payload)
+            return
+        self._running = False
+        self._ended()
+        (self.done if kind == "done" else self.failed).emit(payload)
+
+
+class _JobThread(QThread):
+    event = Signal(str, object)
+
+    def __init__(self, job: "ThreadJob") -> None:
+        super().__init__(job)
+        self.job = job
+
+    def run(self) -> None:
+        _run_target(self.job.target, self.job.kwargs, self.event.emit, self.job.cancelled.is_set)
+
+
+class ThreadJob(Job):
+    """A job on a QThread of this process (batch segmentation: torch releases the GIL)."""
+
+    def __init__(self, target: Target, kwargs: dict[str, Any], parent: QObject | None = None) -> None:
+        super().__init__(target, kwargs, parent)
+        self.cancelled = threading.Event()
+        self._thread = _JobThread(self)
+        self._thread.event.connect(self._deliver)
+
+    def start(self) -> None:
+        super().start()
+        self._thread.start()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def stop(self) -> None:
+        super().stop()
+        self.cancelled.set()
+        self._thread.wait()
+
+    def _ended(self) -> None:
+        self._thread.wait()
+
+
+def _process_main(target: Target, kwargs: dict[str, Any], events: Any, cancel: Any) -> None:
+    _run_target(target, kwargs, lambda kind, payload: events.put((kind, payload)), cancel.is_set)
+
+
+class ProcessJob(Job):
+    """A job in a spawned process (fine-tuning), so it shares neither the GIL nor torch threads with the
+    GUI. ``target`` must be importable (a module-level function); a QTimer polls its events."""
+
+    def __init__(self, target: Target, kwargs: dict[str, Any], parent: QObject | None = None) -> None:
+        super().__init__(target, kwargs, parent)
         context = multiprocessing.get_context("spawn")
         self._events = context.Queue()
         self._cancel = context.Event()
         self._process = context.Process(target=_process_main, args=(target, kwargs, self._events, self._cancel),
                                         daemon=True)
         self._timer = QTimer(self, interval=POLL_MS, timeout=self._poll)
-        self._finished = False
 
     def start(self) -> None:
+        super().start()
         self._process.start()
         self._timer.start()
 
     def cancel(self) -> None:
         self._cancel.set()
 
-    def is_running(self) -> bool:
-        return not self._finished
-
-    def kill(self) -> None:
-        """Stop at once (closing the app): the child is terminated, nothing more is reported."""
+    def stop(self) -> None:
+        super().stop()
         self._timer.stop()
-        self._finished = True
         if self._process.is_alive():
             self._process.terminate()
         self._process.join(timeout=5)
 
+    def _ended(self) -> None:
+        self._timer.stop()
+        self._process.join(timeout=1)
+
     def _poll(self) -> None:
-        while not self._finished:
+        while self.is_running():
             try:
                 kind, payload = self._events.get_nowait()
             except queue.Empty:
                 break
-            if kind == "progress":
-                self.progress.emit(payload)
-            else:
-                self._finish()
-                (self.done if kind == "done" else self.failed).emit(payload)
-        if not self._finished and not self._process.is_alive() and self._events.empty():
-            self._finish()
-            self.failed.emit(f"the worker process ended unexpectedly (exit code {self._process.exitcode})")
-
-    def _finish(self) -> None:
-        self._finished = True
-        self._timer.stop()
-        self._process.join(timeout=1)
+            self._deliver(kind, payload)
+        if self.is_running() and not self._process.is_alive() and self._events.empty():
+            self._deliver("failed", f"the worker process ended unexpectedly (exit code {self._process.exitcode})")
 
 
-def run_finetune(progress: Callable[[dict], None], should_stop: Callable[[], bool], **config: Any) -> dict[str, Any]:
-    """Target of the fine-tune process: ``engine.finetuning.finetune`` with ``FinetuneConfig(**config)``;
-    returns a picklable summary (status, new checkpoint, before/after table)."""
+# ----------------------------------------------------------------------------- job targets
+
+def run_batch(progress: Callable[[ProgressEvent], None], should_stop: Callable[[], bool], paths: list[Path],
+              out_dir: Path, model: Path, options: BatchOptions) -> BatchReport:
+    """``engine.batch.segment_paths``: the same outputs as ``thyroid-studio segment``."""
+    segmenter = Segmenter.from_checkpoint(model)
+    return segment_paths(paths, out_dir, segmenter, options,
+                         progress=lambda done, total: progress(BatchProgress(done, total)), should_stop=should_stop,
+                         on_failure=lambda path, message: progress(Message(message)))
+
+
+def run_finetune(progress: Callable[[ProgressEvent], None], should_stop: Callable[[], bool], **config: Any) -> Finished:
+    """Target of the fine-tune process: ``engine.finetuning.finetune`` with ``FinetuneConfig(**config)``."""
     from ..engine.finetuning import FinetuneConfig, finetune
 
     leave_a_core_for_the_gui()
     result = finetune(FinetuneConfig(**config), progress=progress, should_stop=should_stop)
-    return {"status": result.status, "checkpoint": result.checkpoint, "table": result.table, "seconds": result.seconds}
+    checkpoint = str(result.checkpoint) if result.checkpoint is not None else None
+    return Finished(result.status, result.seconds, checkpoint, result.table)

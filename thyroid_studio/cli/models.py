@@ -27,10 +27,11 @@ def table(entries, defaults: set) -> str:
 
 def _defaults() -> set:
     from ..engine.checkpoint import CheckpointError
-    from ..engine.model_library import ROLES, default_model
+    from ..engine.model_library import default_model
+    from ..engine.roles import MODEL_ROLES
 
     found = set()
-    for role in ROLES:
+    for role in MODEL_ROLES:
         try:
             found.add(default_model(role).resolve())
         except (CheckpointError, KeyError, ValueError):

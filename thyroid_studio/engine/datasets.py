@@ -50,9 +50,10 @@ class Sample:
 def read_mask(path: str | os.PathLike) -> np.ndarray:
     """Read any image file as a bool mask (gray value > 127; fits TN3K's lossy JPEG masks)."""
     try:
-        pixels = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+        data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise DatasetError(f"{path}: cannot read the mask ({exc.strerror or exc})") from exc
+    pixels = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None  # imdecode asserts on 0 bytes
     if pixels is None:
         raise DatasetError(f"{path}: not a readable image")
     return pixels > 127

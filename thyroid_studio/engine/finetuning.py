@@ -150,6 +150,10 @@ class FinetuneTrainer(Trainer):
         if config.trainable not in TRAINABLE:
             raise ValueError(f"unknown trainable part {config.trainable!r}; choose one of {', '.join(TRAINABLE)}")
         self.finetune = config
+        self.corrected_keys = [s.key for s in open_dataset(config.nodules).samples if s.mask is not None]
+        if len(self.corrected_keys) < MIN_CORRECTED_FRAMES:
+            raise DatasetError(f"{config.nodules}: {len(self.corrected_keys)} corrected frames; fine-tuning needs at least "
+                               f"{MIN_CORRECTED_FRAMES} (some to learn from, some held out to measure the change)")
         self.source = Path(config.source)
         self.source_model, self.source_meta = load_checkpoint(self.source)
         self.out = Path(config.out) if config.out else default_output(self.source_meta, user_dir())
@@ -174,11 +178,7 @@ class FinetuneTrainer(Trainer):
         corrected_root = Path(self.finetune.nodules)
         labels_path = corrected_root / LABELS_FILE
         self.labels = read_labels(labels_path) if labels_path.is_file() else {}
-        keys = [s.key for s in open_dataset(corrected_root).samples if s.mask is not None]
-        if len(keys) < MIN_CORRECTED_FRAMES:
-            raise DatasetError(f"{corrected_root}: {len(keys)} corrected frames; fine-tuning needs at least "
-                               f"{MIN_CORRECTED_FRAMES} (some to learn from, some held out to measure the change)")
-        kept_keys, self.held_keys = holdout_split(keys, self.finetune.held_fraction)
+        kept_keys, self.held_keys = holdout_split(self.corrected_keys, self.finetune.held_fraction)
         self.sets = {"train": _load(corrected_root, kept_keys, meta, labels=self.labels),
                      "held": _load(corrected_root, self.held_keys, meta, originals=True, labels=self.labels)}
         training = meta.training or {}

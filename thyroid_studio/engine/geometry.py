@@ -44,6 +44,19 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == 1 + int(np.argmax(areas[1:]))
 
 
+def select_component(mask: np.ndarray, near: Point | None = None) -> np.ndarray:
+    """One nodule of a mask that may hold several: the 8-connected component nearest to pixel
+    ``near`` (x, y) (the one under it when there is one), else the largest. All False if empty."""
+    if near is None:
+        return largest_component(mask)
+    n, labels, _ = _labels(mask)
+    if n <= 1:
+        return np.zeros(labels.shape, dtype=bool)
+    rows, cols = np.nonzero(labels)
+    nearest = int(np.argmin((cols - near[0]) ** 2 + (rows - near[1]) ** 2))
+    return labels == labels[rows[nearest], cols[nearest]]
+
+
 def keep_inside(mask: np.ndarray, region: np.ndarray) -> np.ndarray:
     """Keep the whole of every nodule component that touches ``region`` (e.g. the gland).
 
@@ -94,8 +107,27 @@ class Measurements:
     bbox: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
 
 
+@dataclass(frozen=True)
+class Caliper:
+    """A length measured by hand between two points (x, y), pixel centres at integers."""
+
+    a: Point
+    b: Point
+
+    @property
+    def length_px(self) -> float:
+        return float(np.hypot(self.b[0] - self.a[0], self.b[1] - self.a[1]))
+
+    def length_mm(self, spacing_mm: tuple[float, float] | None) -> float | None:
+        """The length in millimetres with a (row, column) spacing; None without one."""
+        if spacing_mm is None:
+            return None
+        row_mm, col_mm = spacing_mm
+        return float(np.hypot((self.b[0] - self.a[0]) * col_mm, (self.b[1] - self.a[1]) * row_mm))
+
+
 def measure(mask: np.ndarray, spacing_mm: tuple[float, float] | None = None) -> Measurements | None:
-    """Measure all nodule pixels together (pass ``largest_component`` first for one nodule).
+    """Measure all nodule pixels together (pass ``select_component`` first for one nodule).
 
     - longest diameter: the largest distance between two points of the convex hull of the
       pixel squares, found in millimetres when a spacing is known (else pixels);

@@ -2,12 +2,14 @@
 
 A :class:`MaskDelta` stores only what changed: the bounding box, which pixels inside it
 changed, and their old and new values, so a long history of brush strokes costs memory in
-proportion to the painted area, not to the frame. No Qt here; ``app/undo.py`` wraps
-deltas in QUndoCommands.
+proportion to the painted area, not to the frame. :class:`History` keeps any edits that
+can undo and redo themselves on a target; ``engine/label_model.py`` records its mask and
+caliper edits in one. No Qt here.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -83,15 +85,29 @@ class StrokeRecorder:
         return delta_between(self._before[self._box], self._mask[self._box], (rows.start, cols.start))
 
 
+class Undoable(Protocol):
+    """One recorded edit of a target (a mask, a label with calipers...), already applied when pushed."""
+
+    text: str  # what the edit did, for "Undo <text>"
+
+    def undo(self, target: Any) -> None: ...
+
+    def redo(self, target: Any) -> None: ...
+
+
 class History:
-    """Bounded undo/redo of deltas on one mask; a new edit clears the redo list."""
+    """Bounded undo/redo of edits on one target; a new edit clears the redo list."""
 
     def __init__(self, cap: int = 100) -> None:
         if cap < 1:
             raise ValueError("cap must be at least 1")
         self.cap = cap
-        self._undo: list[MaskDelta] = []
-        self._redo: list[MaskDelta] = []
+        self._undo: list[Undoable] = []
+        self._redo: list[Undoable] = []
+
+    def __len__(self) -> int:
+        """How many edits can be undone."""
+        return len(self._undo)
 
     @property
     def can_undo(self) -> bool:
@@ -101,31 +117,37 @@ class History:
     def can_redo(self) -> bool:
         return bool(self._redo)
 
-    def push(self, delta: MaskDelta | None) -> None:
-        """Record an edit already applied to the mask; the oldest falls off past the cap."""
-        if delta is None:
-            return
-        self._undo.append(delta)
+    @property
+    def undo_text(self) -> str:
+        return self._undo[-1].text if self._undo else ""
+
+    @property
+    def redo_text(self) -> str:
+        return self._redo[-1].text if self._redo else ""
+
+    def push(self, edit: Undoable) -> None:
+        """Record an edit already applied to the target; the oldest falls off past the cap."""
+        self._undo.append(edit)
         del self._undo[:-self.cap]
         self._redo.clear()
 
-    def undo(self, mask: np.ndarray) -> MaskDelta | None:
-        """Revert the latest edit on ``mask``; returns it (None when there is none)."""
+    def undo(self, target: Any) -> Undoable | None:
+        """Revert the latest edit on ``target``; returns it (None when there is none)."""
         if not self._undo:
             return None
-        delta = self._undo.pop()
-        revert(mask, delta)
-        self._redo.append(delta)
-        return delta
+        edit = self._undo.pop()
+        edit.undo(target)
+        self._redo.append(edit)
+        return edit
 
-    def redo(self, mask: np.ndarray) -> MaskDelta | None:
-        """Re-apply the latest undone edit on ``mask``; returns it (None when there is none)."""
+    def redo(self, target: Any) -> Undoable | None:
+        """Re-apply the latest undone edit on ``target``; returns it (None when there is none)."""
         if not self._redo:
             return None
-        delta = self._redo.pop()
-        apply(mask, delta)
-        self._undo.append(delta)
-        return delta
+        edit = self._redo.pop()
+        edit.redo(target)
+        self._undo.append(edit)
+        return edit
 
     def clear(self) -> None:
         self._undo.clear()

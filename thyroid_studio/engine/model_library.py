@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoint import CheckpointError, ModelMeta, read_meta
-
-ROLES = ("trfe", "unet")
+from .roles import MODEL_ROLES
 
 
 def shipped_dir() -> Path:
@@ -57,8 +56,8 @@ def list_models() -> list[ModelEntry]:
 
 def default_model(role: str = "trfe") -> Path:
     """The shipped default checkpoint for ``role`` ("trfe" or "unet")."""
-    if role not in ROLES:
-        raise ValueError(f"unknown model role {role!r}; choose one of {', '.join(ROLES)}")
+    if role not in MODEL_ROLES:
+        raise ValueError(f"unknown model role {role!r}; choose one of {', '.join(MODEL_ROLES)}")
     defaults = shipped_dir() / "defaults.json"
     if not defaults.is_file():
         raise CheckpointError(f"no shipped models: {defaults} is missing; pass --model FILE")

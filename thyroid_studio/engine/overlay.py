@@ -13,14 +13,11 @@ import numpy as np
 
 from . import geometry
 from .inference import Segmentation
+from .roles import RGB, ROLES
 
-RGB = tuple[int, int, int]
-LABEL: RGB = (0, 255, 0)
-UNET: RGB = (255, 255, 0)
-TRFE: RGB = (255, 0, 0)
-GLAND: RGB = (0, 200, 255)
-NODULE_THICKNESS = 2
-GLAND_THICKNESS = 1
+LABEL, UNET, TRFE, GLAND = (ROLES[key].colour for key in ("label", "unet", "trfe", "gland"))
+NODULE_THICKNESS = ROLES["trfe"].thickness
+GLAND_THICKNESS = ROLES["gland"].thickness
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:

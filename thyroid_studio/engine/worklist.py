@@ -1,17 +1,20 @@
 """The frames a user has opened and where each one stands: the document model under the app's frame list.
 
 Qt-free, so it is tested without a display and the GUI only mirrors it. Each
-:class:`Entry` is one frame of a source file with the AI predictions ("trfe"
-red, "unet" yellow), its ground truth (a mask found beside the image), the
-label being corrected (green) and its state: not segmented, AI, corrected or
-saved. A label is *unsaved* when it differs from its baseline (the last saved
-label, else the ground truth, else empty), so undoing every edit makes a frame
-clean again. Listeners are told about inserted rows and changed rows.
+:class:`Entry` is one frame of a source file with the AI predictions (one per
+model role of ``engine/roles.py``), its ground truth (a mask found beside the
+image), the label being corrected (green: a :class:`~.label_model.LabelModel`,
+the one owner of the mask and its undo history) and its state: not segmented, AI,
+corrected or saved. A label is *unsaved* when it differs from its baseline (the
+last saved label, else the ground truth, else empty), so undoing every edit makes
+a frame clean again. Listeners are told about inserted rows and changed rows (a
+label edit counts once it is complete).
 """
 from __future__ import annotations
 
 import csv
 import os
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import Enum
@@ -24,9 +27,11 @@ from . import geometry
 from .datasets import DatasetError, DatasetWriter, find_mask, read_mask
 from .frames import IMAGE_EXTENSIONS, Frame, FrameReadError, count_frames, find_inputs, read_frame
 from .inference import Segmentation
+from .label_model import LabelChange, LabelModel
 from .metrics import confusion, overlap_metrics
+from .preprocessing import ultrasound_region
+from .roles import MODEL_ROLES, PRIMARY_ROLE
 
-ROLES = ("trfe", "unet")  # red, yellow
 _FRAME_CACHE = 8  # decoded frames kept in memory (cine stepping back and forth)
 
 
@@ -48,8 +53,10 @@ class Entry:
     ground_truth_file: Path | None = None  # a mask found beside the image, not yet read
     predictions: dict[str, Segmentation] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)  # role -> name of the model that predicted it
-    label: np.ndarray | None = None  # None: the baseline (not yet edited in this session)
-    saved_label: np.ndarray | None = None
+    batch_roles: set[str] = field(default_factory=set)  # roles whose prediction came from a batch run's files
+    uncertainty: float | None = None  # of the primary model (engine/uncertainty.py), for "worst first"
+    label: LabelModel | None = None  # None: not shown yet, the baseline stands (see Worklist.label)
+    saved_label: np.ndarray | None = None  # as stored in the dataset
     proposed_by: str | None = None  # model whose mask was accepted as the starting label
     spacing_mm: tuple[float, float] | None = None
     error: str | None = None  # why the frame could not be read or segmented
@@ -68,8 +75,8 @@ class Entry:
         return self.saved_label if self.saved_label is not None else self.ground_truth
 
     def current_label(self, shape: tuple[int, int] | None = None) -> np.ndarray | None:
-        """The label to show: the edited one, else the baseline, else empty of ``shape`` (None if unknown)."""
-        for mask in (self.label, self.baseline):
+        """The label's mask, else the baseline, else empty of ``shape`` (None if unknown). Not a copy."""
+        for mask in (self.label.mask if self.label is not None else None, self.baseline):
             if mask is not None:
                 return mask
         return np.zeros(shape, bool) if shape is not None else None
@@ -79,7 +86,7 @@ class Entry:
         if self.label is None:
             return False
         base = self.baseline
-        return not (np.array_equal(self.label, base) if base is not None else not self.label.any())
+        return not (np.array_equal(self.label.mask, base) if base is not None else not self.label.mask.any())
 
     @property
     def state(self) -> State:
@@ -122,16 +129,23 @@ class Worklist:
     def add(self, paths: Iterable[str | os.PathLike]) -> tuple[list[int], list[str]]:
         """Open files and folders (every frame of multi-frame files); already-open frames are not repeated.
 
+        Files are taken in natural order (71 before 100), and a mask of another opened image (a case
+        folder holding ``image/`` and ``mask/``) is that image's ground truth, not a frame of its own.
         Returns the rows of the given frames (new or already open) and one message per unreadable file.
         """
         rows, new, errors = [], [], []
-        for source in find_inputs(list(paths)):
+        sources = sorted(find_inputs(list(paths)), key=natural_key)
+        truths = {source: find_mask(source) for source in sources}  # file checks; each read with its frame
+        masks = set(truths.values())
+        for source in sources:
+            if source in masks:
+                continue
             try:
                 count = count_frames(source)
             except FrameReadError as exc:
                 errors.append(str(exc))
                 continue
-            truth = find_mask(source) if count == 1 else None  # a file check; read with the frame
+            truth = truths[source] if count == 1 else None
             for index in range(count):
                 row = self.row_of(source, index)
                 if row is None:
@@ -166,40 +180,79 @@ class Worklist:
             self._frames.move_to_end(entry.key)
         return frame
 
+    def cached_frame(self, row: int) -> Frame | None:
+        """The decoded frame of ``row`` if it is in the cache; never decodes."""
+        return self._frames.get(self.entries[row].key)
+
     # ------------------------------------------------------------ changes
 
     def _changed(self, row: int) -> None:
         for listener in self._listeners:
             listener.row_changed(row)
 
-    def set_prediction(self, row: int, role: str, result: Segmentation, model: str) -> None:
+    def set_prediction(self, row: int, role: str, result: Segmentation, model: str, from_batch: bool = False) -> None:
         entry = self.entries[row]
         entry.predictions[role] = result
         entry.models[role] = model
+        if from_batch:
+            entry.batch_roles.add(role)
+        else:
+            entry.batch_roles.discard(role)
         entry.error = None
         self._changed(row)
 
-    def clear_predictions(self) -> None:
-        """Forget every prediction (the models changed); labels are kept."""
+    def clear_predictions(self, roles: Iterable[str] = MODEL_ROLES) -> None:
+        """Forget the predictions of ``roles`` (their models changed) but those loaded from batch runs,
+        which are files the user opened; labels are kept."""
+        roles = set(roles)
         for row, entry in enumerate(self.entries):
-            if entry.predictions:
-                entry.predictions.clear()
-                entry.models.clear()
+            stale = [role for role in entry.predictions if role in roles and role not in entry.batch_roles]
+            for role in stale:
+                del entry.predictions[role]
+                entry.models.pop(role, None)
+            if PRIMARY_ROLE in roles and PRIMARY_ROLE not in entry.batch_roles:
+                entry.uncertainty = None
+            if stale:
                 self._changed(row)
+
+    def set_uncertainty(self, row: int, value: float) -> None:
+        self.entries[row].uncertainty = value
+        self._changed(row)
 
     def set_error(self, row: int, message: str) -> None:
         self.entries[row].error = message
         self._changed(row)
 
-    def set_label(self, row: int, mask: np.ndarray) -> bool:
-        """Record the label as edited by the user; False when it is what the worklist already holds."""
+    def label(self, row: int) -> LabelModel:
+        """The frame's label, made from its baseline the first time (decoding the frame: FrameReadError).
+
+        Views render it and tools edit it; the worklist tells its listeners when an edit completes."""
         entry = self.entries[row]
-        current = entry.current_label(mask.shape)
-        if current is not None and np.array_equal(current, mask):
-            return False
-        entry.label = mask.astype(bool, copy=True)
+        if entry.label is None:
+            shape = self.frame(row).pixels.shape[:2]
+            entry.label = LabelModel(entry.current_label(shape))
+            entry.label.subscribe(lambda change, key=entry.key: self._label_changed(key, change))
+        return entry.label
+
+    def _label_changed(self, key: tuple[str, int], change: LabelChange) -> None:
+        if change.finished:
+            self._changed(self._rows[key])
+
+    def release(self, row: int) -> None:
+        """Free the label of a frame left behind if it holds nothing to keep (no edit, no history)."""
+        entry = self.entries[row]
+        if entry.label is not None and not entry.unsaved and not entry.label.history.can_undo \
+                and not entry.label.history.can_redo:
+            entry.label = None
+
+    def set_saved(self, row: int, mask: np.ndarray) -> None:
+        """``mask`` is the frame's label as stored in the dataset: its new baseline (the label's history stays)."""
+        self.entries[row].saved_label = np.array(mask, dtype=bool, copy=True)
         self._changed(row)
-        return True
+
+    def spacing_for(self, row: int, mask: np.ndarray) -> tuple[float, float] | None:
+        """Millimetres per pixel (row, column) for measuring ``mask`` on this frame, None when unknown."""
+        return self.entries[row].spacing_mm
 
     def proposal(self, row: int, role: str) -> np.ndarray | None:
         """The ``role`` model's mask, to accept as the label (None before its prediction arrives)."""
@@ -211,9 +264,11 @@ class Worklist:
         return result.nodule_mask.copy()
 
     def discard(self, row: int) -> None:
-        """Drop unsaved edits: the label goes back to its baseline."""
+        """Drop unsaved edits: the label goes back to its baseline, as an edit that can be undone."""
         entry = self.entries[row]
-        entry.label = None
+        if entry.label is not None:
+            base = entry.baseline
+            entry.label.replace(base if base is not None else np.zeros_like(entry.label.mask), "Discard unsaved edits")
         entry.proposed_by = None
         self._changed(row)
 
@@ -226,7 +281,7 @@ class Worklist:
         """Dice of each model's mask against the ground truth (None without one of them)."""
         entry = self.entries[row]
         out: dict[str, float | None] = {}
-        for role in ROLES:
+        for role in MODEL_ROLES:
             result = entry.predictions.get(role)
             ok = result is not None and entry.ground_truth is not None
             out[role] = _dice(result.nodule_mask, entry.ground_truth) if ok else None
@@ -248,15 +303,19 @@ class Worklist:
             "label_pixels": int(np.count_nonzero(label)),
         }
 
-    def save(self, row: int, writer: DatasetWriter):
-        """Append the frame and its label to a TN3K-style dataset; returns the writer's Sample."""
+    def save(self, row: int, writer: DatasetWriter, black_out: bool = False):
+        """Append the frame and its label to a TN3K-style dataset; returns the writer's Sample.
+
+        ``black_out``: store the image black outside its ultrasound region (``preprocessing.ultrasound_region``),
+        where DICOM frames carry burnt-in names and dates; the one place the app's choice reaches the writer."""
         entry = self.entries[row]
         frame = self.frame(row)
-        label = entry.current_label(frame.pixels.shape[:2])
+        label = entry.current_label(frame.pixels.shape[:2]).copy()
         image = entry.source if entry.source.suffix.lower() in IMAGE_EXTENSIONS else frame.pixels
-        sample = writer.add(image, label, source=entry.source, frame_index=entry.index, record=self.record(row))
-        entry.saved_label, entry.label = label.copy(), None
-        self._changed(row)
+        options = {"blackout_outside": ultrasound_region(frame.gray())} if black_out else {}
+        sample = writer.add(image, label, source=entry.source, frame_index=entry.index, record=self.record(row),
+                            **options)
+        self.set_saved(row, label)
         return sample
 
     def load_batch_results(self, csv_path: str | os.PathLike) -> tuple[list[int], list[str]]:
@@ -278,8 +337,13 @@ class Worklist:
                 errors.append(str(exc))
                 continue
             result = Segmentation(mask.astype(np.float32), mask)
-            self.set_prediction(row, "trfe", result, r.get("model") or "batch")
+            self.set_prediction(row, PRIMARY_ROLE, result, r.get("model") or "batch", from_batch=True)
         return opened, errors
+
+
+def natural_key(path: str | os.PathLike) -> list:
+    """Sort key putting numbers in numeric order: ``71.png`` before ``100.png``, ``img9`` before ``img10``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
 
 
 def cleaned(mask: np.ndarray, operation: str) -> np.ndarray:

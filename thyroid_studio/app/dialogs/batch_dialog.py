@@ -6,11 +6,12 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QProgressBar, QPushButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QWidget
 
 from ...engine.batch import BatchOptions, BatchReport
-from ..workers import BatchWorker
+from ...engine.progress import BatchProgress, ProgressEvent
+from ..workers import ThreadJob, run_batch
+from .job_dialog import JobDialog
 
 
 def _clock(seconds: float) -> str:
@@ -19,85 +20,45 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
-class BatchDialog(QDialog):
+class BatchDialog(JobDialog):
     """Runs one batch when :meth:`start` is called; ``results_ready(csv_path)`` when it ends with outputs."""
 
     results_ready = Signal(object)  # Path of segmentation.csv
 
     def __init__(self, paths: list[Path], out_dir: Path, model: Path, options: BatchOptions = BatchOptions(overlay=True),
                  parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Batch segmentation")
+        job = ThreadJob(run_batch, {"paths": paths, "out_dir": out_dir, "model": model, "options": options})
+        super().__init__("Batch segmentation",
+                         f"Segmenting {', '.join(p.name for p in paths)} with {model.stem}\ninto {out_dir}", job, parent)
         self.resize(520, 300)
-        self.report: BatchReport | None = None
-        self.worker = BatchWorker(paths, out_dir, model, options, self)
-        self.worker.progress.connect(self._progress)
-        self.worker.file_failed.connect(lambda path, message: self.log.appendPlainText(message))
-        self.worker.done.connect(self._done)
-        self.worker.failed.connect(self._failed)
-        self.heading = QLabel(f"Segmenting {', '.join(p.name for p in paths)} with {model.stem}\ninto {out_dir}", self)
-        self.bar = QProgressBar(self)
-        self.status = QLabel("Counting frames…", self)
-        self.log = QPlainTextEdit(self, readOnly=True)
-        self.buttons = QDialogButtonBox(self)
-        self.cancel_button = QPushButton("Cancel", self)
-        self.buttons.addButton(self.cancel_button, QDialogButtonBox.ButtonRole.RejectRole)
-        self.cancel_button.clicked.connect(self.cancel)
-        layout = QVBoxLayout(self)
-        for widget in (self.heading, self.bar, self.status, self.log, self.buttons):
-            layout.addWidget(widget)
+        self.status.setText("Counting frames…")
         self._started = 0.0
+
+    @property
+    def report(self) -> BatchReport | None:
+        return self.result
 
     def start(self) -> None:
         self._started = time.perf_counter()
-        self.worker.start()
+        super().start()
 
-    def cancel(self) -> None:
-        """First press asks the worker to stop after the current batch; once finished, closes."""
-        if self.worker.isRunning():
-            self.worker.cancel()
-            self.status.setText("Cancelling after the current batch…")
-            self.cancel_button.setEnabled(False)
-        else:
-            self.accept()
-
-    def reject(self) -> None:  # Escape / window close
-        self.cancel()
-
-    def _progress(self, done: int, total: int) -> None:
+    def on_progress(self, event: ProgressEvent) -> None:
+        if not isinstance(event, BatchProgress):
+            return
         elapsed = time.perf_counter() - self._started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        left = (total - done) / rate if rate > 0 else 0.0
-        self.bar.setRange(0, max(total, 1))
-        self.bar.setValue(done)
-        self.status.setText(f"{done} / {total} frames · {rate:.1f} frames/s · {_clock(left)} left")
+        rate = event.done / elapsed if elapsed > 0 else 0.0
+        left = (event.total - event.done) / rate if rate > 0 else 0.0
+        self.bar.setRange(0, max(event.total, 1))
+        self.bar.setValue(event.done)
+        self.status.setText(f"{event.done} / {event.total} frames · {rate:.1f} frames/s · {_clock(left)} left")
 
-    def _done(self, report: BatchReport) -> None:
-        self.report = report
+    def on_done(self, report: BatchReport) -> None:
         verb = "Cancelled" if report.cancelled else "Done"
         failures = f", {len(report.failures)} files failed" if report.failures else ""
         self.status.setText(f"{verb}: {report.frames} frames from {report.files} files in "
                             f"{_clock(report.seconds)} ({report.frames_per_second:.1f} frames/s){failures}")
-        self._finish()
         csv_path = report.csv_path
         partial = csv_path.with_name(csv_path.name + ".partial") if csv_path is not None else None
         found = csv_path if csv_path is not None and csv_path.is_file() else partial
         if found is not None and found.is_file():
             self.results_ready.emit(found)
-
-    def _failed(self, message: str) -> None:
-        self.status.setText("Failed")
-        self.log.appendPlainText(message)
-        self._finish()
-
-    def _finish(self) -> None:
-        self.cancel_button.setText("Close")
-        self.cancel_button.setEnabled(True)
-        self.worker.wait()
-
-    def closeEvent(self, event) -> None:
-        if self.worker.isRunning():
-            self.cancel()
-            event.ignore()
-        else:
-            super().closeEvent(event)

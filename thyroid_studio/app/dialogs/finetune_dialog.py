@@ -1,24 +1,25 @@
 """Model > Retrain / fine-tune: ``engine.finetuning.finetune`` in a separate process, its loss and
 validation Dice plotted live, cancel, and at the end the before/after table and the choice to activate
-the new checkpoint or keep the current one (the old checkpoint is never touched: rollback stays possible)."""
+the new checkpoint or keep the current one (the old checkpoint is never touched: rollback stays possible).
+When the held-out Dice did not improve, "Keep current model" is the default."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from ...engine.progress import EpochProgress, StageProgress, StepProgress
-
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QLabel, QProgressBar, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QDialogButtonBox, QPushButton, QTableWidget, QTableWidgetItem, QWidget
 
-from ..workers import ProcessWorker, run_finetune
+from ...engine.finetuning import improved
+from ...engine.progress import EpochProgress, Finished, ProgressEvent, StageProgress, StepProgress
+from ..workers import ProcessJob, run_finetune
+from .job_dialog import JobDialog
 
 TABLE_ROWS = (("held_out", "Held-out corrected frames"), ("original_validation", "Original validation"))
 
 
-class FinetuneDialog(QDialog):
+class FinetuneDialog(JobDialog):
     """Runs one fine-tuning when :meth:`start` is called; ``activate_requested(path)`` if the user
     chooses the new model."""
 
@@ -26,19 +27,10 @@ class FinetuneDialog(QDialog):
 
     def __init__(self, dataset: Path, base: Path, parent: QWidget | None = None, **options: Any) -> None:
         """``options`` are further ``FinetuneConfig`` fields (epochs, batch, lr, out, device...)."""
-        super().__init__(parent)
-        self.setWindowTitle("Fine-tune model")
-        self.resize(620, 560)
-        self.result: dict[str, Any] | None = None
-        self.worker = ProcessWorker(run_finetune, {"source": str(base), "nodules": str(dataset), **options}, self)
-        self.worker.progress.connect(self._progress)
-        self.worker.done.connect(self._done)
-        self.worker.failed.connect(self._failed)
-
-        self.heading = QLabel(f"Fine-tuning {base.stem} on the corrected labels in {dataset}", self)
-        self.heading.setWordWrap(True)
-        self.bar = QProgressBar(self)
-        self.status = QLabel("Starting the training process…", self)
+        job = ProcessJob(run_finetune, {"source": str(base), "nodules": str(dataset), **options})
+        super().__init__("Fine-tune model", f"Fine-tuning {base.stem} on the corrected labels in {dataset}", job, parent)
+        self.resize(620, 600)
+        self.status.setText("Starting the training process…")
         self.loss_plot = pg.PlotWidget(self, title="Training loss")
         self.loss_plot.setLabel("bottom", "epoch")
         self.loss_curve = self.loss_plot.plot([], [], pen=pg.mkPen("#e53935", width=1.5))
@@ -50,73 +42,51 @@ class FinetuneDialog(QDialog):
         self.table.setHorizontalHeaderLabels(["frames", "Dice before", "Dice after", "change"])
         self.table.setMaximumHeight(110)
         self.table.hide()
-        self.buttons = QDialogButtonBox(self)
-        self.cancel_button = QPushButton("Cancel", self)
+        for widget in (self.loss_plot, self.dice_plot, self.table):
+            self.content.addWidget(widget)
         self.activate_button = QPushButton("Activate new model", self)
         self.keep_button = QPushButton("Keep current model", self)
-        self.buttons.addButton(self.cancel_button, QDialogButtonBox.ButtonRole.RejectRole)
         self.buttons.addButton(self.activate_button, QDialogButtonBox.ButtonRole.AcceptRole)
         self.buttons.addButton(self.keep_button, QDialogButtonBox.ButtonRole.RejectRole)
         self.activate_button.hide()
         self.keep_button.hide()
-        self.cancel_button.clicked.connect(self.cancel)
         self.activate_button.clicked.connect(self._activate)
         self.keep_button.clicked.connect(self.accept)
-        layout = QVBoxLayout(self)
-        for widget in (self.heading, self.bar, self.status, self.loss_plot, self.dice_plot, self.table, self.buttons):
-            layout.addWidget(widget)
         self._loss: tuple[list[float], list[float]] = ([], [])
         self._dice: tuple[list[float], list[float]] = ([], [])
 
-    def start(self) -> None:
-        self.worker.start()
-
-    def cancel(self) -> None:
-        """Ask the process to stop (nothing is written); once finished, closes."""
-        if self.worker.is_running():
-            self.worker.cancel()
-            self.status.setText("Cancelling…")
-            self.cancel_button.setEnabled(False)
-        else:
-            self.reject()
-
-    def reject(self) -> None:
-        if self.worker.is_running():
-            self.cancel()
-        else:
-            super().reject()
-
-    def _progress(self, event: StageProgress | StepProgress | EpochProgress) -> None:
+    def on_progress(self, event: ProgressEvent) -> None:
         if isinstance(event, StepProgress):
             self._loss[0].append(event.epoch - 1 + event.step / max(event.steps, 1))
             self._loss[1].append(event.loss)
             self.loss_curve.setData(*self._loss)
             self.bar.setRange(0, event.epochs * event.steps)
             self.bar.setValue((event.epoch - 1) * event.steps + event.step)
-            self.status.setText(f"Epoch {event.epoch}/{event.epochs} · step {event.step}/{event.steps} · loss {event.loss:.4f}")
+            self.status.setText(f"Epoch {event.epoch}/{event.epochs} · step {event.step}/{event.steps} · "
+                                f"loss {event.loss:.4f}")
         elif isinstance(event, StageProgress):
             self.status.setText(f"{event.text[:1].upper()}{event.text[1:]}…")
         elif isinstance(event, EpochProgress) and "held_out_dice" in event.metrics:
-            self._add_dice(event.epoch, event.metrics["held_out_dice"])
+            self._dice[0].append(event.epoch)
+            self._dice[1].append(event.metrics["held_out_dice"])
+            self.dice_curve.setData(*self._dice)
 
-    def _add_dice(self, epoch: float, dice: float) -> None:
-        self._dice[0].append(epoch)
-        self._dice[1].append(dice)
-        self.dice_curve.setData(*self._dice)
-
-    def _done(self, result: dict[str, Any]) -> None:
-        self.result = result
-        self.cancel_button.setText("Close")
-        self.cancel_button.setEnabled(True)
-        if result["status"] != "finished":
+    def on_done(self, result: Finished) -> None:
+        if result.status != "finished":
             self.status.setText("Cancelled: no new model was written; the current one stays active.")
             return
-        self._fill_table(result["table"])
-        self.status.setText(f"Done in {result['seconds']:.0f} s: {Path(result['checkpoint']).name}. "
-                            "Activate it, or keep the current model (both stay in Model > Choose models).")
+        self._fill_table(result.table)
+        better = improved(result.table)
+        advice = ("" if better else " The held-out Dice did not improve: keeping the current model is advised.")
+        self.status.setText(f"Done in {result.seconds:.0f} s: {Path(result.checkpoint).name}. Activate it, or keep "
+                            f"the current model (both stay in Model > Choose models).{advice}")
         self.cancel_button.hide()
         self.activate_button.show()
         self.keep_button.show()
+        default = self.activate_button if better else self.keep_button
+        for button in (self.cancel_button, self.activate_button, self.keep_button):
+            button.setDefault(button is default)
+        default.setFocus()
 
     def _fill_table(self, table: dict[str, Any]) -> None:
         rows = [(title, table[key]) for key, title in TABLE_ROWS if table.get(key)]
@@ -130,20 +100,6 @@ class FinetuneDialog(QDialog):
         self.table.resizeColumnsToContents()
         self.table.show()
 
-    def _failed(self, message: str) -> None:
-        self.result = {"status": "failed", "message": message}
-        self.status.setText(f"Failed: {message.splitlines()[0]}")
-        self.status.setToolTip(message)
-        self.cancel_button.setText("Close")
-        self.cancel_button.setEnabled(True)
-
     def _activate(self) -> None:
-        self.activate_requested.emit(Path(self.result["checkpoint"]))
+        self.activate_requested.emit(Path(self.result.checkpoint))
         self.accept()
-
-    def closeEvent(self, event) -> None:
-        if self.worker.is_running():
-            self.cancel()
-            event.ignore()
-        else:
-            super().closeEvent(event)

@@ -1,26 +1,29 @@
 """Model > Choose models: which checkpoint draws each contour colour, among ``list_models()``.
 
-The choice is remembered in QSettings ("models/trfe", "models/unet"); earlier and fine-tuned
-models stay in the user folder, so choosing an older one is the rollback.
+Each model slot of ``engine/roles.py`` offers every model, but only those whose architecture fits
+the role can be chosen (a U-Net has no gland prior: it cannot draw TRFE-Net's red contour). The
+choice is remembered in QSettings ("models/<role>"); earlier and fine-tuned models stay in the user
+folder, so choosing an older one is the rollback.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QWidget
 
+from ...engine.architectures import arch_spec
 from ...engine.checkpoint import CheckpointError
-from ...engine.model_library import ROLES, ModelEntry, default_model, list_models
-
-ROLE_TITLES = {"trfe": "Red contour (TRFE-Net)", "unet": "Yellow contour (U-Net)"}
+from ...engine.model_library import ModelEntry, default_model, list_models
+from ...engine.roles import MODEL_ROLES, ROLES, fits
 
 
 def chosen_models(settings: QSettings) -> dict[str, Path | None]:
     """Each role's checkpoint: the user's choice if it still exists, else the shipped default, else the
-    first available model of a fitting architecture (gland head for red, U-Net for yellow), else None."""
+    first available model of a fitting architecture, else None."""
     out: dict[str, Path | None] = {}
-    for role in ROLES:
+    for role in MODEL_ROLES:
         choice = settings.value(f"models/{role}", "", str)
         if choice and Path(choice).is_file():
             out[role] = Path(choice)
@@ -32,8 +35,8 @@ def chosen_models(settings: QSettings) -> dict[str, Path | None]:
         except CheckpointError:
             pass
         # Only now read every checkpoint's metadata: the usual case (a choice or a default) needs none.
-        fits = [e.path for e in list_models() if (e.meta.arch == "unet") == (role == "unet")]
-        out[role] = fits[0] if fits else None
+        fitting = [e.path for e in list_models() if fits(role, e.meta.arch)]
+        out[role] = fitting[0] if fitting else None
     return out
 
 
@@ -45,8 +48,24 @@ def describe(entry: ModelEntry) -> str:
     return f"{meta.name or entry.path.stem} ({meta.arch}, {where}, {meta.created}{score})"
 
 
+def _why_not(role: str, arch: str) -> str:
+    try:
+        title = arch_spec(arch).title
+    except ValueError:
+        return f"unknown architecture {arch!r}"
+    return f"{title}: cannot draw the {ROLES[role].title} contour"
+
+
+def _title(role: str) -> QLabel:
+    """'■ TRFE-Net contour', the square in the role's colour."""
+    r, g, b = ROLES[role].colour
+    label = QLabel(f'<span style="color: rgb({r}, {g}, {b})">■</span> {ROLES[role].title} contour')
+    label.setToolTip("Only models whose architecture fits this contour can be chosen")
+    return label
+
+
 class ModelsDialog(QDialog):
-    """One combo box per contour colour; accepting stores the choice in ``settings``."""
+    """One combo box per model role; accepting stores the choice in ``settings``."""
 
     def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -56,14 +75,21 @@ class ModelsDialog(QDialog):
         entries = list_models()
         form = QFormLayout(self)
         self.combos: dict[str, QComboBox] = {}
-        for role in ROLES:
+        for role in MODEL_ROLES:
             combo = QComboBox(self)
+            items: QStandardItemModel = combo.model()
             for entry in entries:
                 combo.addItem(describe(entry), str(entry.path))
-            if current[role] is not None:
-                combo.setCurrentIndex(max(0, combo.findData(str(current[role]))))
+                if not fits(role, entry.meta.arch):
+                    item = items.item(combo.count() - 1)
+                    item.setEnabled(False)
+                    item.setToolTip(_why_not(role, entry.meta.arch))
+            chosen = combo.findData(str(current[role])) if current[role] is not None else -1
+            if chosen < 0 or not items.item(chosen).isEnabled():
+                chosen = next((i for i in range(combo.count()) if items.item(i).isEnabled()), -1)
+            combo.setCurrentIndex(chosen)
             self.combos[role] = combo
-            form.addRow(ROLE_TITLES[role], combo)
+            form.addRow(_title(role), combo)
         if not entries:
             form.addRow(QLabel("No models found: train one or put checkpoints in the models folder."))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
@@ -73,6 +99,7 @@ class ModelsDialog(QDialog):
 
     def accept(self) -> None:
         for role, combo in self.combos.items():
-            if combo.currentData():
+            index = combo.currentIndex()
+            if index >= 0 and combo.model().item(index).isEnabled():
                 self.settings.setValue(f"models/{role}", combo.currentData())
         super().accept()

@@ -1,4 +1,5 @@
-"""Legend and display controls for the canvas layers, and the frame's brightness/contrast."""
+"""Legend and display controls for the canvas layers (titles and colours from ``engine/roles.py``
+through ``layers.SPECS``), and the frame's brightness/contrast."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
@@ -28,13 +29,16 @@ class LayerRow:
         self.swatch.setPixmap(swatch)
         self.visible = QCheckBox(spec.title)
         self.visible.setChecked(style.visible)
-        self.visible.setToolTip("Show or hide this layer")
         self.filled = QCheckBox("Fill")
         self.filled.setChecked(style.filled)
-        self.filled.setToolTip("Filled area (checked) or outline only")
+        self.filled.setToolTip("Hatched area (checked) or outline only")
+        if spec.hatch is None:
+            self.filled.hide()  # the heat map has no area to fill
         self.opacity = _slider(0, 100, round(style.opacity * 100), "Opacity")
         self.dice = QLabel()
         self.dice.setToolTip("Dice against the ground truth label")
+        self.visible.setToolTip("Show or hide this layer" if spec.hatch is not None else
+                                "Where the model is unsure: its nodule probability, dark (0) to bright (1)")
         for column, widget in enumerate((self.swatch, self.visible, self.filled, self.opacity, self.dice)):
             grid.addWidget(widget, row, column)
         self.visible.toggled.connect(lambda on: canvas.set_layer_style(name, visible=on))

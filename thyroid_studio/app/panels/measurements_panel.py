@@ -1,21 +1,25 @@
-"""Live size of the label: area, diameters, extents, taller-than-wide (engine/geometry.py)."""
+"""Live size of the selected nodule (area, diameters, extents, taller-than-wide; engine/geometry.py)
+and the lengths of the calipers measured by hand."""
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 
-from ...engine.geometry import Measurements, measure
+from ...engine.geometry import Caliper, Measurements, Point, components, measure, select_component
+from ..layers import caliper_text
 
 THROTTLE_MS = 30  # at most one measurement per interval while a stroke streams in changes
 
 FIELDS = {
+    "nodule": "Nodule",
     "area": "Area",
     "longest": "Longest diameter",
     "perpendicular": "Perpendicular diameter",
     "height": "Height (antero-posterior)",
     "width": "Width (horizontal)",
     "taller": "Taller than wide",
+    "calipers": "Calipers",
 }
 
 
@@ -26,41 +30,53 @@ def _with_mm(px: int | float, mm: float | None, unit: str = "mm", px_unit: str =
 
 
 class MeasurementsPanel(QWidget):
-    """Shows geometry.measure of the latest mask given to :meth:`update_measurements`."""
+    """Shows geometry.measure of one nodule of the latest mask given to :meth:`update_measurements`:
+    the component nearest the point selected (a click on the canvas), else the largest."""
 
     measured = Signal(object)  # Measurements | None, after each (throttled) measurement
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.values = {key: QLabel("–") for key in FIELDS}
+        self.values["nodule"].setToolTip("With several nodules, click one (pan tool) to measure it; "
+                                         "by default the largest is measured")
+        self.values["calipers"].setToolTip("Tools > Caliper: two clicks measure a length")
         layout = QFormLayout(self)
         for key, title in FIELDS.items():
             layout.addRow(title, self.values[key])
-        self._pending: tuple[np.ndarray, tuple[float, float] | None] | None = None
+        self._pending: tuple[np.ndarray, tuple[float, float] | None, Point | None] | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(THROTTLE_MS)
         self._timer.timeout.connect(self._measure)
 
-    def update_measurements(self, mask: np.ndarray, spacing_mm: tuple[float, float] | None) -> None:
-        """Measure ``mask`` soon: calls within 30 ms collapse into one measurement of the latest."""
-        self._pending = (mask, spacing_mm)
+    def update_measurements(self, mask: np.ndarray, spacing_mm: tuple[float, float] | None,
+                            near: Point | None = None) -> None:
+        """Measure the nodule of ``mask`` nearest pixel ``near`` (x, y; None: the largest) soon: calls
+        within 30 ms collapse into one measurement of the latest."""
+        self._pending = (mask, spacing_mm, near)
         if not self._timer.isActive():
             self._timer.start()
+
+    def show_calipers(self, calipers: tuple[Caliper, ...], spacing_mm: tuple[float, float] | None) -> None:
+        self.values["calipers"].setText("\n".join(caliper_text(c, spacing_mm) for c in calipers) or "–")
 
     def _measure(self) -> None:
         if self._pending is None:
             return
-        mask, spacing = self._pending
+        mask, spacing, near = self._pending
         self._pending = None
-        result = measure(mask, spacing)
+        count = components(mask)
+        result = measure(select_component(mask, near), spacing) if count else None
+        self.values["nodule"].setText("–" if not count else "1" if count == 1 else
+                                      f"{'selected' if near is not None else 'largest'} of {count}")
         self._show(result)
         self.measured.emit(result)
 
     def _show(self, m: Measurements | None) -> None:
         if m is None:
-            for label in self.values.values():
-                label.setText("–")
+            for key in FIELDS.keys() - {"nodule", "calipers"}:
+                self.values[key].setText("–")
             return
         self.values["area"].setText(_with_mm(m.area_px, m.area_mm2, "mm²", "px²"))
         self.values["longest"].setText(_with_mm(m.longest_px, m.longest_mm))

@@ -1,7 +1,10 @@
-"""Canvas tools with Slicer's effect lifecycle: activate, pointer and key events, deactivate.
+"""Canvas tools with Slicer's effect lifecycle: activate, pointer and key events, reset, deactivate.
 
-The canvas routes left-button and key events to the active tool; a tool edits the label
-only through ``LabelModel`` strokes, so each stroke or polygon is one undo command.
+The canvas routes left-button and key events to the active tool; a tool edits the frame's
+label only through its ``engine.label_model.LabelModel`` (strokes, calipers), so each
+stroke, polygon or caliper is one undo step. Whatever a tool has in progress (a polygon's
+points, a caliper's first end) belongs to one frame: :meth:`Tool.reset` drops it when the
+frame changes, and deactivating the tool does too.
 """
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QKeyEvent, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsPathItem
 
+from ..engine.geometry import Caliper
 from ..engine.painting import Point, fill_polygon, paint_segment, snap_centre
+from .layers import caliper_text
 
 if TYPE_CHECKING:
     from .canvas import Canvas
@@ -43,8 +48,12 @@ class Tool:
     def activate(self) -> None:
         self.canvas.viewport().setCursor(self.cursor)
 
+    def reset(self) -> None:
+        """Finish or drop anything in progress (the frame is about to change)."""
+
     def deactivate(self) -> None:
-        """Finish or drop anything in progress; leave no items behind."""
+        """Reset, and leave no items behind."""
+        self.reset()
 
     def press(self, pointer: Pointer) -> None:
         """Left button down."""
@@ -64,26 +73,31 @@ class Tool:
 
 
 class PanTool(Tool):
-    """Drag the view."""
+    """Drag the view; a click without a drag selects the nodule under (or nearest to) it."""
 
     cursor = Qt.CursorShape.OpenHandCursor
+    CLICK_SLOP = 3.0  # viewport pixels a click may move and still be a click
 
     def __init__(self, canvas: "Canvas") -> None:
         super().__init__(canvas)
         self._last: QPointF | None = None
+        self._dragged = False
 
     def press(self, pointer: Pointer) -> None:
-        self._last = pointer.view
+        self._last, self._dragged = pointer.view, False
 
     def move(self, pointer: Pointer) -> None:
-        if self._last is not None:
+        if self._last is not None and (self._dragged or _far(pointer.view, self._last, self.CLICK_SLOP)):
+            self._dragged = True
             self.canvas.pan_by(pointer.view - self._last)
             self._last = pointer.view
 
     def release(self, pointer: Pointer) -> None:
+        if self._last is not None and not self._dragged:
+            self.canvas.nodule_clicked.emit(*pointer.pixel())
         self._last = None
 
-    def deactivate(self) -> None:
+    def reset(self) -> None:
         self._last = None
 
 
@@ -103,32 +117,33 @@ class BrushTool(Tool):
 
     def press(self, pointer: Pointer) -> None:
         centre = self._centre(pointer)
-        self.canvas.model.begin_stroke(self._text)
+        self.canvas.label_model.begin_stroke(self._text)
         self._last = centre
         self._dab(centre)
 
     def move(self, pointer: Pointer) -> None:
         centre = self._centre(pointer)
         self.canvas.show_brush_cursor(QPointF(centre[0] + 0.5, centre[1] + 0.5))
-        if self._last is not None and centre != self._last:
+        # An undo while the button is held closed the stroke: the rest of this drag paints nothing.
+        if self._last is not None and centre != self._last and self.canvas.label_model.in_stroke:
             self._dab(centre)
 
     def release(self, pointer: Pointer) -> None:
-        self._end()
+        self.reset()
 
     def deactivate(self) -> None:
-        self._end()
+        super().deactivate()
         self.canvas.hide_brush_cursor()
+
+    def reset(self) -> None:
+        if self._last is not None:
+            self._last = None
+            self.canvas.label_model.end_stroke()
 
     def _dab(self, centre: Point) -> None:
         start, radius, value = self._last, self.canvas.brush_size / 2, self._value
-        self.canvas.model.paint(lambda mask: paint_segment(mask, start, centre, radius, value))
+        self.canvas.label_model.paint(lambda mask: paint_segment(mask, start, centre, radius, value))
         self._last = centre
-
-    def _end(self) -> None:
-        if self._last is not None:
-            self._last = None
-            self.canvas.model.end_stroke()
 
 
 class PolygonTool(Tool):
@@ -153,8 +168,15 @@ class PolygonTool(Tool):
         super().activate()
         self.canvas.scene().addItem(self._preview)
 
+    def reset(self) -> None:
+        self._points.clear()
+        self._last_view = None
+        self._pressed = False
+        self._lasso = False
+        self._draw(None)
+
     def deactivate(self) -> None:
-        self._cancel()
+        super().deactivate()
         self.canvas.scene().removeItem(self._preview)
 
     def press(self, pointer: Pointer) -> None:
@@ -182,7 +204,7 @@ class PolygonTool(Tool):
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self._finish(event.modifiers())
         elif event.key() == Qt.Key.Key_Escape and self._points:
-            self._cancel()
+            self.reset()
         elif event.key() == Qt.Key.Key_Backspace and self._points:
             self._points.pop()
             self._last_view = None
@@ -198,21 +220,14 @@ class PolygonTool(Tool):
 
     def _finish(self, modifiers: Qt.KeyboardModifier) -> None:
         points = np.array([(p.x() - 0.5, p.y() - 0.5) for p in self._points])
-        self._cancel()
+        self.reset()
         if len(points) < 3:
             return
         erase = bool(modifiers & Qt.KeyboardModifier.ShiftModifier)
-        model = self.canvas.model
-        model.begin_stroke("Polygon erase" if erase else "Polygon fill")
-        model.paint(lambda mask: fill_polygon(mask, points, not erase))
-        model.end_stroke()
-
-    def _cancel(self) -> None:
-        self._points.clear()
-        self._last_view = None
-        self._pressed = False
-        self._lasso = False
-        self._draw(None)
+        label = self.canvas.label_model
+        label.begin_stroke("Polygon erase" if erase else "Polygon fill")
+        label.paint(lambda mask: fill_polygon(mask, points, not erase))
+        label.end_stroke()
 
     def _draw(self, mouse: QPointF | None) -> None:
         """The outline so far, plus a rubber band to the mouse."""
@@ -222,6 +237,77 @@ class PolygonTool(Tool):
             for p in self._points[1:] + ([mouse] if mouse is not None else []):
                 path.lineTo(p)
         self._preview.setPath(path)
+
+
+class CaliperTool(Tool):
+    """Two clicks measure a length between pixel centres: the first fixes one end, a line with its
+    length follows the mouse, the second adds the caliper to the label (one undo step). Esc drops
+    the first end."""
+
+    cursor = Qt.CursorShape.CrossCursor
+
+    def __init__(self, canvas: "Canvas") -> None:
+        super().__init__(canvas)
+        self._start: Point | None = None
+        self._preview = QGraphicsPathItem()
+        pen = QPen(QColor(255, 255, 255), 1.5, Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)
+        self._preview.setPen(pen)
+        self._preview.setZValue(101)
+
+    def activate(self) -> None:
+        super().activate()
+        self.canvas.scene().addItem(self._preview)
+
+    def reset(self) -> None:
+        self._start = None
+        self._preview.setPath(QPainterPath())
+
+    def deactivate(self) -> None:
+        super().deactivate()
+        self.canvas.scene().removeItem(self._preview)
+
+    def press(self, pointer: Pointer) -> None:
+        end = _pixel_centre(pointer)
+        if self._start is None:
+            self._start = end
+            self._draw(end)
+            return
+        caliper = Caliper(self._start, end)
+        self.reset()
+        if caliper.length_px > 0:
+            self.canvas.label_model.add_caliper(caliper)
+
+    def double_click(self, pointer: Pointer) -> None:
+        self.press(pointer)  # a quick second click arrives as a double-click
+
+    def move(self, pointer: Pointer) -> None:
+        if self._start is not None:
+            self._draw(_pixel_centre(pointer))
+
+    def key(self, event: QKeyEvent) -> bool:
+        if event.key() == Qt.Key.Key_Escape and self._start is not None:
+            self.reset()
+            return True
+        return False
+
+    @property
+    def pending(self) -> Point | None:
+        """The first end of a caliper being measured."""
+        return self._start
+
+    def _draw(self, end: Point) -> None:
+        path = QPainterPath()
+        path.moveTo(self._start[0] + 0.5, self._start[1] + 0.5)
+        path.lineTo(end[0] + 0.5, end[1] + 0.5)
+        self._preview.setPath(path)
+        self.canvas.status_text.emit(caliper_text(Caliper(self._start, end), self.canvas.spacing_mm))
+
+
+def _pixel_centre(pointer: Pointer) -> Point:
+    """The centre of the pixel under the pointer: calipers measure between pixels."""
+    x, y = pointer.pixel()
+    return float(round(x)), float(round(y))
 
 
 def _far(a: QPointF, b: QPointF | None, distance: float) -> bool:

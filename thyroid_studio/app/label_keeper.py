@@ -1,0 +1,169 @@
+"""Keeping labels: Save into the dataset folder chosen once (asking, for frames from DICOM, whether
+to black out burnt-in text), Discard, the Save / Discard / Cancel question before unsaved edits
+could be lost, autosave, and recovery after a crash. The window decides *when*; this module does
+it, over the Qt-free worklist."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from ..engine.datasets import DatasetError, DatasetWriter
+from ..engine.frames import FrameReadError, is_dicom
+from ..engine.worklist import Worklist
+from .autosave import Autosave, Leftovers
+
+Buttons = QMessageBox.StandardButton
+MAX_NAMES = 8  # frames named in a question; the rest are counted
+
+DICOM_WARNING = (
+    "Frames from DICOM files often carry the patient's name, dates or the hospital burnt into the "
+    "pixels, outside the ultrasound image. Saved as they are, these identifiers go into the dataset "
+    "and into every model trained on it.")
+BLACK_OUT = "Black out outside the ultrasound region"
+AS_IS = "Save as is"
+
+
+def names(items: list[str]) -> str:
+    """'a, b, c' or 'a, b, … and 3 more'."""
+    shown = ", ".join(items[:MAX_NAMES])
+    return shown + (f" and {len(items) - MAX_NAMES} more" if len(items) > MAX_NAMES else "")
+
+
+class LabelKeeper:
+    def __init__(self, parent: QWidget, worklist: Worklist, settings: QSettings, autosave: Autosave,
+                 message: Callable[[str], None]) -> None:
+        """``message(text)`` for the status bar."""
+        self.parent, self.worklist, self.settings, self.autosave = parent, worklist, settings, autosave
+        self.message = message
+        self.black_out: bool | None = None  # the answer about DICOM frames, asked once a session
+
+    def dataset_folder(self, ask: bool = False) -> Path | None:
+        """The dataset folder for saved labels, asked once and remembered in QSettings."""
+        folder = self.settings.value("dataset/folder", "", str)
+        if ask or not folder:
+            folder = QFileDialog.getExistingDirectory(self.parent, "Dataset folder for saved labels (TN3K layout)",
+                                                      folder)
+            if not folder:
+                return None
+            self.settings.setValue("dataset/folder", folder)
+        return Path(folder)
+
+    def save(self, rows: list[int]) -> bool:
+        """Append each row's frame and label to the dataset; False if cancelled or failed (then shown)."""
+        folder = self.dataset_folder()
+        if folder is None:
+            return False
+        black_out = self._black_out_choice(rows)
+        if black_out is None:
+            return False
+        try:
+            writer = DatasetWriter(folder)
+            for row in rows:
+                sample = self.worklist.save(row, writer, black_out=black_out)
+                entry = self.worklist[row]
+                self.autosave.remove(entry.source, entry.index)
+                self.message(f"Saved {entry.name} as {sample.key} in {folder}")
+        except (DatasetError, FrameReadError, OSError, ValueError) as exc:
+            QMessageBox.critical(self.parent, "Could not save", str(exc))
+            return False
+        return True
+
+    def _black_out_choice(self, rows: list[int]) -> bool | None:
+        """For frames from DICOM: warn about burnt-in identifiers and ask whether to black out everything
+        outside the ultrasound region (once a session); False for other frames, None if cancelled."""
+        dicom = [self.worklist[row].name for row in rows if is_dicom(self.worklist[row].source)]
+        if not dicom or self.black_out is not None:
+            return bool(dicom) and bool(self.black_out)
+        box = QMessageBox(QMessageBox.Icon.Warning, "Identifiers in DICOM frames",
+                          f"{names(dicom)} came from DICOM.\n\n{DICOM_WARNING}", parent=self.parent)
+        black_out = box.addButton(BLACK_OUT, QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(AS_IS, QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(Buttons.Cancel)
+        box.setDefaultButton(black_out)
+        box.setInformativeText("The choice holds until the app is closed.")
+        box.exec()
+        clicked = box.clickedButton()
+        if clicked is None or box.buttonRole(clicked) == QMessageBox.ButtonRole.RejectRole:
+            return None
+        self.black_out = clicked is black_out
+        return self.black_out
+
+    def discard(self, rows: list[int]) -> None:
+        for row in rows:
+            entry = self.worklist[row]
+            self.worklist.discard(row)
+            self.autosave.remove(entry.source, entry.index)
+
+    def resolve_unsaved(self, rows: list[int]) -> bool:
+        """Ask Save / Discard / Cancel for the unsaved labels among ``rows``; False means cancelled."""
+        rows = [row for row in rows if self.worklist[row].unsaved]
+        if not rows:
+            return True
+        answer = QMessageBox.question(
+            self.parent, "Unsaved label",
+            f"The label of {names([self.worklist[row].name for row in rows])} has unsaved edits. "
+            "Save it to the dataset?", Buttons.Save | Buttons.Discard | Buttons.Cancel, Buttons.Save)
+        if answer == Buttons.Save:
+            return self.save(rows)
+        if answer == Buttons.Discard:
+            self.discard(rows)
+            return True
+        return False
+
+    def autosave_all(self) -> None:
+        """Mirror every unsaved label on disk (undone edits included: a clean frame's file is removed)."""
+        for entry in self.worklist.entries:
+            if entry.unsaved:
+                self.autosave.store(entry.source, entry.index, entry.label.mask, entry.proposed_by, entry.name)
+            elif entry.label is not None:
+                self.autosave.remove(entry.source, entry.index)
+
+    def recover(self) -> int | None:
+        """Offer the labels a crashed session left, naming their frames, and name the leftovers that
+        cannot be read (then removed); returns the first recovered row to show."""
+        found = self.autosave.pending()
+        if not found:
+            return None
+        unreadable = ("\n\nCould not be read, and will be removed:\n" + "\n".join(found.problems)
+                      if found.problems else "")
+        if not found.labels:
+            QMessageBox.warning(self.parent, "Autosaved labels unreadable",
+                                "The last session left autosaved labels that cannot be read." + unreadable)
+            self.autosave.clear()
+            return None
+        answer = QMessageBox.question(
+            self.parent, "Recover unsaved labels",
+            f"Unsaved labels of {names([item.name for item in found.labels])} were kept from the last session. "
+            f"Recover them?{unreadable}", Buttons.Yes | Buttons.No, Buttons.Yes)
+        if answer != Buttons.Yes:
+            self.autosave.clear()
+            return None
+        row = self._restore(found)
+        self.autosave.clear()  # the damaged leftovers go; the recovered labels are stored afresh
+        self.autosave_all()
+        return row
+
+    def _restore(self, found: Leftovers) -> int | None:
+        self.worklist.add(dict.fromkeys(item.source for item in found.labels))
+        rows, problems = [], []
+        for item in found.labels:
+            row = self.worklist.row_of(item.source, item.index)
+            try:
+                if row is None:
+                    raise FrameReadError(item.source, "cannot be opened any more")
+                label = self.worklist.label(row)
+                if label.mask.shape != item.label.shape:
+                    raise FrameReadError(item.source, f"the autosaved label is {item.label.shape[1]}x"
+                                         f"{item.label.shape[0]}, the frame {label.mask.shape[1]}x{label.mask.shape[0]}")
+            except FrameReadError as exc:
+                problems.append(f"{item.name}: {exc}")
+                continue
+            label.replace(item.label, "Recover autosaved label")
+            self.worklist[row].proposed_by = item.proposed_by
+            rows.append(row)
+        if problems:
+            QMessageBox.warning(self.parent, "Some labels could not be recovered", "\n".join(problems))
+        return rows[0] if rows else None

@@ -1,0 +1,167 @@
+"""The label of one frame: its mask, its calipers and their own undo history (Qt-free).
+
+napari's labels layer is the model: the data and its history live together, views only
+listen. Every change goes through this class (Slicer's "one call after saving state for
+undo"): a stroke's dabs (:meth:`LabelModel.paint` between :meth:`~LabelModel.begin_stroke`
+and :meth:`~LabelModel.end_stroke`) become one edit, a whole-mask replacement or a caliper
+is one edit, and undo/redo replay them. Each frame's entry in the worklist holds its own
+model, so undo survives switching frames, and there is no second copy of the mask to keep
+in step. Listeners get a :class:`LabelChange` after every change.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .geometry import Caliper
+from .history import History, MaskDelta, StrokeRecorder, apply, delta_between, revert
+from .painting import Box
+
+UNDO_LIMIT = 200  # edits per frame; a delta holds only changed pixels, so this stays small in memory
+
+
+@dataclass(frozen=True)
+class LabelChange:
+    """What a listener must redraw, and whether an edit is complete."""
+
+    box: Box | None = None  # mask pixels that may differ; None: no mask pixel changed
+    calipers: bool = False  # the caliper list changed
+    finished: bool = False  # an edit completed (stroke end, command, undo, redo): states, saving, autosave
+
+
+@dataclass(frozen=True)
+class MaskEdit:
+    delta: MaskDelta
+    text: str
+
+    @property
+    def change(self) -> LabelChange:
+        return LabelChange(self.delta.box, finished=True)
+
+    def undo(self, label: "LabelModel") -> None:
+        revert(label.mask, self.delta)
+
+    def redo(self, label: "LabelModel") -> None:
+        apply(label.mask, self.delta)
+
+
+@dataclass(frozen=True)
+class CaliperEdit:
+    before: tuple[Caliper, ...]
+    after: tuple[Caliper, ...]
+    text: str
+
+    @property
+    def change(self) -> LabelChange:
+        return LabelChange(calipers=True, finished=True)
+
+    def undo(self, label: "LabelModel") -> None:
+        label.calipers = self.before
+
+    def redo(self, label: "LabelModel") -> None:
+        label.calipers = self.after
+
+
+Listener = Callable[[LabelChange], None]
+
+
+class LabelModel:
+    """A bool mask (``mask``, owned: edit it only through this class), hand-made ``calipers`` and
+    the bounded history of both."""
+
+    def __init__(self, mask: np.ndarray, undo_limit: int = UNDO_LIMIT) -> None:
+        self.mask = np.array(mask, dtype=bool, copy=True)
+        self.calipers: tuple[Caliper, ...] = ()
+        self.history = History(undo_limit)
+        self._stroke: StrokeRecorder | None = None
+        self._stroke_text = ""
+        self._listeners: list[Listener] = []
+
+    # ----- listeners
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _notify(self, change: LabelChange) -> None:
+        for listener in list(self._listeners):
+            listener(change)
+
+    # ----- strokes
+    @property
+    def in_stroke(self) -> bool:
+        return self._stroke is not None
+
+    def begin_stroke(self, text: str) -> None:
+        """Open a stroke: the dabs until :meth:`end_stroke` become one edit named ``text``."""
+        self.end_stroke()
+        self._stroke, self._stroke_text = StrokeRecorder(self.mask), text
+
+    def paint(self, painter: Callable[[np.ndarray], Box | None]) -> None:
+        """Run one dab ``painter(mask) -> box`` inside the open stroke (see ``engine/painting.py``)."""
+        if self._stroke is None:
+            raise RuntimeError("paint() outside a stroke: call begin_stroke() first")
+        box = painter(self.mask)
+        if box is not None:
+            self._stroke.touched(box)
+            self._notify(LabelChange(box))
+
+    def end_stroke(self) -> None:
+        """Close the open stroke (if any) into one edit; a stroke that changed nothing records none."""
+        stroke, self._stroke = self._stroke, None
+        if stroke is not None:
+            self._record_mask(stroke.finish(), self._stroke_text)
+
+    # ----- whole edits
+    def replace(self, mask: np.ndarray, text: str) -> bool:
+        """Replace the whole mask as one edit; False (and no edit) when nothing changes."""
+        self.end_stroke()
+        new = np.asarray(mask, dtype=bool)
+        if new.shape != self.mask.shape:
+            raise ValueError(f"label shape {new.shape} differs from the frame's {self.mask.shape}")
+        delta = delta_between(self.mask, new)
+        if delta is not None:
+            apply(self.mask, delta)
+        return self._record_mask(delta, text)
+
+    def add_caliper(self, caliper: Caliper) -> None:
+        self._set_calipers((*self.calipers, caliper), "Caliper")
+
+    def clear_calipers(self) -> None:
+        if self.calipers:
+            self._set_calipers((), "Clear calipers")
+
+    def _set_calipers(self, calipers: tuple[Caliper, ...], text: str) -> None:
+        self.end_stroke()
+        edit = CaliperEdit(self.calipers, calipers, text)
+        self.history.push(edit)
+        self.calipers = calipers
+        self._notify(edit.change)
+
+    def _record_mask(self, delta: MaskDelta | None, text: str) -> bool:
+        if delta is None:
+            return False
+        edit = MaskEdit(delta, text)
+        self.history.push(edit)
+        self._notify(edit.change)
+        return True
+
+    # ----- undo and redo
+    def undo(self) -> bool:
+        """Undo the latest edit. A stroke still open (button held) is first closed into its own
+        edit, so undo takes back exactly that stroke and never mixes it into an older edit."""
+        self.end_stroke()
+        return self._replay(self.history.undo(self))
+
+    def redo(self) -> bool:
+        self.end_stroke()
+        return self._replay(self.history.redo(self))
+
+    def _replay(self, edit: MaskEdit | CaliperEdit | None) -> bool:
+        if edit is not None:
+            self._notify(edit.change)
+        return edit is not None
