@@ -65,6 +65,10 @@ class Findings:
             values[name] = value
         return Findings(values)
 
+    def with_defaults(self, defaults: "Findings") -> "Findings":
+        """A copy whose unknown fields take ``defaults``' values (e.g. the user's findings over the network's)."""
+        return Findings({**defaults.values, **self.values})
+
     @property
     def suspicious(self) -> bool | None:
         tirads = self.values.get("tirads")
