@@ -27,6 +27,13 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "margins": ("well-defined", "ill-defined", "macrolobulated", "microlobulated", "spiculated"),
     "calcifications": ("non", "macrocalcification", "microcalcification"),
 }
+TITLES: dict[str, str] = {  # how reports and panels name each field
+    "tirads": "TI-RADS category (Kwak-style)",
+    "composition": "Composition",
+    "echogenicity": "Echogenicity",
+    "margins": "Margins",
+    "calcifications": "Calcifications",
+}
 SUSPICIOUS_FROM = "4a"  # TI-RADS categories from this one up are "suspicious"
 LABELS_FILE = "labels.csv"
 KEY_COLUMN = "id"
