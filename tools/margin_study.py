@@ -24,10 +24,10 @@ sys.path.insert(0, str(REPO))
 
 from thyroid_studio.engine.classification_metrics import bootstrap_interval, roc_auc  # noqa: E402
 from thyroid_studio.engine.datasets import read_mask  # noqa: E402
-from thyroid_studio.engine.findings import read_labels  # noqa: E402
+from thyroid_studio.engine.findings import FIELDS, read_labels  # noqa: E402
 from thyroid_studio.engine.shape import IRREGULAR_BELOW, shape_of  # noqa: E402
 from thyroid_studio.engine.splits import contiguous_folds, exam_id  # noqa: E402
-from thyroid_studio.engine.tirads import FROM_DDTI, score  # noqa: E402
+from thyroid_studio.engine.tirads import FROM_DDTI, LEVELS, level_of, score  # noqa: E402
 
 IRREGULAR = {c for c, option in FROM_DDTI["margins"][1].items() if option == "lobulated or irregular"}
 
@@ -96,6 +96,15 @@ def main() -> int:
     auc = bootstrap_interval(suspicious, points, roc_auc, groups=[exam_id(k) for k, _ in rows])
     print(f"ACR points (radiologists' descriptors + ground-truth mask shape) for their TI-RADS 4a+: "
           f"AUC {auc.value:.3f} [{auc.low:.3f}, {auc.high:.3f}] on {len(rows)} frames")
+    levels = [level_of(int(p)).name for p in points]
+    print("ACR level (columns) by the radiologists' category (rows):")
+    names = [level.name for level in LEVELS]
+    print("       " + " ".join(f"{n:>4s}" for n in names))
+    for category in FIELDS["tirads"]:
+        counts = [sum(1 for (_, f), lv in zip(rows, levels) if f.get("tirads") == category and lv == n) for n in names]
+        print(f"  {category:4s} " + " ".join(f"{c:4d}" for c in counts))
+    tall = sum(shape.taller_than_wide for shape in shapes.values())
+    print(f"taller than wide (ground-truth masks): {tall} of {len(shapes)}")
     return 0
 
 
