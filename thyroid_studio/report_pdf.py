@@ -29,11 +29,17 @@ ROW_PADDING = 0.15  # of a line's height, under each table row
 
 
 def ensure_gui_application() -> QGuiApplication:
-    """The running QGuiApplication, or a new one (offscreen unless QT_QPA_PLATFORM says otherwise)."""
+    """The running application, or a new one (offscreen unless QT_QPA_PLATFORM says otherwise).
+
+    A QApplication, not a bare QGuiApplication: Qt allows one application object per process,
+    and widgets made later in the same process (the app, tests) need the QApplication kind.
+    """
     app = QGuiApplication.instance()
     if app is None:
+        from PySide6.QtWidgets import QApplication
+
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        app = QGuiApplication(["thyroid-studio-report"])
+        app = QApplication(["thyroid-studio-report"])
     return app
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from itertools import islice
 from pathlib import Path
 
 from ..engine.inference import DEVICE_CHOICES
 
 MAX_PAGES = 20  # frames per report by default: a long clip would give a PDF nobody reads
+BATCH_SIZE = 4  # frames per forward pass
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +38,6 @@ def _positive(text: str) -> int:
 
 def _frames(source: Path, max_pages: int) -> tuple[list, int]:
     """The first ``max_pages`` frames of ``source`` and how many it has."""
-    from itertools import islice
-
     from ..engine.frames import count_frames, read_frames
 
     total = count_frames(source)
@@ -80,12 +80,16 @@ def run(args: argparse.Namespace) -> int:
         try:
             frames, total = _frames(job.source, args.max_pages)
             pages = []
-            for batch in batches(frames, 4):
+            for batch in batches(frames, BATCH_SIZE):
                 results = segmenter.segment([frame.pixels for frame in batch])
                 pages += [build_page(frame, result, findings=labels.get(frame.name), meta=segmenter.meta)
                           for frame, result in zip(batch, results)]
             write_report_pdf(target, pages, title=f"Thyroid nodule report: {job.source.name}")
-        except (FrameReadError, OSError, ValueError) as exc:
+        except FrameReadError as exc:  # its message names the file
+            fail(f"skipped {exc}")
+            failed += 1
+            continue
+        except (OSError, ValueError) as exc:
             fail(f"skipped {job.source}: {exc}")
             failed += 1
             continue

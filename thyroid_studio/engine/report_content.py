@@ -102,7 +102,7 @@ def findings_table(user: Findings, predicted: PredictedFindings | None) -> Table
     """Each finding: the user's value where set, else the network's most probable class, with the network's probability."""
     rows = []
     if predicted is not None:
-        rows.append(("Suspicious (TI-RADS 4a or above)", _yes_no(predicted.suspicious >= 0.5), f"{predicted.suspicious:.2f}", "model"))
+        rows.append(("Suspicious (TI-RADS 4a or above)", _yes_no(predicted.suspicious > 0.5), f"{predicted.suspicious:.2f}", "model"))
     for name in FIELDS:
         probs = predicted.probabilities.get(name, {}) if predicted is not None else {}
         value = user.get(name)
