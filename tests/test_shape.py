@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from thyroid_studio.engine.datasets import read_mask
-from thyroid_studio.engine.shape import IRREGULAR_BELOW, shape_of, solidity
+from thyroid_studio.engine.shape import shape_of, solidity
 
 
 def plus_sign() -> np.ndarray:
