@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "models": "list the available checkpoints and their cards",
     "train": "train a network on nodule (and gland) datasets",
     "finetune": "fine-tune a checkpoint on corrected labels",
+    "report": "write a PDF report per file: contours, measurements, findings, ACR TI-RADS",
 }
 
 

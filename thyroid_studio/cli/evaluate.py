@@ -1,7 +1,9 @@
 """`thyroid-studio evaluate`: score a model, or a folder of predicted masks, against ground-truth masks.
 
 Metrics are computed at each frame's original resolution (engine.metrics), per image
-(mean ± std) and pooled over all pixels, and printed in the paper's table style.
+(mean ± std) and pooled over all pixels, and printed in the paper's table style. When a
+``labels.csv`` (engine.findings) lies beside the masks, or is given with ``--labels``, and the
+model has findings heads, its predicted findings are scored too (engine.classification_metrics).
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", type=Path, help="dataset root (TN3K, TG3K, image/ + mask/) instead of --images/--masks")
     parser.add_argument("--split", default="all", help="split of --dataset to score (default: all)")
     parser.add_argument("--json", type=Path, help="write the summary and per-image metrics to this JSON file")
+    parser.add_argument("--labels", type=Path, help="labels.csv of the frames' findings (default: a labels.csv "
+                        "in the --masks folder or beside it, or in the --dataset root)")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     parser.add_argument("--batch-size", type=int, default=4, help="frames per forward pass with --model")
 
@@ -94,7 +98,7 @@ def _pairs(images: list[Path], truth: dict[str, Path], problems: Problems) -> It
 
 
 def _predictions(args: argparse.Namespace, pairs: Iterator[tuple], problems: Problems) -> Iterator[tuple]:
-    """(frame, predicted mask, ground truth) from the model or the predictions folder."""
+    """(frame, predicted mask, ground truth, PredictedFindings or None) from the model or the predictions folder."""
     from ..engine.batch import batches
     from ..engine.datasets import DatasetError, read_mask
 
@@ -105,7 +109,7 @@ def _predictions(args: argparse.Namespace, pairs: Iterator[tuple], problems: Pro
                 problems.missing_predictions.append(frame.name)
                 continue
             try:
-                yield frame, read_mask(predicted[frame.name]), truth
+                yield frame, read_mask(predicted[frame.name]), truth, None
             except DatasetError as exc:
                 problems.unreadable.append(str(exc))
         return
@@ -116,7 +120,7 @@ def _predictions(args: argparse.Namespace, pairs: Iterator[tuple], problems: Pro
     for batch in batches(pairs, max(1, args.batch_size)):
         results = segmenter.segment([frame.pixels for frame, _ in batch])
         for (frame, truth), result in zip(batch, results):
-            yield frame, result.nodule_mask, truth
+            yield frame, result.nodule_mask, truth, result.findings
 
 
 def _json_safe(value):
@@ -130,20 +134,57 @@ def _json_safe(value):
     return value
 
 
+def labels_path(args: argparse.Namespace) -> Path | None:
+    """``--labels``, else the first labels.csv found in the dataset root, the masks folder or beside it."""
+    from ..engine.findings import LABELS_FILE
+
+    if args.labels:
+        return args.labels
+    folders = [args.dataset] if args.dataset else [args.masks, args.masks.parent] if args.masks else []
+    return next((folder / LABELS_FILE for folder in folders if (folder / LABELS_FILE).is_file()), None)
+
+
+def score_findings(labels: Path | None, predicted: dict) -> dict | None:
+    """Classification metrics of the predicted findings ({frame name: PredictedFindings}) against ``labels``
+    (exam-grouped bootstrap); None, with a note on stderr, when there is nothing to score."""
+    from ..engine.classification_metrics import findings_metrics
+    from ..engine.findings import read_labels
+    from ..engine.splits import exam_id
+
+    if labels is None:
+        return None
+    if not predicted:
+        print(f"findings not scored: {labels} is there, but no findings were predicted "
+              "(that needs --model with a model that has findings heads)", file=sys.stderr)
+        return None
+    truth = read_labels(labels)
+    names = [name for name in predicted if truth.get(name)]
+    if not names:
+        print(f"findings not scored: no evaluated frame has a label in {labels}", file=sys.stderr)
+        return None
+    print(f"findings scored on {len(names)} of {len(predicted)} frames (labels: {labels})", file=sys.stderr)
+    return findings_metrics([truth[n] for n in names], [predicted[n] for n in names], groups=[exam_id(n) for n in names])
+
+
 def run(args: argparse.Namespace) -> int:
     from ..engine.checkpoint import CheckpointError
     from ..engine.datasets import DatasetError
     from ..engine.files import write_text_atomic
+    from ..engine.classification_metrics import format_findings_table
     from ..engine.metrics import MetricAccumulator, format_table
 
-    problems, accumulator = Problems(), MetricAccumulator()
+    problems, accumulator, predicted_findings = Problems(), MetricAccumulator(), {}
     try:
+        labels = labels_path(args)
         images, truth = _inputs(args)
-        for frame, predicted, gt in _predictions(args, _pairs(images, truth, problems), problems):
+        for frame, predicted, gt, findings in _predictions(args, _pairs(images, truth, problems), problems):
             if predicted.shape != gt.shape:
                 problems.unreadable.append(f"{frame.name}: prediction {predicted.shape} and mask {gt.shape} differ in size")
                 continue
             accumulator.add(np.asarray(predicted), gt, frame.spacing_mm, name=frame.name)
+            if findings is not None:
+                predicted_findings[frame.name] = findings
+        classification = score_findings(labels, predicted_findings)
     except (CheckpointError, DatasetError, ValueError) as exc:
         print(f"thyroid-studio evaluate: {exc}", file=sys.stderr)
         return 2
@@ -153,8 +194,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     summary = accumulator.summary()
     print(format_table(summary))
+    if classification:
+        print()
+        print(format_findings_table(classification))
     if args.json:
         source = {"model": args.model} if args.model else {"predictions": str(args.predictions)}
         payload = {**source, "summary": summary, "per_image": accumulator.per_image, **asdict(problems)}
+        if classification:
+            payload.update(labels=str(labels), findings=classification)
         write_text_atomic(args.json, json.dumps(_json_safe(payload), indent=2) + "\n")
     return 1 if problems else 0

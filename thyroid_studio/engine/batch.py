@@ -23,15 +23,25 @@ from pathlib import Path
 
 from . import geometry
 from .files import write_image_atomic, write_mask_png
+from .findings import FIELDS
 from .frames import Frame, FrameReadError, count_frames, find_inputs, read_frames
 from .inference import Segmentation, Segmenter
 from .overlay import segmentation_overlay
+from .shape import shape_of
+from .tirads import score
 
 CSV_NAME = "segmentation.csv"
 CSV_COLUMNS = (
     "file", "frame", "nodule_area_px", "nodule_area_mm2", "x0", "y0", "x1", "y1",
     "longest_diameter_px", "longest_diameter_mm", "mean_confidence", "model", "ms", "mask",
 )
+# The nodule's shape, and what a model with findings heads predicts: P(suspicious), each finding's most
+# probable class and its probability, the ACR TI-RADS points and level (engine/tirads.py).
+FINDINGS_COLUMNS = (
+    "suspicious_prob", *(f"{name}_{part}" for name in FIELDS for part in ("pred", "prob")),
+    "taller_than_wide", "solidity", "acr_points", "acr_level",
+)
+CSV_COLUMNS += FINDINGS_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -188,7 +198,31 @@ def csv_row(frame: Frame, result: Segmentation, model: str, ms: float, mask_path
         "x0": str(x0), "y0": str(y0), "x1": str(x1), "y1": str(y1),
         "longest_diameter_px": _fmt(m and m.longest_px), "longest_diameter_mm": _fmt(m and m.longest_mm),
         "mean_confidence": _fmt(result.mean_confidence(), 4), "model": model, "ms": f"{ms:.1f}", "mask": mask_path,
+        **findings_cells(frame, result),
     }
+
+
+def findings_cells(frame: Frame, result: Segmentation) -> dict[str, str]:
+    """The ``FINDINGS_COLUMNS`` of one frame: the shape of its nodule mask (largest component), and, for a
+    model with findings heads, the predictions and the ACR TI-RADS of the predicted findings with that
+    shape. Empty cells where there is no nodule (shape, ACR) or no findings head (predictions, ACR)."""
+    cells = dict.fromkeys(FINDINGS_COLUMNS, "")
+    shape = shape_of(result.nodule_mask, frame.spacing_mm)
+    if shape is not None:
+        cells["taller_than_wide"] = str(shape.taller_than_wide).lower()
+        cells["solidity"] = f"{shape.solidity:.4f}"
+    predicted = result.findings
+    if predicted is None:
+        return cells
+    cells["suspicious_prob"] = f"{predicted.suspicious:.4f}"
+    for name, probs in predicted.probabilities.items():
+        if name in FIELDS and probs:
+            best = max(probs, key=probs.get)
+            cells[f"{name}_pred"], cells[f"{name}_prob"] = best, f"{probs[best]:.4f}"
+    if shape is not None:
+        acr = score(predicted.most_likely(), shape)
+        cells["acr_points"], cells["acr_level"] = str(acr.total), acr.level.name
+    return cells
 
 
 class _Writer:

@@ -27,6 +27,13 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "margins": ("well-defined", "ill-defined", "macrolobulated", "microlobulated", "spiculated"),
     "calcifications": ("non", "macrocalcification", "microcalcification"),
 }
+TITLES: dict[str, str] = {  # how reports and panels name each field
+    "tirads": "TI-RADS category (Kwak-style)",
+    "composition": "Composition",
+    "echogenicity": "Echogenicity",
+    "margins": "Margins",
+    "calcifications": "Calcifications",
+}
 SUSPICIOUS_FROM = "4a"  # TI-RADS categories from this one up are "suspicious"
 LABELS_FILE = "labels.csv"
 KEY_COLUMN = "id"
@@ -64,6 +71,10 @@ class Findings:
         if value is not None:
             values[name] = value
         return Findings(values)
+
+    def with_defaults(self, defaults: "Findings") -> "Findings":
+        """A copy whose unknown fields take ``defaults``' values (e.g. the user's findings over the network's)."""
+        return Findings({**defaults.values, **self.values})
 
     @property
     def suspicious(self) -> bool | None:

@@ -1,0 +1,100 @@
+"""`thyroid-studio report`: one PDF report per input file, one page per frame.
+
+Each page is engine.report_content's: the frame with the model's contours, measurements,
+findings (the model's, or the user's from ``--labels``), ACR TI-RADS, the model, the date, and
+"For research, not diagnosis"; thyroid_studio.report_pdf draws it with Qt's PDF writer (offscreen).
+Exit status: 0 every input reported, 1 some inputs failed (one line each on stderr), 2 usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from itertools import islice
+from pathlib import Path
+
+from ..engine.inference import DEVICE_CHOICES
+
+MAX_PAGES = 20  # frames per report by default: a long clip would give a PDF nobody reads
+BATCH_SIZE = 4  # frames per forward pass
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (searched recursively), DICOM, video")
+    parser.add_argument("--out", required=True, help="output folder for <name>.pdf (must not be an input folder)")
+    parser.add_argument("--model", help="model name or checkpoint file (default: the shipped TRFE-Net)")
+    parser.add_argument("--labels", type=Path, help="labels.csv with your findings per frame (they take precedence "
+                        "over the model's)")
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    parser.add_argument("--max-pages", type=_positive, default=MAX_PAGES,
+                        help=f"at most this many frames of a multi-frame file (default {MAX_PAGES})")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _frames(source: Path, max_pages: int) -> tuple[list, int]:
+    """The first ``max_pages`` frames of ``source`` and how many it has."""
+    from ..engine.frames import count_frames, read_frames
+
+    total = count_frames(source)
+    return list(islice(read_frames(source), max_pages)), total
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.batch import batches, check_output_dir, plan_jobs
+    from ..engine.checkpoint import CheckpointError
+    from ..engine.findings import read_labels
+    from ..engine.frames import FrameReadError
+    from ..engine.inference import Segmenter
+    from ..engine.model_library import resolve_model
+    from ..engine.report_content import build_page
+    from ..report_pdf import ensure_gui_application, write_report_pdf
+
+    def fail(message: str) -> None:
+        print(f"thyroid-studio report: {message}", file=sys.stderr)
+
+    try:
+        check_output_dir(args.paths, args.out)
+        labels = read_labels(args.labels) if args.labels else {}
+        segmenter = Segmenter.from_checkpoint(resolve_model(args.model), device=args.device)
+        jobs = plan_jobs(args.paths, args.out)
+    except (CheckpointError, ValueError) as exc:
+        fail(str(exc))
+        return 2
+    if not jobs:
+        fail("no supported files among the inputs")
+        return 2
+    ensure_gui_application()
+    written: set[Path] = set()
+    failed = 0
+    for job in jobs:
+        target = job.out_folder / f"{job.source.stem}.pdf"
+        if target in written:
+            fail(f"skipped {job.source}: its report {target.name} would overwrite another input's; rename it")
+            failed += 1
+            continue
+        try:
+            frames, total = _frames(job.source, args.max_pages)
+            pages = []
+            for batch in batches(frames, BATCH_SIZE):
+                results = segmenter.segment([frame.pixels for frame in batch])
+                pages += [build_page(frame, result, findings=labels.get(frame.name), meta=segmenter.meta)
+                          for frame, result in zip(batch, results)]
+            write_report_pdf(target, pages, title=f"Thyroid nodule report: {job.source.name}")
+        except FrameReadError as exc:  # its message names the file
+            fail(f"skipped {exc}")
+            failed += 1
+            continue
+        except (OSError, ValueError) as exc:
+            fail(f"skipped {job.source}: {exc}")
+            failed += 1
+            continue
+        written.add(target)
+        if total > len(frames):
+            print(f"{job.source}: {total} frames; the report holds the first {len(frames)} (--max-pages)", file=sys.stderr)
+        print(target)
+    return 1 if failed else 0
