@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "models": "list the available checkpoints and their cards",
     "train": "train a network on nodule (and gland) datasets",
     "finetune": "fine-tune a checkpoint on corrected labels",
+    "dataset": "add labelled frames to a dataset, check or repair it, count it",
 }
 
 
