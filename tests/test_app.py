@@ -219,7 +219,9 @@ def corrected(tmp_path) -> Path:
     """A tiny TN3K-style dataset of corrected labels, as the app saves them."""
     writer = DatasetWriter(tmp_path / "corrected")
     for i, image in enumerate(sorted((SAMPLES / "image").glob("*.png")) * 2):
-        writer.add(image, read_mask(SAMPLES / "mask" / image.name), source=f"{image}#{i}")
+        pixels, mask = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE), read_mask(SAMPLES / "mask" / image.name)
+        shift = 0 if i < 3 else 7  # a second, distinct frame of each: the writer stores an image only once
+        writer.add(np.roll(pixels, shift, axis=1), np.roll(mask, shift, axis=1), source=f"{image}#{i}")
     return tmp_path / "corrected"
 
 

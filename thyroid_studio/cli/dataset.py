@@ -126,8 +126,10 @@ def _stats(args: argparse.Namespace) -> int:
         return 2
     print(f"{stats.root}: {stats.layout} layout, {stats.items} items, {stats.masks} with a mask "
           f"({stats.empty_masks} empty)")
-    for name, count in stats.splits.items():
-        print(f"  {name}: {count}")
+    print("splits: " + ", ".join(f"{name} {count}" for name, count in stats.splits.items() if isinstance(count, int)))
+    for count in stats.splits.values():
+        if isinstance(count, str):
+            print(f"split: {count}")
     if stats.area_percentiles:
         shown = ", ".join(f"p{p} {100 * v:.2f}%" for p, v in stats.area_percentiles.items())
         print(f"mask area (share of the frame): {shown}")

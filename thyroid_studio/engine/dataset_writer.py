@@ -58,6 +58,7 @@ HISTORY = "history"
 ORPHANS = "orphans"
 DEFAULT_FOLDS = 5
 LOCK_TIMEOUT_S = 60.0
+LOCK_POLL_S = 0.005  # how often a waiting writer tries the lock (transactions take milliseconds)
 IMAGES, MASKS = TN3K_FOLDERS[0], TN3K_FOLDERS[1]
 RESERVED = ("op", "key", "image", "mask", "shape", "sha256", "image_sha256", "mask_sha256", "fold", "source",
             "frame_index", "saved_at", "previous_saved_at", "spacing_mm", "findings", "blackout", "history", "reason")
@@ -68,8 +69,8 @@ class AlreadySaved(DatasetError):
 
     def __init__(self, item: Item, same_mask: bool):
         self.key, self.item, self.same_mask = item.key, item, same_mask
-        super().__init__(f"already in the dataset as {item.key} (same image"
-                         f"{', same mask' if same_mask else ', another mask'}); saving it again replaces its mask")
+        super().__init__(f"already in the dataset as {item.key} (the same image, "
+                         f"{'the same mask' if same_mask else 'another mask'}); its mask was not replaced")
 
 
 class DatasetWriter:
@@ -205,7 +206,7 @@ class DatasetWriter:
         """Hold the lock (re-entrant); on first entry recover, and undo the change in progress if it fails."""
         outer = not self._lock.is_locked
         try:
-            self._lock.acquire()
+            self._lock.acquire(poll_interval=LOCK_POLL_S)
         except Timeout:
             raise DatasetError(f"{self.root}: another program is writing to this dataset "
                                f"(waited {self._lock_timeout:.0f} s for {LOCK})") from None
