@@ -78,6 +78,9 @@ def kills(work: Path, kills: int, pairs: int, seed: int) -> bool:
         print(f"kill {kill}: {delay * 1000:.0f} ms after a commit{' (had finished)' if finished_first else ''}; "
               f"repair exit {repair.returncode} ({fixed} fixed), check exit {check}, {counts.items} items, "
               f"mispaired {counts.mispaired}, stored twice {counts.twice}")
+        for line in repair_out.splitlines():
+            if line.startswith("fixed:"):
+                print(f"    {line}")
         ok &= (repair.returncode, check, counts.mispaired, counts.twice) == (0, 0, 0, 0)
     final = dataset_cli("add", dataset, source).wait()
     counts = tally(dataset, range(2 * pairs))
