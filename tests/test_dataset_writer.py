@@ -125,7 +125,11 @@ def test_rejects_bad_input_and_leaves_nothing(tmp_path):
     junk.write_bytes(b"not a png")
     with pytest.raises(ValueError, match="not a readable image"):
         writer.add(junk, _mask(), source=junk)
+    with pytest.raises(ValueError, match="pass its pixels"):
+        writer.add(tmp_path / "scan.dcm", _mask(), source="scan.dcm")
     assert writer.records() == [] and _listing(tmp_path / "w") == before
+    bitmap = _png(tmp_path / "frame.dib", _gray(seed=3))  # readable, but dataset readers do not list .dib
+    assert writer.add(bitmap, _mask(), source=bitmap).image.suffix == ".png"
 
 
 def test_refuses_non_numeric_trainval_names(tmp_path):

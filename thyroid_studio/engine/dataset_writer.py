@@ -49,6 +49,7 @@ from .datasets import (IMAGE_EXTENSIONS, TN3K_FOLDERS, DatasetError, Sample, fin
                        read_json, read_mask, sort_key)
 from .files import append_durable, encode_image, fsync, is_temporary, mask_png, write_bytes_atomic, write_text_atomic
 from .findings import FIELDS, KEY_COLUMN, LABELS_FILE, Findings, LabelsError, labels_text, read_labels
+from .frames import IMAGE_EXTENSIONS as FRAME_IMAGE_EXTENSIONS
 from .frames import read_frame
 from .preprocessing import Box
 
@@ -418,8 +419,11 @@ def _incoming(image: str | os.PathLike | np.ndarray) -> tuple[np.ndarray, bytes 
         return image, None, ".png"
     path = Path(image)
     suffix = path.suffix.lower()
-    if suffix not in IMAGE_EXTENSIONS:
-        raise ValueError(f"{path}: not a single-frame image file ({', '.join(IMAGE_EXTENSIONS)}); pass its pixels")
+    if suffix not in FRAME_IMAGE_EXTENSIONS:
+        raise ValueError(f"{path}: not a single-frame image file ({', '.join(sorted(FRAME_IMAGE_EXTENSIONS))}); "
+                         "pass its pixels")
+    if suffix not in IMAGE_EXTENSIONS:  # readable, but not listed by dataset readers (.jpe, .dib): store as PNG
+        return read_frame(path).pixels, None, ".png"
     try:
         data = path.read_bytes()
     except OSError as exc:
