@@ -218,8 +218,10 @@ def test_batch_dialog_can_be_cancelled(qtbot, window, models, tmp_path):
 def corrected(tmp_path) -> Path:
     """A tiny TN3K-style dataset of corrected labels, as the app saves them."""
     writer = DatasetWriter(tmp_path / "corrected")
-    for i, image in enumerate(sorted((SAMPLES / "image").glob("*.png")) * 3):  # 9: fine-tuning needs 8
-        writer.add(image, read_mask(SAMPLES / "mask" / image.name), source=f"{image}#{i}")
+    for i, image in enumerate(sorted((SAMPLES / "image").glob("*.png")) * 3):
+        pixels, mask = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE), read_mask(SAMPLES / "mask" / image.name)
+        shift = 7 * (i // 3)  # distinct frames (the writer stores an image only once); 9: fine-tuning needs 8
+        writer.add(np.roll(pixels, shift, axis=1), np.roll(mask, shift, axis=1), source=f"{image}#{i}")
     return tmp_path / "corrected"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from pydicom.dataset import FileDataset, FileMetaDataset
@@ -197,7 +198,9 @@ def test_keep_current_model_is_the_default_unless_held_out_dice_improved(qtbot, 
 def test_finetuning_fewer_than_eight_frames_is_refused_with_a_clear_message(qtbot, window, models, tmp_path):
     writer = DatasetWriter(tmp_path / "few")
     for i, image in enumerate(sorted((SAMPLES / "image").glob("*.png")) * 2):
-        writer.add(image, read_mask(SAMPLES / "mask" / image.name), source=f"{image}#{i}")
+        pixels, mask = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE), read_mask(SAMPLES / "mask" / image.name)
+        shift = 7 * (i // 3)  # distinct frames: the writer stores an image only once
+        writer.add(np.roll(pixels, shift, axis=1), np.roll(mask, shift, axis=1), source=f"{image}#{i}")
     dialog = window.run_finetune(tmp_path / "few", models["trfe"], epochs=1, device="cpu")
     qtbot.waitUntil(lambda: dialog.failure is not None, timeout=60000)
     assert "6 corrected frames" in dialog.status.text() and "needs at least 8" in dialog.status.text()

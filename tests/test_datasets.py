@@ -1,4 +1,4 @@
-"""Datasets: the real shared sets, synthetic TN3K/TG3K/plain folders, and the append-only writer."""
+"""Reading datasets: the real shared sets, synthetic TN3K/TG3K/plain folders (the writer: test_dataset_writer.py)."""
 from __future__ import annotations
 
 import json
@@ -134,107 +134,6 @@ def test_not_a_dataset(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(D.DatasetError, match="trainval-image.*thyroid-image.*image/"):
         D.open_dataset(tmp_path)
-
-
-def _folds(root: Path, k: int) -> dict:
-    return json.loads((root / f"tn3k-trainval-fold{k}.json").read_text())
-
-
-def test_writer_appends_keeping_positions_and_folds(tmp_path):
-    root = _tn3k(tmp_path / "tn3k", 7)
-    before = D.open_dataset(root)
-    old_folds = [_folds(root, k) for k in range(5)]
-    writer = D.DatasetWriter(root)
-    src = _png(tmp_path / "src" / "frame.jpg", _gray(seed=9))
-    first = writer.add(src, _square_mask(), source=src, record={"model": "trfe-a", "dice_ai_vs_label": 0.8})
-    second = writer.add(_gray(seed=3), _square_mask(x=6), source="video.mp4", frame_index=4)
-    assert (first.key, second.key) == ("0007", "0008")
-    assert first.image.suffix == ".jpg" and second.image.suffix == ".png"
-    assert first.image.read_bytes() == src.read_bytes()
-
-    after = D.open_dataset(root)
-    trainval = after.split("trainval")
-    assert trainval[:7] == before.split("trainval")
-    assert [s.key for s in trainval[7:]] == ["0007", "0008"] and trainval[7].mask == first.mask
-    for k in range(5):
-        new = _folds(root, k)
-        assert new["val"][: len(old_folds[k]["val"])] == old_folds[k]["val"]
-        assert new["train"][: len(old_folds[k]["train"])] == old_folds[k]["train"]
-        assert (7 in new["val"]) == (k == 2) and (8 in new["val"]) == (k == 3)
-        assert sorted(new["val"] + new["train"]) == list(range(9))
-    assert [s.key for s in after.split("fold2-val")] == ["0002", "0007"]
-
-    for sample in (first, second):
-        assert set(np.unique(cv2.imread(str(sample.mask), cv2.IMREAD_UNCHANGED))) == {0, 255}
-    recs = writer.records()
-    assert [r["key"] for r in recs] == ["0007", "0008"]
-    assert recs[0]["model"] == "trfe-a" and recs[0]["source"] == str(src) and "saved_at" in recs[0]
-    assert recs[1]["frame_index"] == 4 and recs[1]["mask"] == "trainval-mask/0008.png"
-    assert not [p for p in root.rglob(".*")]
-
-
-def test_writer_creates_layout_and_resaves_mask(tmp_path):
-    root = tmp_path / "new"
-    writer = D.DatasetWriter(root, folds=3)
-    assert [_folds(root, k) for k in range(3)] == [{"train": [], "val": []}] * 3
-    sample = writer.add(_gray(), _square_mask(), source="scan.dcm", frame_index=2)
-    image_bytes = sample.image.read_bytes()
-    again = writer.add(_gray(seed=5), _square_mask(x=8), source="scan.dcm", frame_index=2)
-    assert again == sample
-    assert sample.image.read_bytes() == image_bytes
-    assert np.array_equal(D.read_mask(sample.mask), _square_mask(x=8))
-    assert len(D.open_dataset(root).samples) == 1
-    assert [_folds(root, k)["val"] for k in range(3)] == [[0], [], []]
-    assert len(writer.records()) == 2
-
-
-def test_writer_rejects_bad_input(tmp_path):
-    writer = D.DatasetWriter(tmp_path / "w")
-    with pytest.raises(ValueError, match="shape"):
-        writer.add(_gray(), np.zeros((3, 3), bool), source="a")
-    with pytest.raises(ValueError, match="reserved"):
-        writer.add(_gray(), _square_mask(), source="a", record={"key": "x"})
-    assert writer.records() == [] and not list((tmp_path / "w" / "trainval-image").iterdir())
-
-
-def test_writer_refuses_non_numeric_trainval(tmp_path):
-    root = _tn3k(tmp_path / "tn3k", 2)
-    _png(root / "trainval-image" / "extra.png", _gray())
-    with pytest.raises(D.DatasetError, match="non-numeric"):
-        D.DatasetWriter(root)
-
-
-def test_writer_failure_leaves_nothing(tmp_path, monkeypatch):
-    root = _tn3k(tmp_path / "tn3k", 3)
-    writer = D.DatasetWriter(root)
-    folds = [_folds(root, k) for k in range(5)]
-    listing = sorted(p.name for p in root.rglob("*"))
-
-    def broken(path, mask):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(D, "write_mask_png", broken)
-    with pytest.raises(OSError, match="disk full"):
-        writer.add(_gray(), _square_mask(), source="x.png")
-    assert sorted(p.name for p in root.rglob("*")) == listing
-    assert [_folds(root, k) for k in range(5)] == folds
-    assert writer.records() == []
-
-
-def test_writer_late_failure_rolls_back_folds(tmp_path, monkeypatch):
-    root = _tn3k(tmp_path / "tn3k", 4)
-    writer = D.DatasetWriter(root)
-    folds = [_folds(root, k) for k in range(5)]
-    listing = sorted(p.name for p in root.rglob("*"))
-
-    def broken(*args, **kwargs):
-        raise OSError("records unwritable")
-
-    monkeypatch.setattr(D.DatasetWriter, "_record", broken)
-    with pytest.raises(OSError, match="records"):
-        writer.add(_gray(), _square_mask(), source="x.png")
-    assert sorted(p.name for p in root.rglob("*")) == listing
-    assert [_folds(root, k) for k in range(5)] == folds
 
 
 def test_read_mask_of_a_missing_file_is_a_dataset_error(tmp_path):

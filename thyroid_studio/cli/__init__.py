@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "train": "train a network on nodule (and gland) datasets",
     "finetune": "fine-tune a checkpoint on corrected labels",
     "report": "write a PDF report per file: contours, measurements, findings, ACR TI-RADS",
+    "dataset": "add labelled frames to a dataset, check or repair it, count it",
 }
 
 

@@ -1,4 +1,7 @@
-"""Dataset layouts on disk (TN3K, TG3K, image + mask pairs) and an append-only TN3K writer.
+"""Reading dataset layouts on disk (TN3K, TG3K, image + mask pairs).
+
+Writing a TN3K layout safely is engine/dataset_writer.py's job (its records: dataset_index.py;
+checking and repairing it: dataset_check.py).
 
 Layouts read by :func:`open_dataset`:
 
@@ -17,22 +20,18 @@ Split entries that name no sample raise :class:`DatasetError` rather than being 
 """
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import cv2
 import numpy as np
 
-from .files import write_bytes_atomic, write_image_atomic, write_mask_png, write_text_atomic
-
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-RECORDS = "records.jsonl"
-_RESERVED = ("key", "image", "mask", "source", "frame_index", "saved_at")
+TN3K_FOLDERS = ("trainval-image", "trainval-mask", "test-image", "test-mask")
 _FOLD_FILE = re.compile(r"^tn3k-trainval-fold(\d+)\.json$")
 
 
@@ -104,10 +103,14 @@ def _match_mask(image_name: str, masks: dict[str, Path]) -> Path | None:
     return None
 
 
+def image_files(folder: Path) -> list[Path]:
+    """Visible image files of a folder in TN3K order (:func:`sort_key`): what positions in fold files count."""
+    return sorted(_files(folder).values(), key=lambda p: sort_key(p.name))
+
+
 def _samples(image_dir: Path, mask_dir: Path) -> list[Sample]:
     masks = _files(mask_dir)
-    images = sorted(_files(image_dir).values(), key=lambda p: sort_key(p.name))
-    return [Sample(p, _match_mask(p.name, masks), p.stem) for p in images]
+    return [Sample(p, _match_mask(p.name, masks), p.stem) for p in image_files(image_dir)]
 
 
 def _plain_samples(folder: Path) -> list[Sample]:
@@ -164,14 +167,15 @@ def _open_tn3k(root: Path) -> Dataset:
         "all": lambda: trainval + test, "trainval": lambda: list(trainval)}
     if (root / "test-image").is_dir():
         splits["test"] = lambda: list(test)
-    for k, path in _fold_files(root):
+    for k, path in fold_files(root):
         for part in ("train", "val"):
             splits[f"fold{k}-{part}"] = (lambda path=path, part=part:
-                                         _by_position(trainval, _read_json(path).get(part, []), path))
+                                         _by_position(trainval, read_json(path).get(part, []), path))
     return Dataset(root, "tn3k", trainval + test, splits)
 
 
-def _fold_files(root: Path) -> list[tuple[int, Path]]:
+def fold_files(root: Path) -> list[tuple[int, Path]]:
+    """``(k, path)`` of a TN3K root's ``tn3k-trainval-fold{k}.json`` files, by k."""
     found = ((_FOLD_FILE.match(p.name), p) for p in root.glob("tn3k-trainval-fold*.json"))
     return sorted((int(m.group(1)), p) for m, p in found if m)
 
@@ -189,13 +193,14 @@ def _key_splits(samples: list[Sample], split_file: Path) -> dict[str, Callable[[
     """"all" plus one split per list in ``split_file`` (if present), resolved when asked for."""
     splits: dict[str, Callable[[], list[Sample]]] = {"all": lambda: list(samples)}
     if split_file.is_file():
-        for name, entries in _read_json(split_file).items():
+        for name, entries in read_json(split_file).items():
             if isinstance(entries, list):
                 splits[name] = lambda entries=entries: _by_key(samples, entries, split_file)
     return splits
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON object file (a split or fold file); DatasetError if it cannot be read or is not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -238,151 +243,10 @@ def _as_number(entry: object) -> int | None:
     return None
 
 
-class DatasetWriter:
-    """Creates or extends a TN3K layout, append-only: existing positions and folds never change.
+def __getattr__(name: str) -> Any:
+    """``DatasetWriter`` and ``AlreadySaved`` moved to dataset_writer.py; importable from here for existing callers."""
+    if name in ("DatasetWriter", "AlreadySaved"):
+        from . import dataset_writer
 
-    New items go to ``trainval-image/`` as the next free number (``0000``...), so they sort
-    last; their mask is ``trainval-mask/<stem>.png`` (0/255). Position i joins fold k's val
-    when i % folds == k, and its train otherwise. Each save appends a line to
-    ``records.jsonl``; saving the same (source, frame_index) again replaces that item's mask.
-    """
-
-    def __init__(self, root: str | os.PathLike, folds: int = 5):
-        self.root = Path(root)
-        self.folds = folds
-        for name in ("trainval-image", "trainval-mask", "test-image", "test-mask"):
-            (self.root / name).mkdir(parents=True, exist_ok=True)
-        self.image_dir, self.mask_dir = self.root / "trainval-image", self.root / "trainval-mask"
-        listing = self._listing()
-        odd = [p.name for p in listing if sort_key(p.name)[0]]
-        if odd:
-            raise DatasetError(f"{self.image_dir}: non-numeric names {odd[:5]} would sort after new items "
-                               "and shift their positions; cannot append")
-        extra = [p.name for k, p in _fold_files(self.root) if k >= folds]
-        if extra:
-            raise DatasetError(f"{self.root}: has {extra[:3]} but the writer was asked for {folds} folds")
-        for k in range(folds):
-            if not self._fold_path(k).is_file():
-                write_text_atomic(self._fold_path(k), _fold_json(_initial_fold(len(listing), folds, k)))
-
-    def add(self, image: Path | np.ndarray, mask: np.ndarray, *, source: str | os.PathLike,
-            frame_index: int = 0, record: dict | None = None) -> Sample:
-        """Save one labelled frame (new item, or a new mask for a frame saved before)."""
-        record = dict(record or {})
-        clash = sorted(set(record) & set(_RESERVED))
-        if clash:
-            raise ValueError(f"record keys {clash} are reserved")
-        mask = np.asarray(mask)
-        source = os.fspath(source)
-        key = self._lookup().get((source, int(frame_index)))
-        if key is not None:
-            return self._replace_mask(key, mask, source, int(frame_index), record)
-        return self._append(image, mask, source, int(frame_index), record)
-
-    def records(self) -> list[dict]:
-        """Every save so far, oldest first."""
-        path = self.root / RECORDS
-        if not path.is_file():
-            return []
-        out = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except ValueError as exc:
-                    raise DatasetError(f"{path}:{number}: not JSON: {exc}") from exc
-        return out
-
-    def _lookup(self) -> dict[tuple[str, int], str]:
-        return {(r["source"], int(r["frame_index"])): r["key"] for r in self.records()}
-
-    def _listing(self) -> list[Path]:
-        return sorted(_files(self.image_dir).values(), key=lambda p: sort_key(p.name))
-
-    def _fold_path(self, k: int) -> Path:
-        return self.root / f"tn3k-trainval-fold{k}.json"
-
-    def _next_number(self) -> int:
-        names = list(_files(self.image_dir)) + list(_files(self.mask_dir))
-        numbers = [sort_key(n)[1] for n in names if sort_key(n)[0] == 0]
-        return max(numbers, default=-1) + 1
-
-    def _append(self, image: Path | np.ndarray, mask: np.ndarray, source: str,
-                frame_index: int, record: dict) -> Sample:
-        pixels_shape, data, suffix = _image_payload(image)
-        _check_mask(mask, pixels_shape)
-        position = len(self._listing())
-        key = f"{self._next_number():04d}"
-        image_path, mask_path = self.image_dir / (key + suffix), self.mask_dir / f"{key}.png"
-        old_folds = {k: self._fold_path(k).read_text(encoding="utf-8") for k in range(self.folds)}
-        if isinstance(data, bytes):
-            write_bytes_atomic(image_path, data)
-        else:
-            write_image_atomic(image_path, data)
-        try:
-            write_mask_png(mask_path, mask)
-            for k, text in old_folds.items():
-                write_text_atomic(self._fold_path(k), _fold_json(_with_position(json.loads(text), position,
-                                                                                self.folds, k)))
-            self._record(key, image_path, mask_path, source, frame_index, record)
-        except BaseException:
-            image_path.unlink(missing_ok=True)
-            mask_path.unlink(missing_ok=True)
-            for k, text in old_folds.items():
-                write_text_atomic(self._fold_path(k), text)
-            raise
-        return Sample(image_path, mask_path, key)
-
-    def _replace_mask(self, key: str, mask: np.ndarray, source: str, frame_index: int,
-                      record: dict) -> Sample:
-        image_path = next((p for p in self._listing() if p.stem == key), None)
-        if image_path is None:
-            raise DatasetError(f"{self.root}: records name {key!r} but {self.image_dir} has no such image")
-        _check_mask(mask, _image_payload(image_path)[0])
-        mask_path = write_mask_png(self.mask_dir / f"{key}.png", mask)
-        self._record(key, image_path, mask_path, source, frame_index, record)
-        return Sample(image_path, mask_path, key)
-
-    def _record(self, key: str, image_path: Path, mask_path: Path, source: str,
-                frame_index: int, record: dict) -> None:
-        path = self.root / RECORDS
-        old = path.read_text(encoding="utf-8") if path.is_file() else ""
-        line = {"key": key, "image": image_path.relative_to(self.root).as_posix(),
-                "mask": mask_path.relative_to(self.root).as_posix(), "source": source,
-                "frame_index": frame_index,
-                "saved_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **record}
-        write_text_atomic(path, old + json.dumps(line) + "\n")
-
-
-def _image_payload(image: Path | np.ndarray) -> tuple[tuple[int, int], bytes | np.ndarray, str]:
-    """(height, width), what to write (file bytes unchanged, or pixels for a PNG) and the suffix."""
-    if isinstance(image, np.ndarray):
-        if image.ndim not in (2, 3) or image.dtype != np.uint8:
-            raise ValueError(f"pixels must be uint8 (H, W) or (H, W, 3), got {image.shape} {image.dtype}")
-        return image.shape[:2], image, ".png"
-    path = Path(image)
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        raise ValueError(f"{path}: not a single-frame image file ({', '.join(IMAGE_EXTENSIONS)}); pass its pixels")
-    data = path.read_bytes()
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if decoded is None:
-        raise ValueError(f"{path}: not a readable image")
-    return decoded.shape[:2], data, path.suffix.lower()
-
-
-def _check_mask(mask: np.ndarray, shape: tuple[int, int]) -> None:
-    if mask.shape != tuple(shape):
-        raise ValueError(f"mask shape {mask.shape} differs from the image's {tuple(shape)}")
-
-
-def _initial_fold(count: int, folds: int, k: int) -> dict[str, list[int]]:
-    return {"train": [i for i in range(count) if i % folds != k], "val": [i for i in range(count) if i % folds == k]}
-
-
-def _with_position(fold: dict, position: int, folds: int, k: int) -> dict:
-    part = "val" if position % folds == k else "train"
-    return {**fold, part: [*fold.get(part, []), position]}
-
-
-def _fold_json(fold: dict) -> str:
-    return json.dumps(fold) + "\n"
+        return getattr(dataset_writer, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,8 @@
-"""Writing files so that a failure never leaves a partial one: temporary name, then rename."""
+"""Writing files so that a failure never leaves a partial one: temporary name, then rename.
+
+``durable=True`` also survives a power loss: the file's data is flushed to the disk (fsync)
+before the rename, and the folder after it, so the new name never points at missing data.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -20,42 +24,98 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
+TEMPORARY_MARK = ".tmp"  # temporary files are named ".<stem>.<random>.tmp<suffix>"
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """True for a temporary file that :func:`atomic_path` names (left behind only by a killed process)."""
+    name = Path(path).name
+    return name.startswith(".") and TEMPORARY_MARK in name
+
+
+def fsync(path: str | os.PathLike) -> None:
+    """Flush a file's data, or a folder's entries (creations, renames, deletions), to the disk."""
+    fd = os.open(path, os.O_RDONLY)  # POSIX: a file or folder opened read-only can be fsync'd
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def append_durable(path: str | os.PathLike, data: bytes) -> None:
+    """Append ``data`` to a file (created if missing) and flush it to the disk before returning.
+
+    A crash can leave only a prefix of ``data`` at the end of the file; readers of
+    line-based logs treat a last line without its newline as never written.
+    """
+    path = Path(path)
+    created = not path.exists()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, _FILE_MODE)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if created:
+        fsync(path.parent)
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMPORARY_MARK}{path.suffix}", dir=path.parent)
     os.close(fd)
     os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; give the file the permissions a plain open() would
     try:
         yield Path(tmp)
+        if durable:
+            fsync(tmp)
         os.replace(tmp, path)
+        if durable:
+            fsync(path.parent)
     finally:
         Path(tmp).unlink(missing_ok=True)
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, durable: bool = False) -> Path:
+    with atomic_path(path, durable) as tmp:
         tmp.write_bytes(data)
     return Path(path)
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    return write_bytes_atomic(path, text.encode("utf-8"))
+def write_text_atomic(path: str | os.PathLike, text: str, durable: bool = False) -> Path:
+    return write_bytes_atomic(path, text.encode("utf-8"), durable)
+
+
+def encode_image(image: np.ndarray, suffix: str = ".png") -> bytes:
+    """The file bytes of ``image`` (gray, or RGB channel order) in the format of ``suffix``."""
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(suffix or ".png", image)
+    if not ok:
+        raise OSError(f"could not encode a {image.shape} {image.dtype} image as {suffix}")
+    return encoded.tobytes()
+
+
+def mask_png(mask: np.ndarray) -> bytes:
+    """A binary mask as the bytes of a lossless PNG holding exactly 0 and 255."""
+    return encode_image(np.where(mask > 0, 255, 0).astype(np.uint8))
 
 
 def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Encode ``image`` (gray, or RGB channel order) by the path's extension and write it atomically."""
     path = Path(path)
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(path.suffix or ".png", image)
-    if not ok:
-        raise OSError(f"{path}: could not encode a {image.shape} {image.dtype} image")
-    return write_bytes_atomic(path, encoded.tobytes())
+    try:
+        data = encode_image(image, path.suffix)
+    except OSError as exc:
+        raise OSError(f"{path}: {exc}") from exc
+    return write_bytes_atomic(path, data)
 
 
 def write_mask_png(path: str | os.PathLike, mask: np.ndarray) -> Path:
     """Write a binary mask as a lossless PNG holding exactly 0 and 255."""
-    return write_image_atomic(Path(path).with_suffix(".png"), np.where(mask > 0, 255, 0).astype(np.uint8))
+    return write_bytes_atomic(Path(path).with_suffix(".png"), mask_png(mask))

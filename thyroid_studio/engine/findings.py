@@ -111,9 +111,9 @@ def read_labels(path: str | os.PathLike) -> dict[str, Findings]:
     return labels
 
 
-def write_labels(path: str | os.PathLike, labels: Mapping[str, Findings], extra: Mapping[str, Mapping[str, str]] | None = None,
-                 extra_columns: Iterable[str] = ()) -> Path:
-    """Write ``labels.csv`` atomically: id, the FIELDS columns, then ``extra_columns`` from ``extra[key]``."""
+def labels_text(labels: Mapping[str, Findings], extra: Mapping[str, Mapping[str, str]] | None = None,
+                extra_columns: Iterable[str] = ()) -> str:
+    """The text of a ``labels.csv``: id, the FIELDS columns, then ``extra_columns`` from ``extra[key]``."""
     columns = [KEY_COLUMN, *FIELDS, *[c for c in extra_columns if c != KEY_COLUMN and c not in FIELDS]]
     out = io.StringIO()
     writer = csv.DictWriter(out, columns, lineterminator="\n")
@@ -122,7 +122,13 @@ def write_labels(path: str | os.PathLike, labels: Mapping[str, Findings], extra:
         row = {KEY_COLUMN: key, **{name: findings.get(name) or "" for name in FIELDS}}
         row.update({c: (extra or {}).get(key, {}).get(c, "") for c in columns[1 + len(FIELDS):]})
         writer.writerow(row)
-    return write_text_atomic(Path(path), out.getvalue())
+    return out.getvalue()
+
+
+def write_labels(path: str | os.PathLike, labels: Mapping[str, Findings], extra: Mapping[str, Mapping[str, str]] | None = None,
+                 extra_columns: Iterable[str] = ()) -> Path:
+    """Write ``labels.csv`` atomically (see :func:`labels_text`)."""
+    return write_text_atomic(Path(path), labels_text(labels, extra, extra_columns))
 
 
 @dataclass(frozen=True)

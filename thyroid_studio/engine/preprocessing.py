@@ -8,11 +8,13 @@ the checkpoint's input size, and per-channel normalisation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from .checkpoint import ModelMeta
+if TYPE_CHECKING:  # annotations only: reading frames (frames.py) must not import torch
+    from .checkpoint import ModelMeta
 
 CONTRAST_MODES = ("none", "equalize", "clahe")
 

@@ -1,0 +1,142 @@
+"""`thyroid-studio dataset`: add labelled frames to a TN3K-layout dataset, check it (and repair it), count it.
+
+All writes go through engine/dataset_writer.py, the writer the app's saves use, so several
+`add` runs and app windows can write to one dataset at once, and a crash leaves it whole.
+Exit status: 0 all done, 1 some inputs failed or problems were found, 2 usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ACTIONS = {
+    "add": "append the image/mask pairs of SOURCE (image/ + mask/, or TN3K) to DATASET; duplicates are skipped",
+    "check": "list the problems of DATASET (exit 1 if any); --repair fixes what is safe",
+    "stats": "items, folds, mask areas and findings of DATASET",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, help_text in ACTIONS.items():
+        sub = actions.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("dataset", type=Path, metavar="DATASET", help="dataset folder (TN3K layout; created by add)")
+        if name == "add":
+            sub.add_argument("source", type=Path, metavar="SOURCE",
+                             help="folder with image/ + mask/ (optional labels.csv), or a TN3K layout")
+            sub.add_argument("--split", help="split of SOURCE to add (default: trainval for TN3K, else all)")
+        if name == "check":
+            sub.add_argument("--repair", action="store_true",
+                             help="fix what is safe (interrupted writes, orphans moved to orphans/, fold files and "
+                                  "labels.csv rewritten from the records) and report the rest")
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"add": _add, "check": _check, "stats": _stats}[args.action](args)
+
+
+def _error(action: str, message: str) -> None:
+    print(f"thyroid-studio dataset {action}: {message}", file=sys.stderr)
+
+
+def _add(args: argparse.Namespace) -> int:
+    from ..engine.dataset_writer import AlreadySaved, DatasetWriter
+    from ..engine.datasets import DatasetError, open_dataset, read_mask
+    from ..engine.findings import LABELS_FILE, LabelsError, read_labels
+
+    try:
+        source = open_dataset(args.source)
+        split = args.split or ("trainval" if "trainval" in source.splits() else "all")
+        samples = source.split(split)
+    except DatasetError as exc:
+        _error("add", str(exc))
+        return 2
+    if args.dataset.resolve() == source.root.resolve():
+        _error("add", f"{args.dataset}: the dataset and SOURCE are the same folder")
+        return 2
+    failed = 0
+    labels = {}
+    if (source.root / LABELS_FILE).is_file():
+        try:
+            labels = read_labels(source.root / LABELS_FILE)
+        except LabelsError as exc:
+            _error("add", f"{exc}; adding without findings")
+            failed += 1
+    try:
+        writer = DatasetWriter(args.dataset)
+    except (DatasetError, OSError) as exc:
+        _error("add", str(exc))
+        return 1
+    for line in writer.recovered:
+        print(f"recovered: {line}")
+    added = skipped = 0
+    for sample in samples:
+        if sample.mask is None:
+            _error("add", f"{sample.image}: no mask; not added")
+            failed += 1
+            continue
+        try:
+            writer.add(sample.image, read_mask(sample.mask), source=sample.image.resolve(),
+                       findings=labels.get(sample.key))
+            added += 1
+        except AlreadySaved as exc:
+            print(f"skipped {sample.image}: already in the dataset as {exc.key}"
+                  + ("" if exc.same_mask else " (with another mask; not merged)"))
+            skipped += 1
+        except (DatasetError, ValueError, OSError) as exc:
+            _error("add", f"{sample.image}: {exc}")
+            failed += 1
+    print(f"{args.dataset}: added {added}, skipped {skipped} already there, {failed} failed "
+          f"(from {len(samples)} in {split} of {args.source})")
+    return 1 if failed else 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ..engine.dataset_check import check, repair
+    from ..engine.datasets import DatasetError
+
+    if not args.dataset.is_dir():
+        _error("check", f"{args.dataset}: not a folder")
+        return 2
+    try:
+        if args.repair:
+            fixed, problems = repair(args.dataset)
+            for line in fixed:
+                print(f"fixed: {line}")
+        else:
+            problems = check(args.dataset)
+    except (DatasetError, OSError) as exc:
+        _error("check", str(exc))
+        return 1
+    for line in problems:
+        print(line)
+    print(f"{args.dataset}: {len(problems)} problem(s)" if problems else f"{args.dataset}: consistent")
+    return 1 if problems else 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from ..engine.dataset_stats import dataset_stats
+    from ..engine.datasets import DatasetError
+
+    try:
+        stats = dataset_stats(args.dataset)
+    except DatasetError as exc:
+        _error("stats", str(exc))
+        return 2
+    print(f"{stats.root}: {stats.layout} layout, {stats.items} items, {stats.masks} with a mask "
+          f"({stats.empty_masks} empty)")
+    print("splits: " + ", ".join(f"{name} {count}" for name, count in stats.splits.items() if isinstance(count, int)))
+    for count in stats.splits.values():
+        if isinstance(count, str):
+            print(f"split: {count}")
+    if stats.area_percentiles:
+        shown = ", ".join(f"p{p} {100 * v:.2f}%" for p, v in stats.area_percentiles.items())
+        print(f"mask area (share of the frame): {shown}")
+    if stats.labels_error:
+        print(f"findings: {stats.labels_error}")
+    elif stats.findings:
+        print(f"findings: {stats.labelled} items labelled")
+        for name, counts in stats.findings.items():
+            print(f"  {name}: " + (", ".join(f"{value} {n}" for value, n in sorted(counts.items())) or "-"))
+    return 1 if stats.labels_error or any(isinstance(c, str) for c in stats.splits.values()) else 0
