@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "models": "list the available checkpoints and their cards",
     "train": "train a network on nodule (and gland) datasets",
     "finetune": "fine-tune a checkpoint on corrected labels",
+    "prompt": "one mask per box listed in a CSV (LiteMedSAM box prompts)",
 }
 
 
