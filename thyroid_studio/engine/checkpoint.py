@@ -10,6 +10,7 @@ the same :func:`write_payload` and :func:`read_payload`.
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .files import atomic_path
+from .files import write_bytes_atomic
 from .registry import build_model
 
 FORMAT = "thyroid-studio-checkpoint"
@@ -89,15 +90,18 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: ModelMeta, 
 
 
 def write_payload(path: str | os.PathLike, payload: dict[str, Any], model: nn.Module, half: bool) -> Path:
-    """Write ``payload`` plus the model's ``state_dict`` (floats as float16 if ``half``) atomically."""
-    path = Path(path)
+    """Write ``payload`` plus the model's ``state_dict`` (floats as float16 if ``half``) atomically.
+
+    Serialised in memory first, so the archive inside does not record the temporary file's
+    name: the same weights and metadata always give the same bytes (and checksum).
+    """
     state = {
         k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu()
         for k, v in model.state_dict().items()
     }
-    with atomic_path(path) as tmp:
-        torch.save({**payload, "state_dict": state}, tmp)
-    return path
+    buffer = io.BytesIO()
+    torch.save({**payload, "state_dict": state}, buffer)
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def read_payload(
