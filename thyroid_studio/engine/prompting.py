@@ -178,7 +178,7 @@ class PromptSegmenter:
 
     def probability(self, embedding: Embedding, box: BoxXYXY) -> np.ndarray:
         """(H, W) float32 in [0, 1]: the sigmoid of :meth:`logits`."""
-        return (1.0 / (1.0 + np.exp(-self.logits(embedding, box)))).astype(np.float32)
+        return torch.sigmoid(torch.from_numpy(self.logits(embedding, box))).numpy()
 
     def segment(self, embedding: Embedding, box: BoxXYXY) -> np.ndarray:
         """(H, W) bool mask of the structure in ``box`` (probability > 0.5)."""
