@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "finetune": "fine-tune a checkpoint on corrected labels",
     "report": "write a PDF report per file: contours, measurements, findings, ACR TI-RADS",
     "dataset": "add labelled frames to a dataset, check or repair it, count it",
+    "prompt": "one mask per box listed in a CSV (LiteMedSAM box prompts)",
 }
 
 

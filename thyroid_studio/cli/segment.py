@@ -7,6 +7,7 @@ import sys
 from ..engine.checkpoint import CheckpointError
 from ..engine.preprocessing import CONTRAST_MODES
 from ..engine.inference import DEVICE_CHOICES
+from ..engine.refinement import REFINEMENTS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fill-holes", action="store_true", help="fill holes in the nodule mask")
     parser.add_argument("--inside-gland", action="store_true", help="drop nodule components outside the predicted gland")
     parser.add_argument("--threshold", type=float, help="nodule probability threshold (default: the model's)")
+    parser.add_argument("--refine", choices=REFINEMENTS, default="none",
+                        help="second stage: 'medsam' redraws each nodule with LiteMedSAM from the box of the first "
+                             "stage's largest component (about 1 s more per frame on a CPU; see bench/README.md)")
     parser.add_argument("--threads", type=_positive, help="CPU threads for the network (default: one per core; "
                         "use 1 on a machine busy with other work, see bench/README.md)")
 
@@ -40,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.batch import BatchOptions, check_output_dir, segment_paths
     from ..engine.inference import PostProcess, Segmenter
     from ..engine.model_library import resolve_model
+    from ..engine.refinement import with_refinement
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -53,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             postprocess=PostProcess(args.largest, args.fill_holes, args.inside_gland),
             threshold=args.threshold,
         )
+        segmenter = with_refinement(segmenter, args.refine)
     except (CheckpointError, ValueError) as exc:
         print(f"thyroid-studio segment: {exc}", file=sys.stderr)
         return 2

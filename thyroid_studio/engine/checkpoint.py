@@ -3,11 +3,14 @@
 One ``.pt`` file holds ``{"format", "format_version", "meta", "state_dict"}``.
 It is read with ``torch.load(weights_only=True)`` so a file from a stranger
 cannot run code, and every way a file can be wrong becomes a
-:class:`CheckpointError` that names the file and the problem.
+:class:`CheckpointError` that names the file and the problem. The prompt-model
+file (``prompt_checkpoint.py``) is a sibling format written and read through
+the same :func:`write_payload` and :func:`read_payload`.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -16,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .files import atomic_path
 from .architectures import arch_spec, build_model
+from .files import write_bytes_atomic
 from .nets.encoders import IMAGENET_MEAN, IMAGENET_STD
 
 FORMAT = "thyroid-studio-checkpoint"
@@ -91,18 +94,29 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: ModelMeta, 
     ``half`` stores floating-point tensors as float16 to halve the file; they
     are restored to float32 on load.
     """
-    path = Path(path)
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": meta.to_dict()}
+    return write_payload(path, payload, model, half)
+
+
+def write_payload(path: str | os.PathLike, payload: dict[str, Any], model: nn.Module, half: bool) -> Path:
+    """Write ``payload`` plus the model's ``state_dict`` (floats as float16 if ``half``) atomically.
+
+    Serialised in memory first, so the archive inside does not record the temporary file's
+    name: the same weights and metadata always give the same bytes (and checksum).
+    """
     state = {
         k: (v.detach().half() if half and v.is_floating_point() else v.detach()).cpu()
         for k, v in model.state_dict().items()
     }
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": meta.to_dict(), "state_dict": state}
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return path
+    buffer = io.BytesIO()
+    torch.save({**payload, "state_dict": state}, buffer)
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
-def _read_payload(path: Path) -> dict[str, Any]:
+def read_payload(
+    path: Path, fmt: str = FORMAT, version: int = FORMAT_VERSION, what: str = "Thyroid Studio checkpoint"
+) -> dict[str, Any]:
+    """The dict of a ``fmt`` file, loaded without running code (weights_only); a CheckpointError otherwise."""
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
@@ -111,21 +125,25 @@ def _read_payload(path: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path}: not a readable checkpoint (truncated, corrupt or not a PyTorch file): {exc}"
         ) from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(
-            f"{path}: not a Thyroid Studio checkpoint (a bare state_dict or another program's file); "
-            "save models with thyroid_studio.engine.checkpoint.save_checkpoint"
-        )
-    if payload.get("format_version", 0) > FORMAT_VERSION:
+    if not isinstance(payload, dict) or payload.get("format") != fmt:
+        found = payload.get("format") if isinstance(payload, dict) else None
+        kind = f"a {found!r} file" if isinstance(found, str) else "a bare state_dict or another program's file"
+        raise CheckpointError(f"{path}: not a {what} ({kind})")
+    if payload.get("format_version", 0) > version:
         raise CheckpointError(f"{path}: written by a newer Thyroid Studio (format {payload['format_version']})")
     return payload
+
+
+def float_state(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The payload's ``state_dict`` with floating-point tensors as float32 (half-stored weights restored)."""
+    return {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
 
 
 def read_meta(path: str | os.PathLike) -> ModelMeta:
     """Read only the metadata of a checkpoint (still validates the file)."""
     path = Path(path)
     try:
-        return ModelMeta.from_dict(_read_payload(path)["meta"])
+        return ModelMeta.from_dict(read_payload(path)["meta"])
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{path}: metadata incomplete or malformed: {exc}") from exc
 
@@ -133,13 +151,13 @@ def read_meta(path: str | os.PathLike) -> ModelMeta:
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMeta]:
     """Rebuild the network, load its weights and return it in eval mode with its metadata."""
     path = Path(path)
-    payload = _read_payload(path)
+    payload = read_payload(path)
     try:
         meta = ModelMeta.from_dict(payload["meta"])
         model = build_model(meta.arch, meta.width, meta.in_channels, meta.encoder, meta.findings)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: metadata incomplete or malformed: {exc}") from exc
-    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    state = float_state(payload)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

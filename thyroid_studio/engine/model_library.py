@@ -77,3 +77,14 @@ def resolve_model(name_or_path: str | os.PathLike | None, role: str = "trfe") ->
             return candidate
     names = ", ".join(e.path.stem for e in list_models()) or "none"
     raise CheckpointError(f"no model {str(name_or_path)!r}: not a file nor a known model name (known: {names})")
+
+
+PROMPT_MODEL_FILE = "litemedsam.pt"  # a prompt-model file (prompt_checkpoint.py), not a segmentation checkpoint
+
+
+def default_prompt_model() -> Path:
+    """The shipped LiteMedSAM box-prompt model; a CheckpointError names the file when it is missing."""
+    path = shipped_dir() / PROMPT_MODEL_FILE
+    if not path.is_file():
+        raise CheckpointError(f"no shipped prompt model: {path} is missing (tools/convert_litemedsam.py makes it)")
+    return path

@@ -1,0 +1,61 @@
+"""`thyroid-studio prompt`: one mask per box listed in a CSV, with the LiteMedSAM box-prompt model.
+
+A thin wrapper over engine.prompt_batch.prompt_boxes (the CSV format and the mask names are
+documented there and in the README).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..engine.inference import DEVICE_CHOICES
+from .segment import _positive
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--boxes", required=True, metavar="CSV",
+                        help="CSV with columns file,x0,y0,x1,y1 (frame pixels, x1/y1 exclusive) and optionally frame "
+                             "(0-based, for multi-frame files); segment's segmentation.csv works as is")
+    parser.add_argument("--out", required=True,
+                        help="output folder: <name>.png per row (a second box on the same frame: <name>_box2.png, ...) "
+                             "and prompt.csv mapping rows to masks")
+    parser.add_argument("--model", help="prompt model name or file (default: the shipped LiteMedSAM)")
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    parser.add_argument("--threads", type=_positive, help="CPU threads for the network (default: one per core)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from ..engine.checkpoint import CheckpointError
+    from ..engine.model_library import default_prompt_model, resolve_model
+    from ..engine.prompt_batch import BoxTableError, prompt_boxes, read_box_table
+    from ..engine.prompting import PromptSegmenter
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        read_box_table(args.boxes)  # a table that cannot be used fails before the model loads
+        model = resolve_model(args.model) if args.model else default_prompt_model()
+        prompter = PromptSegmenter.from_checkpoint(model, device=args.device)
+    except (BoxTableError, CheckpointError, ValueError) as exc:
+        print(f"thyroid-studio prompt: {exc}", file=sys.stderr)
+        return 2
+    with tqdm(unit="box", desc="prompt", file=sys.stderr, dynamic_ncols=True) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        def failed(line: int, message: str) -> None:
+            bar.write(f"skipped line {line}: {message}", file=sys.stderr)
+
+        try:
+            report = prompt_boxes(args.boxes, args.out, prompter, progress, failed)
+        except (BoxTableError, ValueError) as exc:
+            bar.write(f"thyroid-studio prompt: {exc}", file=sys.stderr)
+            return 2
+    print(f"{report.masks} masks from {report.rows} rows in {report.seconds:.1f} s; summary: {report.csv_path}",
+          file=sys.stderr)
+    return 0 if report.ok else 1
