@@ -9,15 +9,17 @@ predicted findings are kept with the labels for the classification metrics.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .findings import FIELDS, Findings, PredictedFindings
+from .classification_metrics import findings_metrics
+from .findings import Findings, PredictedFindings
 from .inference import Segmentation, Segmenter
 from .metrics import MetricAccumulator
+from .splits import exam_id
 
 EVAL_BATCH = 16
 
@@ -31,23 +33,6 @@ class Case:
     mask: np.ndarray  # bool, frame-sized
     spacing_mm: tuple[float, float] | None = None
     findings: Findings | None = None
-
-
-def rank_auc(scores: Sequence[float], positives: Sequence[bool]) -> float:
-    """Area under the ROC curve (the Mann-Whitney statistic, ties counted half); NaN without both classes."""
-    scores, positives = np.asarray(scores, float), np.asarray(positives, bool)
-    pos, neg = scores[positives], scores[~positives]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    return float(greater / (len(pos) * len(neg)))
-
-
-def balanced_accuracy(true: Sequence[int], predicted: Sequence[int]) -> float:
-    """Mean over the classes present of the recall of each class; NaN for no frames."""
-    true, predicted = np.asarray(true), np.asarray(predicted)
-    classes = np.unique(true)
-    return float(np.mean([(predicted[true == c] == c).mean() for c in classes])) if len(classes) else float("nan")
 
 
 @dataclass
@@ -80,21 +65,11 @@ class Evaluation:
                 "gland_share_mean": float(np.mean([p["gland_share"] for p in self.prior]))}
 
     def findings_summary(self) -> dict[str, Any] | None:
-        """AUC of P(suspicious), balanced accuracy of the TI-RADS category, accuracy of each descriptor."""
+        """``classification_metrics.findings_metrics`` of the labelled frames (bootstrap grouped by exam)."""
         if not self.findings:
             return None
-        out: dict[str, Any] = {}
-        labelled = [(p, f) for _, p, f in self.findings if f.suspicious is not None]
-        out["suspicious"] = {"n": len(labelled), "auc": rank_auc([p.suspicious for p, _ in labelled], [f.suspicious for _, f in labelled])}
-        for name, classes in FIELDS.items():
-            pairs = [(p.most_likely().get(name), f.get(name)) for _, p, f in self.findings if f.get(name) and name in p.probabilities]
-            if not pairs:
-                continue
-            true = [classes.index(t) for _, t in pairs]
-            pred = [classes.index(p) for p, _ in pairs]
-            out[name] = {"n": len(pairs), "accuracy": float(np.mean(np.equal(true, pred))),
-                         "balanced_accuracy": balanced_accuracy(true, pred)}
-        return out
+        return findings_metrics([f for _, _, f in self.findings], [p for _, p, _ in self.findings],
+                                groups=[exam_id(key) for key, _, _ in self.findings])
 
     def summary(self) -> dict[str, Any]:
         summary = self.masks.summary()

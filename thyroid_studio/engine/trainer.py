@@ -431,7 +431,7 @@ class Trainer:
             prior, findings = compact.get("gland_prior"), compact.get("findings")
             if prior:
                 row["val_gland_coverage"], row["val_gland_share"] = prior["coverage_median"], prior["gland_share_mean"]
-            if findings:
+            if findings and "suspicious" in findings:
                 row["val_suspicious_auc"] = findings["suspicious"]["auc"]
         return row
 
