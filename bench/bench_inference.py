@@ -32,6 +32,7 @@ from thyroid_studio.engine.frames import read_frame
 from thyroid_studio.engine.inference import PostProcess, Segmenter, resolve_device
 from thyroid_studio.engine.model_library import default_model
 from thyroid_studio.engine.architectures import build_model
+from thyroid_studio.engine.nets.encoders import ENCODERS, encoder_spec
 
 DDTI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ddti" / "image"
 POST = PostProcess(largest_only=True, fill_holes=True)
@@ -55,9 +56,11 @@ def default_meta() -> ModelMeta:
         return ModelMeta("trfe-a", 8, name="trfe-a-w8 (untrained)")
 
 
-def segmenter_for(arch: str, width: int, base: ModelMeta, device: str) -> Segmenter:
-    meta = ModelMeta(arch, width, input_size=base.input_size, keep_aspect=base.keep_aspect, name=f"{arch}-w{width}")
-    return Segmenter(build_model(arch, width), meta, device=device, postprocess=POST)
+def segmenter_for(arch: str, width: int, encoder: str, size: int, device: str) -> Segmenter:
+    spec = encoder_spec(encoder)
+    meta = ModelMeta(arch, width, encoder=encoder, input_size=(size, size), in_channels=spec.in_channels, mean=spec.mean,
+                     std=spec.std, name=f"{arch}-{encoder}-w{width}-{size}")
+    return Segmenter(build_model(arch, width, spec.in_channels, encoder), meta, device=device, postprocess=POST)
 
 
 def latency_ms(segmenter: Segmenter, paths: list[Path]) -> tuple[float, float]:
@@ -93,7 +96,7 @@ def segment_fps(meta: ModelMeta, device: str, paths: list[Path], batch: int) -> 
         try:
             segmenter = Segmenter.from_checkpoint(default_model("trfe"), device=device)
         except (CheckpointError, KeyError, OSError):
-            segmenter = Segmenter(build_model(meta.arch, meta.width), meta, device=device)
+            segmenter = Segmenter(build_model(meta.arch, meta.width, meta.in_channels, meta.encoder, meta.findings), meta, device=device)
         report = segment_paths([folder], Path(tmp) / "out", segmenter, BatchOptions(batch_size=batch))
         return report.frames_per_second
 
@@ -104,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--segment-frames", type=int, default=100, help="frames in the segment-loop folder")
     parser.add_argument("--widths", type=int, nargs="+", default=[8, 16, 64])
     parser.add_argument("--archs", nargs="+", default=["unet", "trfe-a"])
+    parser.add_argument("--encoder", choices=list(ENCODERS), default="plain", help="encoder of the untrained networks")
+    parser.add_argument("--size", type=int, default=224, help="input size of the untrained networks")
+    parser.add_argument("--checkpoints", type=Path, nargs="*", default=[],
+                        help="checkpoint files measured side by side (e.g. the previous and the new default)")
     parser.add_argument("--devices", nargs="+", default=["cpu", "cuda"], help="those not available are skipped")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: PyTorch's, one per core)")
     parser.add_argument("--date", default=dt.date.today().isoformat())
@@ -128,16 +135,17 @@ def main(argv: list[str] | None = None) -> int:
     print("| device | model | latency median ms | latency p90 ms | fps batch 1 | fps batch 4 | fps batch 8 |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for device in devices:
-        for arch in args.archs:
-            for width in args.widths:
-                n = args.frames if width < 64 or device != "cpu" else max(4, args.frames // 4)
-                segmenter = segmenter_for(arch, width, base, device)
-                median, p90 = latency_ms(segmenter, paths[:n])
-                images = [read_frame(p).pixels for p in paths[:n]]
-                fps = [throughput(segmenter, images, b) for b in (1, 4, 8)]
-                marker = " (default)" if (arch, width) == (base.arch, base.width) else ""
-                print(f"| {device} | {arch} w{width}{marker} | {median:.1f} | {p90:.1f} | "
-                      + " | ".join("-" if f is None else f"{f:.1f}" for f in fps) + " |", flush=True)
+        rows = [(f"{path.stem} ({path.name})", Segmenter.from_checkpoint(path, device=device, postprocess=POST), args.frames)
+                for path in args.checkpoints]
+        rows += [(f"{arch} {args.encoder} w{width} {args.size}", segmenter_for(arch, width, args.encoder, args.size, device),
+                  args.frames if width < 64 or device != "cpu" else max(4, args.frames // 4))
+                 for arch in args.archs for width in args.widths]
+        for name, segmenter, n in rows:
+            median, p90 = latency_ms(segmenter, paths[:n])
+            images = [read_frame(p).pixels for p in paths[:n]]
+            fps = [throughput(segmenter, images, b) for b in (1, 4, 8)]
+            print(f"| {device} | {name} | {median:.1f} | {p90:.1f} | "
+                  + " | ".join("-" if f is None else f"{f:.1f}" for f in fps) + " |", flush=True)
     print()
     for device in devices:
         fps = segment_fps(base, device, paths[: args.segment_frames], batch=4)

@@ -1,7 +1,11 @@
-"""Ship a finished training run: its best checkpoint into models/ (float16 storage) with its card,
+"""Ship a finished training run: its final checkpoint into models/ (float16 storage) with its card,
 named in models/defaults.json for a contour role, and its curves copied to docs/runs/<name>/.
 
-    python tools/ship_model.py runs/trfe-a-w8-e24 --role trfe --name trfe-a-w8
+    python tools/ship_model.py runs/final/trfe --role trfe --name trfe-a-lite0 --cv docs/cv/trfe.json \
+        --cv-description "exam-grouped 5-fold cross-validation on the 509 DDTI frames, same recipe"
+
+``--cv`` records the cross-validation figures of the same recipe (``tools/cross_validation.py score
+--out``) in the checkpoint's metrics, so its card shows them.
 """
 from __future__ import annotations
 
@@ -25,9 +29,15 @@ def main() -> None:
     parser.add_argument("run", type=Path, help="a finished run folder (thyroid-studio train --out)")
     parser.add_argument("--role", choices=MODEL_ROLES, required=True, help="the contour colour it serves")
     parser.add_argument("--name", required=True, help="file stem in models/")
+    parser.add_argument("--cv", type=Path, help="cross-validation results of the same recipe (JSON)")
+    parser.add_argument("--cv-description", default="exam-grouped cross-validation on DDTI, same recipe")
     args = parser.parse_args()
 
-    model, meta = load_checkpoint(args.run / "checkpoint_best.pt")
+    model, meta = load_checkpoint(args.run / "checkpoint_final.pt")
+    if args.cv:
+        cv = json.loads(args.cv.read_text())
+        meta.metrics["cross_validation"] = {"description": args.cv_description,
+                                            **{k: v for k, v in cv.items() if k != "frames"}}
     meta.name = args.name
     target = save_checkpoint(shipped_dir() / f"{args.name}.pt", model, meta, half=True)
     write_model_card(target, meta)
