@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.inference import DEVICE_CHOICES
+from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, report
+from .arguments import whole
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="all", help="split of --dataset to score (default: all)")
     parser.add_argument("--json", type=Path, help="write the summary and per-image metrics to this JSON file")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    parser.add_argument("--batch-size", type=int, default=4, help="frames per forward pass with --model")
+    parser.add_argument("--batch-size", type=whole(1, 1024), default=4, help="frames per forward pass with --model")
 
 
 @dataclass
@@ -40,11 +42,14 @@ class Problems:
     unreadable: list[str] = field(default_factory=list)
 
     def report(self) -> None:
+        """One line per kind of missing file (names listed), and one line per unreadable file."""
         for title, names in (("missing predictions", self.missing_predictions),
-                             ("no ground-truth mask", self.missing_masks), ("unreadable", self.unreadable)):
+                             ("no ground-truth mask", self.missing_masks)):
             if names:
                 shown = ", ".join(names[:10]) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
                 print(f"{title} (not scored): {shown}", file=sys.stderr)
+        for message in self.unreadable:
+            print(f"not scored: {message}", file=sys.stderr)
 
     def __bool__(self) -> bool:
         return bool(self.missing_predictions or self.missing_masks or self.unreadable)
@@ -88,8 +93,13 @@ def _pairs(images: list[Path], truth: dict[str, Path], problems: Problems) -> It
                 if frame.name not in truth:
                     problems.missing_masks.append(frame.name)
                     continue
-                yield frame, read_mask(truth[frame.name])
-        except (FrameReadError, DatasetError) as exc:
+                try:
+                    mask = read_mask(truth[frame.name])
+                except DatasetError as exc:
+                    problems.unreadable.append(str(exc))
+                    continue
+                yield frame, mask
+        except FrameReadError as exc:
             problems.unreadable.append(str(exc))
 
 
@@ -143,18 +153,23 @@ def run(args: argparse.Namespace) -> int:
             if predicted.shape != gt.shape:
                 problems.unreadable.append(f"{frame.name}: prediction {predicted.shape} and mask {gt.shape} differ in size")
                 continue
-            accumulator.add(np.asarray(predicted), gt, frame.spacing_mm, name=frame.name)
+            predicted = np.asarray(predicted)
+            accumulator.add(predicted, gt, frame.spacing_for(predicted | gt), name=frame.name)
     except (CheckpointError, DatasetError, ValueError) as exc:
-        print(f"thyroid-studio evaluate: {exc}", file=sys.stderr)
-        return 2
+        report("evaluate", str(exc))
+        return EXIT_USAGE
     problems.report()
     if not accumulator.per_image:
-        print("thyroid-studio evaluate: nothing to score", file=sys.stderr)
-        return 2
+        report("evaluate", "nothing to score")
+        return EXIT_USAGE
     summary = accumulator.summary()
     print(format_table(summary))
     if args.json:
         source = {"model": args.model} if args.model else {"predictions": str(args.predictions)}
         payload = {**source, "summary": summary, "per_image": accumulator.per_image, **asdict(problems)}
-        write_text_atomic(args.json, json.dumps(_json_safe(payload), indent=2) + "\n")
-    return 1 if problems else 0
+        try:
+            write_text_atomic(args.json, json.dumps(_json_safe(payload), indent=2) + "\n")
+        except OSError as exc:
+            report("evaluate", f"cannot write --json {args.json} ({exc.strerror or exc})")
+            return EXIT_SOME_FAILED
+    return EXIT_SOME_FAILED if problems else EXIT_OK

@@ -2,13 +2,17 @@
 
 One ``.pt`` file holds ``{"format", "format_version", "meta", "state_dict"}``.
 It is read with ``torch.load(weights_only=True)`` so a file from a stranger
-cannot run code, and every way a file can be wrong becomes a
-:class:`CheckpointError` that names the file and the problem.
+cannot run code, then checked against one schema (:data:`META_CHECKS`, one
+validator per :class:`ModelMeta` field) before anything is built from it, and
+every way a file can be wrong becomes a :class:`CheckpointError` that names the
+file and the problem.
 """
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -17,12 +21,15 @@ import torch
 from torch import nn
 
 from .files import atomic_path
-from .registry import build_model
+from .registry import ARCHITECTURES, build_model
 
 FORMAT = "thyroid-studio-checkpoint"
 FORMAT_VERSION = 1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+MAX_WIDTH = 128  # channels at full resolution: twice the paper's 64 (TRFE-Net-A: about 173 M parameters, 0.7 GB)
+MAX_INPUT_SIDE = 2048  # pixels per side of the network input
+INPUT_MULTIPLE = 16  # four 2x poolings: input sides must divide by 16
 
 
 class CheckpointError(ValueError):
@@ -93,46 +100,152 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: ModelMeta, 
     return path
 
 
-def _read_payload(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a bad file
-        raise CheckpointError(
-            f"{path}: not a readable checkpoint (truncated, corrupt or not a PyTorch file): {exc}"
-        ) from exc
+# ---------------------------------------------------------------- the schema
+
+Check = Callable[[Any], "str | None"]  # the problem with a value, or None when it is acceptable
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(low: int, high: int) -> Check:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+        return None if ok else f"must be a whole number from {low} to {high}"
+    return check
+
+
+def _one_of(choices) -> Check:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, (str, int)) and not isinstance(value, bool) and value in choices
+        return None if ok else f"must be one of {', '.join(map(str, choices))}"
+    return check
+
+
+def _of_type(kind: type, description: str) -> Check:
+    def check(value: Any) -> str | None:
+        return None if isinstance(value, kind) else f"must be {description}"
+    return check
+
+
+def _probability(value: Any) -> str | None:
+    return None if _is_number(value) and 0 < value < 1 else "must be a number between 0 and 1 (exclusive)"
+
+
+def _input_size(value: Any) -> str | None:
+    sides_ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, int) and not isinstance(v, bool) and INPUT_MULTIPLE <= v <= MAX_INPUT_SIDE and v % INPUT_MULTIPLE == 0
+        for v in value
+    )
+    return None if sides_ok else (
+        f"must be [height, width], each a multiple of {INPUT_MULTIPLE} from {INPUT_MULTIPLE} to {MAX_INPUT_SIDE}"
+    )
+
+
+def _per_channel(positive: bool) -> Check:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, (list, tuple)) and len(value) in (1, 3) and all(
+            _is_number(v) and (v > 0 or not positive) for v in value
+        )
+        return None if ok else f"must be 1 or 3 finite numbers{' above 0' if positive else ''}"
+    return check
+
+
+def _contrast(value: Any) -> str | None:
+    from .preprocessing import CONTRAST_MODES  # imported here: preprocessing imports this module
+
+    return _one_of(CONTRAST_MODES)(value)
+
+
+META_CHECKS: dict[str, Check] = {
+    "arch": _one_of(tuple(ARCHITECTURES)),
+    "width": _whole(1, MAX_WIDTH),
+    "input_size": _input_size,
+    "in_channels": _one_of((1, 3)),
+    "mean": _per_channel(positive=False),
+    "std": _per_channel(positive=True),
+    "threshold": _probability,
+    "keep_aspect": _of_type(bool, "true or false"),
+    "contrast": _contrast,
+    "name": _of_type(str, "text"),
+    "version": _of_type(str, "text"),
+    "created": _of_type(str, "text"),
+    "training": _of_type(dict, "a mapping"),
+    "metrics": _of_type(dict, "a mapping"),
+    "notes": _of_type(str, "text"),
+}
+REQUIRED_META = ("arch", "width")
+
+
+def check_meta(data: Any) -> ModelMeta:
+    """A ModelMeta from a checkpoint's metadata dict, each field checked by its entry in :data:`META_CHECKS`
+    (unknown keys are ignored); ValueError naming the first bad field."""
+    if not isinstance(data, dict):
+        raise ValueError(f"metadata is a {type(data).__name__}, not a mapping")
+    for name in REQUIRED_META:
+        if name not in data:
+            raise ValueError(f"metadata has no {name!r}")
+    for name, check in META_CHECKS.items():
+        if name in data and (problem := check(data[name])) is not None:
+            raise ValueError(f"metadata {name!r} {problem}, got {data[name]!r:.60}")
+    meta = ModelMeta.from_dict(data)
+    if len(meta.mean) != meta.in_channels or len(meta.std) != meta.in_channels:
+        raise ValueError(f"metadata 'mean' and 'std' need one value per input channel ({meta.in_channels})")
+    return meta
+
+
+def _check_payload(path: Path, payload: Any) -> tuple[ModelMeta, dict[str, torch.Tensor]]:
+    """The metadata and state_dict of a loaded file, or the one CheckpointError that says what is wrong."""
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
             f"{path}: not a Thyroid Studio checkpoint (a bare state_dict or another program's file); "
             "save models with thyroid_studio.engine.checkpoint.save_checkpoint"
         )
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: written by a newer Thyroid Studio (format {payload['format_version']})")
-    return payload
+    version = payload.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"{path}: format_version {version!r:.40} is not a format version (a whole number from 1)")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: written by a newer Thyroid Studio (format {version})")
+    try:
+        meta = check_meta(payload.get("meta"))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise CheckpointError(f"{path}: state_dict is not a mapping of parameter names to tensors")
+    return meta, state
+
+
+def _read_payload(path: Path) -> tuple[ModelMeta, dict[str, torch.Tensor]]:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated, corrupt or not a PyTorch file): {reason}"
+        ) from exc
+    return _check_payload(path, payload)
 
 
 def read_meta(path: str | os.PathLike) -> ModelMeta:
-    """Read only the metadata of a checkpoint (still validates the file)."""
-    path = Path(path)
-    try:
-        return ModelMeta.from_dict(_read_payload(path)["meta"])
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: metadata incomplete or malformed: {exc}") from exc
+    """Read only the metadata of a checkpoint (still validates the whole file)."""
+    return _read_payload(Path(path))[0]
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMeta]:
     """Rebuild the network, load its weights and return it in eval mode with its metadata."""
     path = Path(path)
-    payload = _read_payload(path)
-    try:
-        meta = ModelMeta.from_dict(payload["meta"])
-        model = build_model(meta.arch, meta.width, meta.in_channels)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: metadata incomplete or malformed: {exc}") from exc
-    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    meta, state = _read_payload(path)
+    model = build_model(meta.arch, meta.width, meta.in_channels)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not match a {meta.arch} of width {meta.width}: {exc}") from exc
+        detail = " ".join(str(exc).split())  # torch lists every key on its own line
+        raise CheckpointError(
+            f"{path}: weights do not match a {meta.arch} of width {meta.width}: {detail[:300]}"
+        ) from exc
     return model.to(device).eval(), meta

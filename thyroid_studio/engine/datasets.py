@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from .files import write_bytes_atomic, write_image_atomic, write_mask_png, write_text_atomic
+from .frames import FrameReadError, read_frame
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 RECORDS = "records.jsonl"
@@ -48,14 +49,16 @@ class Sample:
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read any image file as a bool mask (gray value > 127; fits TN3K's lossy JPEG masks)."""
+    """Read any image file as a bool mask: gray value > 127 (fits TN3K's lossy JPEG masks), except that a
+    mask whose largest value is 1 is taken as stored 0/1 (> 0), since read as 0/255 it would be empty.
+
+    Read through ``frames.read_frame``: the same size caps, and a 0-byte or damaged file is a DatasetError.
+    """
     try:
-        pixels = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read the mask ({exc.strerror or exc})") from exc
-    if pixels is None:
-        raise DatasetError(f"{path}: not a readable image")
-    return pixels > 127
+        pixels = read_frame(path).gray()
+    except FrameReadError as exc:
+        raise DatasetError(f"{path}: cannot read the mask ({exc.problem})") from exc
+    return pixels > (0 if pixels.max() == 1 else 127)
 
 
 def sort_key(name: str) -> tuple[int, int, str]:
