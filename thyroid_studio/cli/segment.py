@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from ..engine.batch import CSV_NAME, BatchOptions, check_output_dir, segment_paths
+    from ..engine.batch import CSV_NAME, BatchOptions, check_output_dir, make_output_dir, segment_paths
     from ..engine.inference import PostProcess, Segmenter
     from ..engine.model_library import resolve_model
 
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
             postprocess=PostProcess(args.largest, args.fill_holes, args.inside_gland),
             threshold=args.threshold,
         )
+        make_output_dir(args.out)
     except (CheckpointError, ValueError) as exc:
         report("segment", str(exc))
         return EXIT_USAGE
@@ -62,14 +63,9 @@ def run(args: argparse.Namespace) -> int:
             bar.write(f"thyroid-studio segment: {message}" if path.name == CSV_NAME else f"skipped {message}",
                       file=sys.stderr)
 
-        try:
-            result = segment_paths(
-                args.paths, args.out, segmenter, BatchOptions(args.overlay, args.batch_size), progress, on_failure=failed
-            )
-        except ValueError as exc:  # the output folder turned out unwritable
-            bar.close()
-            report("segment", str(exc))
-            return EXIT_USAGE
+        result = segment_paths(
+            args.paths, args.out, segmenter, BatchOptions(args.overlay, args.batch_size), progress, on_failure=failed
+        )
     summary = f"summary: {result.csv_path}" if result.csv_path else "no summary CSV"
     print(
         f"{result.frames} frames from {result.files - len(result.failures)} of {result.files} files "

@@ -109,8 +109,9 @@ def check_output_dir(paths: Iterable[str | os.PathLike], out_dir: str | os.PathL
             raise ValueError(f"--out {out_dir} is the folder of the input {given}; choose another folder")
 
 
-def _make_output_dir(out_dir: Path) -> None:
-    """Create ``out_dir`` and prove it writable (os.access cannot tell for root, ACLs or read-only mounts)."""
+def make_output_dir(out_dir: str | os.PathLike) -> None:
+    """Create ``out_dir`` and prove it writable (os.access cannot tell for root or ACLs); ValueError if not."""
+    out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=out_dir):
@@ -376,7 +377,7 @@ def segment_paths(
     paths = [Path(p) for p in paths]
     check_output_dir(paths, out_dir)
     out_dir = Path(out_dir)
-    _make_output_dir(out_dir)
+    make_output_dir(out_dir)
     started = time.perf_counter()
     jobs = plan_jobs(paths, out_dir, options.recursive)
     report = BatchReport(files=len(jobs), csv_path=out_dir / CSV_NAME)
