@@ -394,4 +394,22 @@ def test_a_missing_xcb_cursor_library_prints_the_fix(monkeypatch, capsys):
     monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
     assert launch.platform_plugin_problem() == launch.XCB_CURSOR_FIX
     monkeypatch.setattr(launch.ctypes.util, "find_library", lambda name: "libxcb-cursor.so.0")
+    monkeypatch.setenv("DISPLAY", ":0")
     assert launch.platform_plugin_problem() is None
+    monkeypatch.delenv("DISPLAY")
+    assert launch.platform_plugin_problem() == launch.NO_DISPLAY  # instead of Qt's abort (exit 134)
+
+
+def test_a_mistyped_subcommand_is_a_usage_error_not_the_app(capsys):
+    assert cli.main(["segmnt", "scans/"]) == 2
+    assert capsys.readouterr().err == ("thyroid-studio: 'segmnt' is neither a subcommand (segment, evaluate, models, "
+                                       "train, finetune) nor a file or folder to open\n")
+
+
+def test_empty_input_and_resume_without_a_run_are_usage_errors(tmp_path, checkpoint, corrected, capsys):
+    (tmp_path / "empty").mkdir()
+    assert segment(tmp_path / "empty", "--out", tmp_path / "out", model=checkpoint) == 2
+    assert capsys.readouterr().err == f"thyroid-studio segment: no images, DICOM or video found in {tmp_path / 'empty'}\n"
+    assert train("--arch", "unet", "--nodules", corrected, "--out", tmp_path / "run", "--resume") == 2
+    assert "holds no run to continue" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()

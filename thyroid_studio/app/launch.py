@@ -45,17 +45,25 @@ def open_window(paths: list[Path], settings=None, autosave=None):
     return window
 
 
+NO_DISPLAY = (
+    "thyroid-studio: no display to open the app on (DISPLAY is not set): start it in a desktop session, "
+    "or use a subcommand, e.g. thyroid-studio segment --help"
+)
+
+
 def platform_plugin_problem() -> str | None:
     """The one-line fix when Qt's platform plugin will not load, checked before Qt aborts the process.
 
-    Qt >= 6.5 on Linux loads the xcb (X11) plugin, which needs libxcb-cursor0, whenever
-    QT_QPA_PLATFORM is unset or "xcb" and no Wayland session is running.
+    Qt >= 6.5 on Linux loads the xcb (X11) plugin, which needs libxcb-cursor0 and an X
+    display, whenever QT_QPA_PLATFORM is unset or "xcb" and no Wayland session is running.
     """
     platform = os.environ.get("QT_QPA_PLATFORM", "")
     uses_xcb = platform == "xcb" or (not platform and not os.environ.get("WAYLAND_DISPLAY"))
-    if sys.platform.startswith("linux") and uses_xcb and ctypes.util.find_library("xcb-cursor") is None:
+    if not (sys.platform.startswith("linux") and uses_xcb):
+        return None
+    if ctypes.util.find_library("xcb-cursor") is None:
         return XCB_CURSOR_FIX
-    return None
+    return None if os.environ.get("DISPLAY") else NO_DISPLAY
 
 
 def launch_app(argv: list[str] | None = None) -> int:

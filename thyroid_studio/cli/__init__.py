@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from .. import __version__
 
@@ -58,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        if argv and not argv[0].startswith("-") and not Path(argv[0]).exists():
+            print(f"thyroid-studio: {argv[0]!r} is neither a subcommand ({', '.join(SUBCOMMANDS)}) nor a file or "
+                  "folder to open", file=sys.stderr)
+            return EXIT_USAGE
         from ..app.launch import launch_app
 
         return launch_app(argv)

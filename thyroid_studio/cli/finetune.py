@@ -35,6 +35,7 @@ def check_inputs(args: argparse.Namespace) -> None:
     from ..engine.checkpoint import CheckpointError, read_meta
     from ..engine.files import output_folder_problem
     from ..engine.finetuning import check_output
+    from ..engine.inference import resolve_device
     from ..engine.splits import holdout_split
 
     try:
@@ -51,6 +52,7 @@ def check_inputs(args: argparse.Namespace) -> None:
             raise ValueError(f"--out {args.out}: its card {card} exists and would be overwritten; choose another --out")
         if problem := output_folder_problem(args.out.parent):
             raise ValueError(f"--out {args.out}: its folder {problem}")
+    resolve_device(args.device)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -34,11 +34,15 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..engine.batch import CSV_NAME, BatchOptions, check_output_dir, make_output_dir, segment_paths
+    from ..engine.frames import find_inputs
     from ..engine.inference import PostProcess, Segmenter
     from ..engine.model_library import resolve_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not find_inputs(args.paths):
+        report("segment", f"no images, DICOM or video found in {', '.join(args.paths)}")
+        return EXIT_USAGE
     try:
         check_output_dir(args.paths, args.out)
         segmenter = Segmenter.from_checkpoint(

@@ -69,6 +69,7 @@ def check_inputs(args: argparse.Namespace) -> None:
     """ValueError with the first thing that would stop this run, found before anything is created."""
     from ..engine.checkpoint import ModelMeta
     from ..engine.files import output_folder_problem
+    from ..engine.inference import resolve_device
     from ..engine.splits import fold_split
 
     if args.fold >= args.folds:
@@ -82,8 +83,12 @@ def check_inputs(args: argparse.Namespace) -> None:
             labelled_keys(args.glands, "--glands", split)
     if problem := output_folder_problem(args.out):
         raise ValueError(f"--out {args.out} {problem}")
-    if not args.resume and (Path(args.out) / "state_last.pt").exists():
+    has_run = (Path(args.out) / "state_last.pt").exists()
+    if not args.resume and has_run:
         raise ValueError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")
+    if args.resume and not has_run:
+        raise ValueError(f"--resume: {args.out} holds no run to continue (no state_last.pt)")
+    resolve_device(args.device)
 
 
 def run(args: argparse.Namespace) -> int:
