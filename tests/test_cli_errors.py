@@ -216,7 +216,7 @@ def test_a_zero_byte_mask_or_prediction_is_one_line_and_the_rest_are_scored(scor
     (scored / broken / "b.png").write_bytes(b"")
     assert evaluate(scored) == 1
     lines = capsys.readouterr().err.splitlines()
-    assert lines == [f"not scored: {scored / broken / 'b.png'}: cannot read the mask (empty file)"]
+    assert lines == [f"not scored: {scored / broken / 'b.png'}: cannot read the mask: empty file"]
     report = json.loads((scored / "scores.json").read_text())
     assert [row["name"] for row in report["per_image"]] == ["a", "c"]
     assert report["summary"]["per_image"]["dice"]["mean"] == 1.0
@@ -235,8 +235,11 @@ def test_masks_stored_as_0_1_are_read_as_masks(scored, capsys):
 
 def test_evaluate_json_that_cannot_be_written(scored, capsys):
     (scored / "scores.json").mkdir()
-    assert evaluate(scored) == 1
-    assert capsys.readouterr().err.startswith(f"thyroid-studio evaluate: cannot write --json {scored / 'scores.json'}")
+    assert evaluate(scored) == 2
+    assert capsys.readouterr().err == f"thyroid-studio evaluate: --json {scored / 'scores.json'} is a folder\n"
+    assert cli.main(["evaluate", "--predictions", str(scored / "nope"), "--images", str(scored / "images"),
+                     "--masks", str(scored / "masks")]) == 2
+    assert capsys.readouterr().err == f"thyroid-studio evaluate: {scored / 'nope'}: not a folder\n"
 
 
 # ---------------------------------------------------------------- finetune and train arguments

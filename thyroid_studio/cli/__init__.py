@@ -31,8 +31,15 @@ SUBCOMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (the usage itself is one --help away); exit status 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="thyroid-studio",
         description="Thyroid nodule segmentation in ultrasound (TRFE-Net). For research, not diagnosis. "
         "With no subcommand, opens the desktop app: thyroid-studio [FILE_OR_FOLDER ...]",

@@ -82,6 +82,19 @@ def _inputs(args: argparse.Namespace) -> tuple[list[Path], dict[str, Path]]:
     return find_inputs([args.images]), masks_by_stem(args.masks)
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """ValueError, before any scoring, for a predictions folder that is missing or a --json that cannot be written."""
+    from ..engine.files import output_folder_problem
+
+    if args.predictions and not args.predictions.is_dir():
+        raise ValueError(f"{args.predictions}: not a folder")
+    if args.json:
+        if args.json.is_dir():
+            raise ValueError(f"--json {args.json} is a folder")
+        if problem := output_folder_problem(args.json.parent):
+            raise ValueError(f"--json {args.json}: its folder {problem}")
+
+
 def _pairs(images: list[Path], truth: dict[str, Path], problems: Problems) -> Iterator[tuple]:
     """(frame, ground-truth bool mask) for every frame that has a readable mask."""
     from ..engine.datasets import DatasetError, read_mask
@@ -148,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
     problems, accumulator = Problems(), MetricAccumulator()
     try:
+        check_outputs(args)
         images, truth = _inputs(args)
         for frame, predicted, gt in _predictions(args, _pairs(images, truth, problems), problems):
             if predicted.shape != gt.shape:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from ..engine.checkpoint import CheckpointError
@@ -27,6 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(default: the model's)")
     parser.add_argument("--threads", type=whole(1, 1024), help="CPU threads for the network (default: one per core; "
                         "use 1 on a machine busy with other work, see bench/README.md)")
+
+
+class _BarWarnings(logging.Handler):
+    """The engine's warnings written above the progress bar, as ``warning: ...`` lines."""
+
+    def __init__(self, bar) -> None:
+        super().__init__(logging.WARNING)
+        self.bar = bar
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.bar.write(f"warning: {record.getMessage()}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,9 +79,14 @@ def run(args: argparse.Namespace) -> int:
             bar.write(f"thyroid-studio segment: {message}" if path.name == CSV_NAME else f"skipped {message}",
                       file=sys.stderr)
 
-        result = segment_paths(
-            args.paths, args.out, segmenter, BatchOptions(args.overlay, args.batch_size), progress, on_failure=failed
-        )
+        warnings = _BarWarnings(bar)  # e.g. a DICOM calibration refused: a line of its own, not inside the bar
+        logging.getLogger("thyroid_studio").addHandler(warnings)
+        try:
+            result = segment_paths(
+                args.paths, args.out, segmenter, BatchOptions(args.overlay, args.batch_size), progress, on_failure=failed
+            )
+        finally:
+            logging.getLogger("thyroid_studio").removeHandler(warnings)
     summary = f"summary: {result.csv_path}" if result.csv_path else "no summary CSV"
     print(
         f"{result.frames} frames from {result.files - len(result.failures)} of {result.files} files "

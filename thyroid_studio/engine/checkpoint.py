@@ -223,7 +223,8 @@ def _read_payload(path: Path) -> tuple[ModelMeta, dict[str, torch.Tensor]]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        # torch's first sentence says what is wrong; the rest advises weights_only=False, which would run the file's code
+        reason = str(exc).strip().split(". ")[0].splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"{path}: not a readable checkpoint (truncated, corrupt or not a PyTorch file): {reason}"
         ) from exc

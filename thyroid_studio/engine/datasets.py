@@ -57,7 +57,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     try:
         pixels = read_frame(path).gray()
     except FrameReadError as exc:
-        raise DatasetError(f"{path}: cannot read the mask ({exc.problem})") from exc
+        raise DatasetError(f"{path}: cannot read the mask: {exc.problem}") from exc
     return pixels > (0 if pixels.max() == 1 else 127)
 
 
