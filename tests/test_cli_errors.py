@@ -416,3 +416,18 @@ def test_empty_input_and_resume_without_a_run_are_usage_errors(tmp_path, checkpo
     assert train("--arch", "unet", "--nodules", corrected, "--out", tmp_path / "run", "--resume") == 2
     assert "holds no run to continue" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() and not (tmp_path / "run").exists()
+
+
+def test_millimetres_only_for_a_nodule_inside_the_calibrated_region():
+    from thyroid_studio.engine.frames import Frame
+    from thyroid_studio.engine.inference import Segmentation
+
+    frame = Frame(np.zeros((40, 60), np.uint8), Path("us.dcm"), spacing_mm=(0.1, 0.1), region=(10, 5, 49, 34))
+    mask = np.zeros((40, 60), bool)
+    mask[10:20, 15:30] = True
+    result = Segmentation(mask.astype(np.float32), mask, None, None)
+    inside = batch.csv_row(frame, result, "m", 1.0, "us.png")
+    assert float(inside["nodule_area_mm2"]) == pytest.approx(150 * 0.01)
+    mask[0:3, 0:3] = True  # a piece in the unlabelled margin outside the calibrated region
+    outside = batch.csv_row(frame, Segmentation(mask.astype(np.float32), mask, None, None), "m", 1.0, "us.png")
+    assert outside["nodule_area_mm2"] == "" and outside["longest_diameter_mm"] == "" and outside["nodule_area_px"] == "159"

@@ -35,9 +35,26 @@ from .inference import Segmentation, Segmenter
 from .overlay import segmentation_overlay
 
 CSV_NAME = "segmentation.csv"
-# What is written for each frame, by kind: the file name from the frame's name. A new output is one entry here
-# (and its writer in _Writer._write); the clash check covers every entry that BatchOptions.outputs enables.
-OUTPUT_NAMES = {"mask": "{name}.png", "overlay": "{name}_overlay.png"}
+
+
+@dataclass(frozen=True)
+class Output:
+    """One file written per frame: its name from the frame's name, and how it is written (atomically)."""
+
+    pattern: str  # e.g. "{name}_overlay.png"
+    write: Callable[[Path, Frame, Segmentation], Path]
+
+    def path(self, folder: Path, frame_name: str) -> Path:
+        return folder / self.pattern.format(name=frame_name)
+
+
+# Every per-frame output by kind. A new one (say a gland mask) is one entry here and a BatchOptions switch;
+# the clash check covers every output a run writes.
+OUTPUTS = {
+    "mask": Output("{name}.png", lambda path, frame, result: write_mask_png(path, result.nodule_mask)),
+    "overlay": Output("{name}_overlay.png",
+                      lambda path, frame, result: write_image_atomic(path, segmentation_overlay(frame.pixels, result))),
+}
 CSV_COLUMNS = (
     "file", "frame", "nodule_area_px", "nodule_area_mm2", "x0", "y0", "x1", "y1",
     "longest_diameter_px", "longest_diameter_mm", "mean_confidence", "model", "ms", "mask",
@@ -52,7 +69,7 @@ class BatchOptions:
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        """The OUTPUT_NAMES kinds written for each frame."""
+        """The OUTPUTS written for each frame (the mask always; its path goes in the CSV)."""
         return ("mask", "overlay") if self.overlay else ("mask",)
 
 
@@ -161,7 +178,7 @@ def find_clashes(jobs: Sequence[Job], counts: dict[Path, int | None], options: B
         if count is None:
             continue
         planned = {
-            _clash_key(job.out_folder / OUTPUT_NAMES[kind].format(name=frame_name(job.source, index, count))): kind
+            _clash_key(OUTPUTS[kind].path(job.out_folder, frame_name(job.source, index, count))): kind
             for index in range(count) for kind in options.outputs
         }
         taken = next((key for key in planned if key in owners), None)
@@ -244,8 +261,9 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 
 def csv_row(frame: Frame, result: Segmentation, model: str, ms: float, mask_path: str) -> dict[str, str]:
-    """The summary row of one frame: size from geometry.measure, mean confidence inside the mask."""
-    m = geometry.measure(result.nodule_mask, frame.spacing_mm)
+    """The summary row of one frame: size from geometry.measure (mm only for a mask inside the calibrated
+    region), mean confidence inside the mask."""
+    m = geometry.measure(result.nodule_mask, frame.spacing_for(result.nodule_mask))
     x0, y0, x1, y1 = m.bbox if m else ("",) * 4
     return {
         "file": str(frame.source), "frame": str(frame.index),
@@ -282,11 +300,9 @@ class _Writer:
             self._collect()
 
     def _write(self, job: Job, frame: Frame, result: Segmentation, ms: float) -> dict[str, str]:
-        names = {kind: OUTPUT_NAMES[kind].format(name=frame.name) for kind in self.options.outputs}
-        mask_path = write_mask_png(job.out_folder / names["mask"], result.nodule_mask)
-        if "overlay" in names:
-            write_image_atomic(job.out_folder / names["overlay"], segmentation_overlay(frame.pixels, result))
-        return csv_row(frame, result, self.model, ms, mask_path.relative_to(self.out_dir).as_posix())
+        written = {kind: OUTPUTS[kind].write(OUTPUTS[kind].path(job.out_folder, frame.name), frame, result)
+                   for kind in self.options.outputs}
+        return csv_row(frame, result, self.model, ms, written["mask"].relative_to(self.out_dir).as_posix())
 
     def _collect(self) -> None:
         job, future = self.pending.popleft()
@@ -347,7 +363,7 @@ def _good_frames(items: Iterable[tuple[Job, Frame | FrameReadError]], fail: _Fai
         if isinstance(frame, FrameReadError):
             fail(job.source, str(frame))
             continue
-        targets = {_clash_key(job.out_folder / OUTPUT_NAMES[kind].format(name=frame.name)) for kind in options.outputs}
+        targets = {_clash_key(OUTPUTS[kind].path(job.out_folder, frame.name)) for kind in options.outputs}
         if targets & used:
             fail(job.source, f"{job.source.name}: the outputs of its frame {frame.index} would overwrite another "
                  "input's; rename it")
