@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="source", required=True, metavar="CHECKPOINT", help="checkpoint to start from")
     parser.add_argument("--nodules", required=True, metavar="CORRECTED_DATASET", help="dataset of corrected frames")
     parser.add_argument("--replay", metavar="DATASET", help="original frames to replay (default: the source's training data)")
-    parser.add_argument("--replay-ratio", type=non_negative, default=2.0, help="replayed frames per corrected frame (default 2)")
+    parser.add_argument("--replay-ratio", type=non_negative, default=2.0,
+                        help="replayed frames per corrected frame (default 2)")
     parser.add_argument("--epochs", type=whole(1, 10_000), default=8)
     parser.add_argument("--held-fraction", type=probability, default=0.25,
                         help="corrected exams held out to measure, between 0 and 1 (default 0.25)")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,10 +28,9 @@ import cv2
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.encaps import parse_fragments
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, iter_pixels
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from .dicom_header import Calibration, DicomHeader, calibration, describe_region, read_header
 from .image_header import FORMATS, image_size
 from .preprocessing import to_gray
 
@@ -274,37 +272,26 @@ class ImageReader(Reader):
 # ---------------------------------------------------------------- DICOM
 
 _DICOM_MAGIC_OFFSET = 128
-_CENTIMETRES = 3  # PhysicalUnitsX/YDirection code for cm in SequenceOfUltrasoundRegions
 _PHOTOMETRICS = {
     "MONOCHROME1", "MONOCHROME2", "RGB", "PALETTE COLOR", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT",
 }
-_PIXEL_DATA_TAG = (0x7FE0, 0x0010)
-_ITEM_TAG = (0xFFFE, 0xE000)
-_UNDEFINED_LENGTH = 0xFFFFFFFF
-# Header elements longer than this are not read until used: a damaged length field would otherwise make the
-# reader allocate gigabytes for a few bytes of file (Python's read(n) allocates n bytes before reading).
-_DEFER_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
 class _DicomImage:
-    """What the header and the pixel data's extent say, checked before anything is decoded."""
+    """A DICOM file checked before anything is decoded: its header and its calibration."""
 
-    ds: Dataset  # every element but the pixel data
-    syntax: UID
-    promised: int  # NumberOfFrames
-    count: int  # frames the pixel data holds (at most ``promised``)
-    spacing_mm: tuple[float, float] | None
-    region: tuple[int, int, int, int] | None
+    header: DicomHeader
+    calibration: Calibration
 
 
 class DicomReader(Reader):
     """DICOM images, single- and multi-frame, decoded by pydicom frame by frame (YBR and palette colour become RGB).
 
-    Millimetres come from the largest cm-calibrated ultrasound region that lies inside
-    the frame (``Frame.region`` says where they hold), else from PixelSpacing; a
-    calibration whose regions all lie outside the frame is logged as a warning and
-    gives no millimetres.
+    The header is read by ``dicom_header``: frames are those the pixel data holds, millimetres
+    come from the largest cm-calibrated ultrasound region inside the frame (``Frame.region``
+    says where they hold) or PixelSpacing; a calibration whose regions all lie outside the
+    frame is logged as a warning, once per file, and gives no millimetres.
     """
 
     extensions = DICOM_EXTENSIONS
@@ -319,13 +306,14 @@ class DicomReader(Reader):
             return False
 
     def count(self, path: Path) -> int:
-        return self._open(path).count
+        return self._open(path).header.count
 
     def read(self, path: Path, index: int) -> Frame:
         image = self._open(path)
-        if image.count <= index < image.promised:
-            raise _missing_frames(path, image.count, image.promised, "the pixel data")
-        _check_index(path, index, image.count)
+        header = image.header
+        if header.count <= index < header.promised:
+            raise _missing_frames(path, header.count, header.promised, "the pixel data")
+        _check_index(path, index, header.count)
         return next(self._frames(path, image, [index]))
 
     def iter(self, path: Path) -> Iterator[Frame]:
@@ -333,187 +321,66 @@ class DicomReader(Reader):
 
         def frames() -> Iterator[Frame]:
             yield from self._frames(path, image, None)
-            if image.count < image.promised:
-                raise _missing_frames(path, image.count, image.promised, "the pixel data")
+            if image.header.count < image.header.promised:
+                raise _missing_frames(path, image.header.count, image.header.promised, "the pixel data")
 
         return frames()
 
-    # ------------------------------------------------ header
-
     def _open(self, path: Path) -> _DicomImage:
         try:
-            with open(path, "rb") as f:
-                ds = pydicom.dcmread(f, stop_before_pixels=True, force=True, defer_size=_DEFER_BYTES)
-                syntax = _transfer_syntax(ds)
-                _check_header(path, ds, syntax)
-                value_offset, length = _pixel_data_element(f, ds)
-                promised = _number_of_frames(path, ds)
-                present = _frames_present(f, ds, syntax, value_offset, length, os.fstat(f.fileno()).st_size)
-                spacing, region = _calibration(path, ds)
+            header = read_header(path)
+            _check_image(path, header)
+            image = _DicomImage(header, calibration(header.ds))
         except FrameReadError:
             raise
         except OSError as exc:
             raise FrameReadError(path, f"cannot be read ({exc.strerror or _reason(exc)})") from exc
         except Exception as exc:  # pydicom raises many types for damaged files
             raise FrameReadError(path, f"not a readable DICOM file ({_reason(exc)})") from exc
-        if present == 0:
+        if header.count == 0:
             raise FrameReadError(path, "DICOM pixel data holds no whole frame (truncated or damaged file)")
-        return _DicomImage(ds, syntax, promised, min(promised, present), spacing, region)
-
-    # ------------------------------------------------ pixels
+        refused = image.calibration.refused
+        if refused is not None and path not in _refused_calibrations:
+            _refused_calibrations.add(path)
+            log.warning("%s: its ultrasound calibration region %s lies outside the %d x %d frame; no millimetres "
+                        "for it", path.name, describe_region(refused), header.ds.Columns, header.ds.Rows)
+        return image
 
     @staticmethod
     def _frames(path: Path, image: _DicomImage, indices: list[int] | None) -> Iterator[Frame]:
         """Decode frame by frame from the file (pydicom reads only the frames asked for)."""
+        header, mm = image.header, image.calibration
         try:
-            decoded = iter_pixels(path, indices=indices, as_rgb=True, transfer_syntax_uid=image.syntax,
-                                  number_of_frames=image.count)
-            for index, raw in zip(indices if indices is not None else range(image.count), decoded):
-                yield Frame(_dicom_to_uint8(raw, image.ds), path, index, image.count, image.spacing_mm, image.region)
+            decoded = iter_pixels(path, indices=indices, as_rgb=True, transfer_syntax_uid=header.syntax,
+                                  number_of_frames=header.count)
+            for index, raw in zip(indices if indices is not None else range(header.count), decoded):
+                yield Frame(_dicom_to_uint8(raw, header.ds), path, index, header.count, mm.spacing_mm, mm.region)
         except Exception as exc:  # decoders and pydicom raise many types for damaged pixel data
             raise FrameReadError(path, f"DICOM pixel data cannot be decoded ({_reason(exc)})") from exc
-
-
-def _pixel_data_element(f, ds: Dataset) -> tuple[int, int]:
-    """(offset of the value, its length) of the top-level Pixel Data element, where dcmread stopped."""
-    implicit, little_endian = ds.original_encoding
-    endian = "<" if little_endian is not False else ">"
-    header = f.read(8)
-    if len(header) < 8 or struct.unpack(endian + "HH", header[:4]) != _PIXEL_DATA_TAG:
-        raise ValueError("no pixel data found")
-    if implicit:
-        (length,) = struct.unpack(endian + "I", header[4:])
-    else:
-        extra = f.read(4)  # OB/OW: 2 reserved bytes were in header[6:8], then a 32-bit length
-        if len(extra) < 4:
-            raise ValueError("the pixel data element is cut off")
-        (length,) = struct.unpack(endian + "I", extra)
-    return f.tell(), length
-
-
-def _transfer_syntax(ds: Dataset) -> UID:
-    """The file meta's transfer syntax; for files without one (no preamble), the encoding pydicom found."""
-    syntax = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
-    if syntax is not None:
-        return syntax
-    implicit, little_endian = ds.original_encoding
-    if implicit:
-        return ImplicitVRLittleEndian
-    return ExplicitVRLittleEndian if little_endian else ExplicitVRBigEndian
-
-
-def _check_header(path: Path, ds: Dataset, syntax: UID) -> None:
-    """An image this build can decode, of a size within the limit."""
-    if "Rows" not in ds or "Columns" not in ds or "BitsAllocated" not in ds:
-        raise FrameReadError(path, "not a DICOM image (no pixel data found)")
-    check_frame_size(path, int(ds.Rows), int(ds.Columns))
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
-    if photometric not in _PHOTOMETRICS:
-        raise FrameReadError(path, f"DICOM photometric interpretation {photometric} is not supported")
-    if not syntax.is_compressed:
-        return
-    try:
-        available = get_decoder(syntax).is_available
-    except NotImplementedError:
-        available = False
-    if not available:
-        raise FrameReadError(
-            path,
-            f"DICOM transfer syntax {syntax.name} ({syntax}) cannot be decoded here: "
-            "install a decoder plugin (e.g. pylibjpeg with pylibjpeg-libjpeg/-openjpeg/-rle, or python-gdcm)",
-        )
-
-
-def _number_of_frames(path: Path, ds: Dataset) -> int:
-    try:
-        value = int(ds.get("NumberOfFrames", 1) or 1)
-    except (TypeError, ValueError) as exc:
-        raise FrameReadError(path, f"DICOM NumberOfFrames {ds.get('NumberOfFrames')!r} is not a whole number") from exc
-    if value < 1:
-        raise FrameReadError(path, f"DICOM NumberOfFrames is {value}")
-    return value
-
-
-def _frames_present(f, ds: Dataset, syntax: UID, value_offset: int, length: int, file_size: int) -> int:
-    """Whole frames the pixel data holds: its bytes over a frame's for native data; for compressed
-    (encapsulated) data its fragments, since every frame takes at least one."""
-    if syntax.is_encapsulated:
-        f.seek(value_offset)
-        endian = "<" if syntax.is_little_endian else ">"
-        item = f.read(8)  # the Basic Offset Table item, possibly empty
-        if len(item) < 8 or struct.unpack(endian + "HH", item[:4]) != _ITEM_TAG:
-            raise ValueError("encapsulated pixel data does not start with an offset table item")
-        f.seek(struct.unpack(endian + "I", item[4:])[0], os.SEEK_CUR)
-        fragments, _ = parse_fragments(f, endianness=endian)
-        return fragments
-    if length == _UNDEFINED_LENGTH:
-        raise ValueError("native pixel data with an undefined length")
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    values = int(ds.Rows) * int(ds.Columns) * samples
-    if str(ds.get("PhotometricInterpretation", "")) == "YBR_FULL_422":
-        values = values // 3 * 2  # two chroma samples shared by each pair of pixels
-    bits_per_frame = values * int(ds.BitsAllocated)
-    if bits_per_frame <= 0:
-        raise ValueError(f"BitsAllocated {ds.BitsAllocated} and SamplesPerPixel {samples} give empty frames")
-    return min(length, file_size - value_offset) * 8 // bits_per_frame
-
-
-def _region_box(region: Dataset, rows: int, columns: int) -> tuple[int, int, int, int] | None:
-    """The region's (x0, y0, x1, y1), inclusive, if it lies inside a rows x columns frame.
-
-    One pixel of slack on the far edges: some writers store the exclusive corner.
-    """
-    try:
-        x0, y0 = int(region.RegionLocationMinX0), int(region.RegionLocationMinY0)
-        x1, y1 = int(region.RegionLocationMaxX1), int(region.RegionLocationMaxY1)
-    except (AttributeError, TypeError, ValueError):
-        return None
-    if not (0 <= x0 <= x1 <= columns and 0 <= y0 <= y1 <= rows):
-        return None
-    return x0, y0, min(x1, columns - 1), min(y1, rows - 1)
-
-
-def _area(box: tuple[int, int, int, int]) -> int:
-    return (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
 
 
 _refused_calibrations: set[Path] = set()  # files already warned about: once per process, not once per frame
 
 
-def _calibration(path: Path, ds: Dataset) -> tuple[tuple[float, float] | None, tuple[int, int, int, int] | None]:
-    """((row, column) mm per pixel, the region they hold in) from the header.
-
-    Ultrasound regions give PhysicalDeltaX (columns) and PhysicalDeltaY (rows) in cm
-    when their units are 3; of the calibrated regions inside the frame the largest
-    wins (the first on a tie), since side panels and Doppler strips are smaller than
-    the B-mode. Calibrated regions that all lie outside the frame give a warning and
-    no millimetres. Without calibrated regions, PixelSpacing holds for the whole frame.
-    """
-    calibrated = [
-        r
-        for r in ds.get("SequenceOfUltrasoundRegions", [])
-        if r.get("PhysicalUnitsXDirection") == _CENTIMETRES
-        and r.get("PhysicalUnitsYDirection") == _CENTIMETRES
-        and r.get("PhysicalDeltaX")
-        and r.get("PhysicalDeltaY")
-    ]
-    if not calibrated:
-        spacing = ds.get("PixelSpacing")
-        if spacing is not None and len(spacing) == 2 and all(float(s) > 0 for s in spacing):
-            return (float(spacing[0]), float(spacing[1])), None
-        return None, None
-    rows, columns = int(ds.Rows), int(ds.Columns)
-    inside = [(box, r) for r in calibrated if (box := _region_box(r, rows, columns)) is not None]
-    if not inside:
-        if path not in _refused_calibrations:
-            _refused_calibrations.add(path)
-            r = calibrated[0]
-            log.warning("%s: its ultrasound calibration region (%s, %s)-(%s, %s) lies outside the %d x %d frame; "
-                        "no millimetres for it", path.name, r.get("RegionLocationMinX0"), r.get("RegionLocationMinY0"),
-                        r.get("RegionLocationMaxX1"), r.get("RegionLocationMaxY1"), columns, rows)
-        return None, None
-    box, region = max(inside, key=lambda item: _area(item[0]))
-    return (abs(float(region.PhysicalDeltaY)) * 10.0, abs(float(region.PhysicalDeltaX)) * 10.0), box
+def _check_image(path: Path, header: DicomHeader) -> None:
+    """An image this build can decode, of a size within the limit."""
+    ds = header.ds
+    check_frame_size(path, int(ds.Rows), int(ds.Columns))
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    if photometric not in _PHOTOMETRICS:
+        raise FrameReadError(path, f"DICOM photometric interpretation {photometric} is not supported")
+    if not header.syntax.is_compressed:
+        return
+    try:
+        available = get_decoder(header.syntax).is_available
+    except NotImplementedError:
+        available = False
+    if not available:
+        raise FrameReadError(
+            path,
+            f"DICOM transfer syntax {header.syntax.name} ({header.syntax}) cannot be decoded here: "
+            "install a decoder plugin (e.g. pylibjpeg with pylibjpeg-libjpeg/-openjpeg/-rle, or python-gdcm)",
+        )
 
 
 def _dicom_to_uint8(raw: np.ndarray, ds: Dataset) -> np.ndarray:
