@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from ..engine.checkpoint import INPUT_MULTIPLE, MAX_INPUT_SIDE, MAX_WIDTH
+from ..engine.checkpoint import INPUT_MULTIPLE, MAX_INPUT_SIDE, MAX_WIDTH, MIN_INPUT_SIDE
 
 
 def whole(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -59,8 +59,8 @@ network_width = whole(1, MAX_WIDTH)
 
 
 def input_size(text: str) -> int:
-    """A square network input side: a multiple of 16 from 32 to the checkpoint limit."""
-    value = whole(2 * INPUT_MULTIPLE, MAX_INPUT_SIDE)(text)
+    """A square network input side: a multiple of 16 within the checkpoint limits (32 to 2048)."""
+    value = whole(MIN_INPUT_SIDE, MAX_INPUT_SIDE)(text)
     if value % INPUT_MULTIPLE:
         raise argparse.ArgumentTypeError(f"must be divisible by {INPUT_MULTIPLE} (the network halves it four times), "
                                          f"got {value}")

@@ -28,7 +28,7 @@ FORMAT_VERSION = 1
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MAX_WIDTH = 128  # channels at full resolution: twice the paper's 64 (TRFE-Net-A: about 173 M parameters, 0.7 GB)
-MAX_INPUT_SIDE = 2048  # pixels per side of the network input
+MIN_INPUT_SIDE, MAX_INPUT_SIDE = 32, 2048  # pixels per side of the network input
 INPUT_MULTIPLE = 16  # four 2x poolings: input sides must divide by 16
 
 
@@ -135,11 +135,11 @@ def _probability(value: Any) -> str | None:
 
 def _input_size(value: Any) -> str | None:
     sides_ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
-        isinstance(v, int) and not isinstance(v, bool) and INPUT_MULTIPLE <= v <= MAX_INPUT_SIDE and v % INPUT_MULTIPLE == 0
+        isinstance(v, int) and not isinstance(v, bool) and MIN_INPUT_SIDE <= v <= MAX_INPUT_SIDE and v % INPUT_MULTIPLE == 0
         for v in value
     )
     return None if sides_ok else (
-        f"must be [height, width], each a multiple of {INPUT_MULTIPLE} from {INPUT_MULTIPLE} to {MAX_INPUT_SIDE}"
+        f"must be [height, width], each a multiple of {INPUT_MULTIPLE} from {MIN_INPUT_SIDE} to {MAX_INPUT_SIDE}"
     )
 
 
