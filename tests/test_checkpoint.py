@@ -71,3 +71,73 @@ def test_saved_file_gets_ordinary_permissions(tmp_path: Path) -> None:
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# ---------------------------------------------------------------- crafted metadata: one schema, one error type
+
+
+def _crafted(tmp_path: Path, change) -> Path:
+    """A valid tiny checkpoint whose loaded payload ``change(payload)`` alters before it is saved again."""
+    _, path = _saved(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    change(payload)
+    torch.save(payload, path)
+    return path
+
+
+def _set_meta(key, value):
+    return lambda payload: payload["meta"].__setitem__(key, value)
+
+
+CRAFTED = [
+    ("meta a string", lambda p: p.__setitem__("meta", "trfe-b"), "metadata is a str, not a mapping"),
+    ("state_dict a list", lambda p: p.__setitem__("state_dict", [1, 2]), "state_dict is not a mapping of parameter names"),
+    ("state_dict of strings", lambda p: p.__setitem__("state_dict", {"w": "x"}), "state_dict is not a mapping"),
+    ("version a string", lambda p: p.__setitem__("format_version", "2"), "format_version '2' is not a format version"),
+    ("version newer", lambda p: p.__setitem__("format_version", 99), "written by a newer Thyroid Studio"),
+    ("no arch", lambda p: p["meta"].pop("arch"), "metadata has no 'arch'"),
+    ("unknown arch", _set_meta("arch", "resnet"), "metadata 'arch' must be one of unet, mtnet"),
+    ("unknown contrast", _set_meta("contrast", "sharpen"), "metadata 'contrast' must be one of none, equalize, clahe"),
+    ("negative input size", _set_meta("input_size", [-64, 64]), "metadata 'input_size' must be"),
+    ("odd input size", _set_meta("input_size", [100, 100]), "a multiple of 16"),
+    ("input size a number", _set_meta("input_size", 224), "metadata 'input_size' must be"),
+    ("threshold text", _set_meta("threshold", "abc"), "metadata 'threshold' must be a number between 0 and 1"),
+    ("threshold nan", _set_meta("threshold", float("nan")), "metadata 'threshold' must be"),
+    ("threshold 1", _set_meta("threshold", 1.0), "metadata 'threshold' must be"),
+    ("width 100000", _set_meta("width", 100000), "metadata 'width' must be a whole number from 1 to 128"),
+    ("width 0", _set_meta("width", 0), "metadata 'width'"),
+    ("width true", _set_meta("width", True), "metadata 'width'"),
+    ("width float", _set_meta("width", 4.0), "metadata 'width'"),
+    ("channels 2", _set_meta("in_channels", 2), "metadata 'in_channels' must be one of 1, 3"),
+    ("std zero", _set_meta("std", [0.2, 0.0, 0.2]), "metadata 'std' must be 1 or 3 finite numbers above 0"),
+    ("mean of one for three channels", _set_meta("mean", [0.5]), "one value per input channel"),
+    ("keep_aspect text", _set_meta("keep_aspect", "yes"), "metadata 'keep_aspect' must be true or false"),
+    ("metrics a list", _set_meta("metrics", [0.8]), "metadata 'metrics' must be a mapping"),
+    ("name a number", _set_meta("name", 7), "metadata 'name' must be text"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), [c[1:] for c in CRAFTED], ids=[c[0] for c in CRAFTED])
+def test_crafted_metadata_is_one_clear_checkpoint_error(tmp_path: Path, monkeypatch, change, message) -> None:
+    path = _crafted(tmp_path, change)
+    monkeypatch.setattr("thyroid_studio.engine.checkpoint.build_model", lambda *a: pytest.fail("built a network"))
+    for reader in (read_meta, load_checkpoint):
+        with pytest.raises(CheckpointError, match=f"^{path}: .*{message}") as caught:
+            reader(path)
+        assert "\n" not in str(caught.value)
+
+
+def test_every_metadata_field_has_exactly_one_check() -> None:
+    """Adding a ModelMeta field means adding its validator to META_CHECKS (one entry)."""
+    from dataclasses import fields
+
+    from thyroid_studio.engine.checkpoint import META_CHECKS
+
+    assert set(META_CHECKS) == {f.name for f in fields(ModelMeta)}
+
+
+def test_saved_metadata_passes_its_own_schema(tmp_path: Path) -> None:
+    meta = ModelMeta("unet", 4, input_size=(32, 48), in_channels=1, mean=(0.5,), std=(0.25,), contrast="clahe",
+                     keep_aspect=True, threshold=0.3, training={"data": {}}, metrics={"nodule": {"dice": 0.5}})
+    path = save_checkpoint(tmp_path / "u.pt", build_model("unet", 4, in_channels=1), meta)
+    assert read_meta(path) == meta and load_checkpoint(path)[1] == meta

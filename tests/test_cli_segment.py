@@ -50,7 +50,7 @@ def test_segment_folder(tmp_path, inputs, checkpoint, capsys):
                        "--overlay", "--batch-size", "2"])
     assert status == 1
     err_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("skipped")]
-    assert err_lines == ["skipped scan.png: not a readable image (corrupt or truncated file)"]
+    assert err_lines == ["skipped scan.png: not a readable image (not a PNG, JPEG, BMP or TIFF file, or its header is damaged)"]
     assert listing(inputs) == before
     for name, mask in (("1", out / "1.png"), ("10004", out / "10004.png"), ("20005", out / "sub" / "20005.png")):
         pixels = cv2.imread(str(mask), cv2.IMREAD_UNCHANGED)

@@ -49,7 +49,7 @@ def write_dicom(
     ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     ds.Modality = "US"
-    colour = photometric not in ("MONOCHROME1", "MONOCHROME2")
+    colour = photometric not in ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR")
     ds.Rows, ds.Columns = pixels.shape[-3:-1] if colour else pixels.shape[-2:]
     ds.SamplesPerPixel = 3 if colour else 1
     ds.PhotometricInterpretation = photometric
@@ -271,15 +271,19 @@ def test_dicom_compressed_without_decoder(tmp_path):
         read_frame(path)
 
 
-def test_dicom_truncated_pixel_data_fails_lazily(tmp_path):
+def test_dicom_truncated_pixel_data_gives_the_frames_it_holds_then_the_missing_ones(tmp_path):
     pixels = RNG.integers(0, 256, (3, 32, 32), dtype=np.uint8)
     path = write_dicom(tmp_path / "cut.dcm", pixels, frames=3)
     path.write_bytes(path.read_bytes()[:-1500])  # frame 0 whole, frame 1 cut, frame 2 gone
+    assert count_frames(path) == 1
     frames = read_frames(path)
     assert np.array_equal(next(frames).pixels, pixels[0])  # decoded frame by frame, not all at once
-    with pytest.raises(FrameReadError, match="cut.dcm: DICOM pixel data cannot be decoded") as caught:
+    with pytest.raises(FrameReadError, match="cut.dcm: the pixel data holds only 1 of the 3 frames its header gives "
+                       r"\(truncated or damaged file\); 2 missing") as caught:
         list(frames)
     assert "\n" not in str(caught.value)
+    with pytest.raises(FrameReadError, match="holds only 1 of the 3 frames"):
+        read_frame(path, 2)
 
 
 # ---------------------------------------------------------------- video

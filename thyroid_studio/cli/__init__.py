@@ -3,14 +3,24 @@
 Each subcommand lives in its own module of this package and exposes
 ``add_arguments(parser)`` and ``run(args) -> int`` (the exit status); modules
 are imported only when their subcommand runs, so ``--help`` stays fast.
+Argument values are checked by the argparse types of ``arguments.py``.
+
+Exit statuses, the same for every subcommand (and the README's table):
+errors go to stderr, one line each, as ``thyroid-studio COMMAND: problem``.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from .. import __version__
+
+EXIT_OK = 0  # everything asked for was done
+EXIT_SOME_FAILED = 1  # done, but some inputs failed (each reported); train/finetune: the run failed partway
+EXIT_USAGE = 2  # nothing done: bad arguments, or an input, model or output that stops the command before it starts
+EXIT_INTERRUPTED = 130  # Ctrl-C (train: stopped with a resumable state)
 
 SUBCOMMANDS = {
     "segment": "batch-segment image files, folders, DICOM and video",
@@ -24,8 +34,15 @@ SUBCOMMANDS = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (the usage itself is one --help away); exit status 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="thyroid-studio",
         description="Thyroid nodule segmentation in ultrasound (TRFE-Net). For research, not diagnosis. "
         "With no subcommand, opens the desktop app: thyroid-studio [FILE_OR_FOLDER ...]",
@@ -43,10 +60,19 @@ def _module(name: str):
     return importlib.import_module(f".{name}", __name__)
 
 
+def report(command: str, message: str) -> None:
+    """One line on stderr: ``thyroid-studio COMMAND: message``."""
+    print(f"thyroid-studio {command}: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        if argv and not argv[0].startswith("-") and not Path(argv[0]).exists():
+            print(f"thyroid-studio: {argv[0]!r} is neither a subcommand ({', '.join(SUBCOMMANDS)}) nor a file or "
+                  "folder to open", file=sys.stderr)
+            return EXIT_USAGE
         from ..app.launch import launch_app
 
         return launch_app(argv)
@@ -55,7 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         return _module(args.command).run(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except (OSError, MemoryError) as exc:  # the machine, not the input: a full disk, a lost drive, no memory left
+        detail = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+        report(args.command, f"stopped: {type(exc).__name__}: {detail or 'out of memory'}")
+        return EXIT_SOME_FAILED
 
 
 if __name__ == "__main__":

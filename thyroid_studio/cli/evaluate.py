@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.inference import DEVICE_CHOICES
+from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, report
+from .arguments import whole
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", type=Path, help="labels.csv of the frames' findings (default: a labels.csv "
                         "in the --masks folder or beside it, or in the --dataset root)")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    parser.add_argument("--batch-size", type=int, default=4, help="frames per forward pass with --model")
+    parser.add_argument("--batch-size", type=whole(1, 1024), default=4, help="frames per forward pass with --model")
 
 
 @dataclass
@@ -44,11 +46,14 @@ class Problems:
     unreadable: list[str] = field(default_factory=list)
 
     def report(self) -> None:
+        """One line per kind of missing file (names listed), and one line per unreadable file."""
         for title, names in (("missing predictions", self.missing_predictions),
-                             ("no ground-truth mask", self.missing_masks), ("unreadable", self.unreadable)):
+                             ("no ground-truth mask", self.missing_masks)):
             if names:
                 shown = ", ".join(names[:10]) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
                 print(f"{title} (not scored): {shown}", file=sys.stderr)
+        for message in self.unreadable:
+            print(f"not scored: {message}", file=sys.stderr)
 
     def __bool__(self) -> bool:
         return bool(self.missing_predictions or self.missing_masks or self.unreadable)
@@ -81,6 +86,19 @@ def _inputs(args: argparse.Namespace) -> tuple[list[Path], dict[str, Path]]:
     return find_inputs([args.images]), masks_by_stem(args.masks)
 
 
+def check_outputs(args: argparse.Namespace) -> None:
+    """ValueError, before any scoring, for a predictions folder that is missing or a --json that cannot be written."""
+    from ..engine.files import output_folder_problem
+
+    if args.predictions and not args.predictions.is_dir():
+        raise ValueError(f"{args.predictions}: not a folder")
+    if args.json:
+        if args.json.is_dir():
+            raise ValueError(f"--json {args.json} is a folder")
+        if problem := output_folder_problem(args.json.parent):
+            raise ValueError(f"--json {args.json}: its folder {problem}")
+
+
 def _pairs(images: list[Path], truth: dict[str, Path], problems: Problems) -> Iterator[tuple]:
     """(frame, ground-truth bool mask) for every frame that has a readable mask."""
     from ..engine.datasets import DatasetError, read_mask
@@ -92,8 +110,13 @@ def _pairs(images: list[Path], truth: dict[str, Path], problems: Problems) -> It
                 if frame.name not in truth:
                     problems.missing_masks.append(frame.name)
                     continue
-                yield frame, read_mask(truth[frame.name])
-        except (FrameReadError, DatasetError) as exc:
+                try:
+                    mask = read_mask(truth[frame.name])
+                except DatasetError as exc:
+                    problems.unreadable.append(str(exc))
+                    continue
+                yield frame, mask
+        except FrameReadError as exc:
             problems.unreadable.append(str(exc))
 
 
@@ -175,23 +198,25 @@ def run(args: argparse.Namespace) -> int:
 
     problems, accumulator, predicted_findings = Problems(), MetricAccumulator(), {}
     try:
+        check_outputs(args)
         labels = labels_path(args)
         images, truth = _inputs(args)
         for frame, predicted, gt, findings in _predictions(args, _pairs(images, truth, problems), problems):
             if predicted.shape != gt.shape:
                 problems.unreadable.append(f"{frame.name}: prediction {predicted.shape} and mask {gt.shape} differ in size")
                 continue
-            accumulator.add(np.asarray(predicted), gt, frame.spacing_mm, name=frame.name)
+            predicted = np.asarray(predicted)
+            accumulator.add(predicted, gt, frame.spacing_for(predicted | gt), name=frame.name)
             if findings is not None:
                 predicted_findings[frame.name] = findings
         classification = score_findings(labels, predicted_findings)
     except (CheckpointError, DatasetError, ValueError) as exc:
-        print(f"thyroid-studio evaluate: {exc}", file=sys.stderr)
-        return 2
+        report("evaluate", str(exc))
+        return EXIT_USAGE
     problems.report()
     if not accumulator.per_image:
-        print("thyroid-studio evaluate: nothing to score", file=sys.stderr)
-        return 2
+        report("evaluate", "nothing to score")
+        return EXIT_USAGE
     summary = accumulator.summary()
     print(format_table(summary))
     if classification:
@@ -202,5 +227,9 @@ def run(args: argparse.Namespace) -> int:
         payload = {**source, "summary": summary, "per_image": accumulator.per_image, **asdict(problems)}
         if classification:
             payload.update(labels=str(labels), findings=classification)
-        write_text_atomic(args.json, json.dumps(_json_safe(payload), indent=2) + "\n")
-    return 1 if problems else 0
+        try:
+            write_text_atomic(args.json, json.dumps(_json_safe(payload), indent=2) + "\n")
+        except OSError as exc:
+            report("evaluate", f"cannot write --json {args.json} ({exc.strerror or exc})")
+            return EXIT_SOME_FAILED
+    return EXIT_SOME_FAILED if problems else EXIT_OK

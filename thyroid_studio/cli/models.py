@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +35,7 @@ def _defaults() -> set:
     for role in MODEL_ROLES:
         try:
             found.add(default_model(role).resolve())
-        except (CheckpointError, KeyError, ValueError):
+        except (CheckpointError, ValueError):
             continue
     return found
 
@@ -47,17 +48,24 @@ def run(args: argparse.Namespace) -> int:
         try:
             card = resolve_model(args.card).with_suffix(".md")
         except CheckpointError as exc:
-            print(f"thyroid-studio models: {exc}", file=sys.stderr)
-            return 2
+            report("models", str(exc))
+            return EXIT_USAGE
         if not card.is_file():
-            print(f"thyroid-studio models: {args.card} has no card ({card} is missing)", file=sys.stderr)
-            return 1
-        print(card.read_text(encoding="utf-8"))
-        return 0
-    entries = list_models()
+            report("models", f"{args.card} has no card ({card} is missing)")
+            return EXIT_SOME_FAILED
+        try:
+            print(card.read_text(encoding="utf-8", errors="replace"))
+        except OSError as exc:
+            report("models", f"{card}: cannot be read ({exc.strerror or exc})")
+            return EXIT_SOME_FAILED
+        return EXIT_OK
+    skipped: list[str] = []
+    entries = list_models(on_problem=skipped.append)
+    for line in skipped:
+        report("models", f"skipped {line}")
     if not entries:
-        print(f"no models in {shipped_dir()} or {user_dir()}", file=sys.stderr)
-        return 1
+        report("models", f"no models in {shipped_dir()} or {user_dir()}")
+        return EXIT_SOME_FAILED
     print(table(entries, _defaults()))
     print("* default (defaults.json)")
-    return 0
+    return EXIT_SOME_FAILED if skipped else EXIT_OK

@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from ..engine.inference import DEVICE_CHOICES
-from .segment import _positive
+from .arguments import whole
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "and prompt.csv mapping rows to masks")
     parser.add_argument("--model", help="prompt model name or file (default: the shipped LiteMedSAM)")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    parser.add_argument("--threads", type=_positive, help="CPU threads for the network (default: one per core)")
+    parser.add_argument("--threads", type=whole(1, 1024), help="CPU threads for the network (default: one per core)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from itertools import islice
 from pathlib import Path
 
 from ..engine.inference import DEVICE_CHOICES
+from .arguments import whole
 
 MAX_PAGES = 20  # frames per report by default: a long clip would give a PDF nobody reads
 BATCH_SIZE = 4  # frames per forward pass
@@ -25,15 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", type=Path, help="labels.csv with your findings per frame (they take precedence "
                         "over the model's)")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    parser.add_argument("--max-pages", type=_positive, default=MAX_PAGES,
+    parser.add_argument("--max-pages", type=whole(1, 10_000), default=MAX_PAGES,
                         help=f"at most this many frames of a multi-frame file (default {MAX_PAGES})")
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
 
 
 def _frames(source: Path, max_pages: int) -> tuple[list, int]:

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from ..engine.checkpoint import CheckpointError
-from ..engine.preprocessing import CONTRAST_MODES
 from ..engine.inference import DEVICE_CHOICES
+from ..engine.preprocessing import CONTRAST_MODES
 from ..engine.refinement import REFINEMENTS
+from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, report
+from .arguments import probability, whole
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,38 +19,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model name or checkpoint file (default: the shipped TRFE-Net)")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     parser.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png with the contours")
-    parser.add_argument("--batch-size", type=_positive, default=4, help="frames per forward pass (default 4)")
+    parser.add_argument("--batch-size", type=whole(1, 1024), default=4, help="frames per forward pass (default 4)")
     parser.add_argument("--no-crop", action="store_true", help="feed the whole frame, not the detected ultrasound region")
     parser.add_argument("--contrast", choices=CONTRAST_MODES, help="contrast mode (default: the model's)")
     parser.add_argument("--largest", action="store_true", help="keep only the largest nodule component")
     parser.add_argument("--fill-holes", action="store_true", help="fill holes in the nodule mask")
     parser.add_argument("--inside-gland", action="store_true", help="drop nodule components outside the predicted gland")
-    parser.add_argument("--threshold", type=float, help="nodule probability threshold (default: the model's)")
+    parser.add_argument("--threshold", type=probability, help="nodule probability threshold, between 0 and 1 "
+                        "(default: the model's)")
     parser.add_argument("--refine", choices=REFINEMENTS, default="none",
                         help="second stage: 'medsam' redraws each nodule with LiteMedSAM from the box of the first "
                              "stage's largest component (about 1 s more per frame on a CPU; see bench/README.md)")
-    parser.add_argument("--threads", type=_positive, help="CPU threads for the network (default: one per core; "
+    parser.add_argument("--threads", type=whole(1, 1024), help="CPU threads for the network (default: one per core; "
                         "use 1 on a machine busy with other work, see bench/README.md)")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
+class _BarWarnings(logging.Handler):
+    """The engine's warnings written above the progress bar, as ``warning: ...`` lines."""
+
+    def __init__(self, bar) -> None:
+        super().__init__(logging.WARNING)
+        self.bar = bar
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.bar.write(f"warning: {record.getMessage()}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from ..engine.batch import BatchOptions, check_output_dir, segment_paths
+    from ..engine.batch import CSV_NAME, BatchOptions, check_output_dir, make_output_dir, segment_paths
+    from ..engine.frames import find_inputs
     from ..engine.inference import PostProcess, Segmenter
     from ..engine.model_library import resolve_model
     from ..engine.refinement import with_refinement
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not find_inputs(args.paths):
+        report("segment", f"no images, DICOM or video found in {', '.join(args.paths)}")
+        return EXIT_USAGE
     try:
         check_output_dir(args.paths, args.out)
         segmenter = Segmenter.from_checkpoint(
@@ -59,24 +71,32 @@ def run(args: argparse.Namespace) -> int:
             threshold=args.threshold,
         )
         segmenter = with_refinement(segmenter, args.refine)
+        make_output_dir(args.out)
     except (CheckpointError, ValueError) as exc:
-        print(f"thyroid-studio segment: {exc}", file=sys.stderr)
-        return 2
+        report("segment", str(exc))
+        return EXIT_USAGE
     with tqdm(unit="frame", desc="segment", file=sys.stderr, dynamic_ncols=True) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        def failed(_path, message: str) -> None:
-            bar.write(f"skipped {message}", file=sys.stderr)
+        def failed(path, message: str) -> None:
+            bar.write(f"thyroid-studio segment: {message}" if path.name == CSV_NAME else f"skipped {message}",
+                      file=sys.stderr)
 
-        report = segment_paths(
-            args.paths, args.out, segmenter, BatchOptions(args.overlay, args.batch_size), progress, on_failure=failed
-        )
+        warnings = _BarWarnings(bar)  # e.g. a DICOM calibration refused: a line of its own, not inside the bar
+        logging.getLogger("thyroid_studio").addHandler(warnings)
+        try:
+            result = segment_paths(
+                args.paths, args.out, segmenter, BatchOptions(args.overlay, args.batch_size), progress, on_failure=failed
+            )
+        finally:
+            logging.getLogger("thyroid_studio").removeHandler(warnings)
+    summary = f"summary: {result.csv_path}" if result.csv_path else "no summary CSV"
     print(
-        f"{report.frames} frames from {report.files - len(report.failures)} of {report.files} files "
-        f"in {report.seconds:.1f} s ({report.frames_per_second:.1f} frames/s); summary: {report.csv_path}",
+        f"{result.frames} frames from {result.files - len(result.failures)} of {result.files} files "
+        f"in {result.seconds:.1f} s ({result.frames_per_second:.1f} frames/s); {summary}",
         file=sys.stderr,
     )
-    return 0 if report.ok else 1
+    return EXIT_OK if result.ok else EXIT_SOME_FAILED

@@ -1,23 +1,31 @@
 """`thyroid-studio train`: train a network on nodule (and gland) datasets into a run folder.
 
 Runs under ``torchrun --nproc_per_node=N`` as well (DistributedDataParallel).
-Ctrl-C saves the run's state; ``--resume`` continues it.
+Ctrl-C saves the run's state; ``--resume`` continues it. The datasets and the run
+folder are checked before the run starts; a run that fails on the way leaves no
+run folder behind (unless it continued an existing one).
 """
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+from pathlib import Path
 
 from ..engine.augment import AUGMENTATIONS
 from ..engine.losses import LOSSES
 from ..engine.preprocessing import CONTRAST_MODES
-from ..engine.architectures import ARCHITECTURES
-from ..engine.nets.encoders import ENCODERS
+from ..engine.architectures import ARCHITECTURES, arch_spec
+from ..engine.nets.encoders import ENCODERS, encoder_spec
+from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, report
+from .arguments import input_size, network_width, non_negative, positive, whole
+
+SEED = whole(0, 2**32 - 1)  # numpy's generators take no negative seeds
 
 
 def fold_number(text: str) -> int | None:
     """``--fold``: a 0-based fold number, or ``all`` to train on every frame (no validation frames)."""
-    return None if text == "all" else int(text)
-
+    return None if text == "all" else whole(0)(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,44 +34,116 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--glands", metavar="DATASET", help="gland dataset with train/val splits (all but unet)")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to create (or resume)")
     parser.add_argument("--labels", metavar="CSV", help="findings labels.csv (default: <nodules>/labels.csv when present)")
-    parser.add_argument("--fold", type=fold_number, default=0, help="validation fold, 0-based, or 'all' to train on every frame (default 0)")
-    parser.add_argument("--folds", type=int, default=5, help="exam-grouped contiguous folds (default 5)")
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--fold", type=fold_number, default=0,
+                        help="validation fold, 0-based, or 'all' to train on every frame (default 0)")
+    parser.add_argument("--folds", type=whole(2, 1000), default=5, help="exam-grouped contiguous folds (default 5)")
+    parser.add_argument("--epochs", type=whole(1, 100_000), default=40)
     parser.add_argument("--encoder", choices=list(ENCODERS), default="plain",
                         help="plain (the paper's, from scratch) or efficientnet-lite0 (ImageNet-pretrained)")
-    parser.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="do not load the encoder's pretrained weights")
-    parser.add_argument("--width", type=int, help="decoder channels at its finest stage (default: 64 plain, 16 efficientnet-lite0)")
-    parser.add_argument("--size", type=int, default=224, help="square input size, divisible by 16")
-    parser.add_argument("--batch-pairs", type=int, default=8, help="nodule/gland pairs per step (unet: frames)")
-    parser.add_argument("--lr", type=float, help="learning rate (default 1e-2 for sgd, 1e-3 for adamw)")
-    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--no-pretrained", dest="pretrained", action="store_false",
+                        help="do not load the encoder's pretrained weights")
+    parser.add_argument("--width", type=network_width,
+                        help="decoder channels at its finest stage (default: 64 plain, 16 efficientnet-lite0)")
+    parser.add_argument("--size", type=input_size, default=224,
+                        help="square input size, divisible by 16 (32 for efficientnet-lite0), at least 32")
+    parser.add_argument("--batch-pairs", type=whole(1, 4096), default=8, help="nodule/gland pairs per step (unet: frames)")
+    parser.add_argument("--lr", type=positive, help="learning rate (default 1e-2 for sgd, 1e-3 for adamw)")
+    parser.add_argument("--weight-decay", type=non_negative, default=5e-4)
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
     parser.add_argument("--schedule", choices=("poly", "cosine"), default="poly")
     parser.add_argument("--loss", choices=LOSSES, default="dice")
-    parser.add_argument("--gland-weight", type=float, default=0.5, help="gland loss on gland frames (default 0.5)")
-    parser.add_argument("--weak-gland", type=float, default=0.0, help="weight of 'every nodule pixel is gland' on nodule frames")
-    parser.add_argument("--gland-zoom", type=float, default=0.0, help="probability of zooming a gland frame onto its gland")
-    parser.add_argument("--findings-weight", type=float, default=0.2, help="alpha x cross-entropy per findings head; 0: none")
-    parser.add_argument("--val-every", type=int, default=1, help="validate every N epochs (and after the last)")
+    parser.add_argument("--gland-weight", type=non_negative, default=0.5, help="gland loss on gland frames (default 0.5)")
+    parser.add_argument("--weak-gland", type=non_negative, default=0.0,
+                        help="weight of 'every nodule pixel is gland' on nodule frames (default 0)")
+    parser.add_argument("--gland-zoom", type=non_negative, default=0.0,
+                        help="probability of zooming a gland frame onto its gland (default 0)")
+    parser.add_argument("--findings-weight", type=non_negative, default=0.2,
+                        help="alpha x cross-entropy per findings head; 0: no findings heads (default 0.2)")
+    parser.add_argument("--val-every", type=whole(1), default=1, help="validate every N epochs (and after the last)")
     parser.add_argument("--augment", choices=AUGMENTATIONS, default="flip")
     parser.add_argument("--keep-aspect", action="store_true", help="letterbox instead of stretching")
     parser.add_argument("--contrast", choices=CONTRAST_MODES, default="none")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from state_last.pt")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--gland-val-frames", type=int, default=120, help="gland val frames scored per epoch (0 = all)")
+    parser.add_argument("--seed", type=SEED, default=0)
+    parser.add_argument("--gland-val-frames", type=whole(0), default=120, help="gland val frames scored per epoch (0 = all)")
     parser.add_argument("--name", default="", help="model name (default <arch>[-<encoder>]-w<width>)")
     parser.add_argument("--version", default="1")
+
+
+def labelled_keys(root: str, what: str, split: str | None = None) -> list[str]:
+    """The keys of a dataset (or one split of it), ValueError when it cannot be opened or a frame has no mask."""
+    from ..engine.datasets import open_dataset
+
+    dataset = open_dataset(root)
+    samples = dataset.split(split) if split else dataset.samples
+    unlabelled = [s.key for s in samples if s.mask is None]
+    if not samples:
+        raise ValueError(f"{what} {root}{f' split {split!r}' if split else ''} holds no frames")
+    if unlabelled:
+        raise ValueError(f"{what} {root}: {len(unlabelled)} of {len(samples)} frames have no mask "
+                         f"(e.g. {', '.join(unlabelled[:3])}); training needs a mask for every frame")
+    return [s.key for s in samples]
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """ValueError with the first thing that would stop this run, found before anything is created."""
+    from ..engine.files import output_folder_problem
+    from ..engine.inference import resolve_device
+    from ..engine.splits import fold_split
+
+    if args.fold is not None and args.fold >= args.folds:
+        raise ValueError(f"--fold {args.fold} is out of range for --folds {args.folds} (0 to {args.folds - 1})")
+    stride = encoder_spec(args.encoder).deepest_stride
+    if args.size % stride:
+        raise ValueError(f"--size {args.size} must divide by {stride} for the {args.encoder} encoder")
+    if args.gland_zoom > 1:
+        raise ValueError(f"--gland-zoom is a probability (0 to 1), got {args.gland_zoom}")
+    keys = labelled_keys(args.nodules, "--nodules")
+    if args.fold is not None:
+        fold_split(keys, args.fold, args.folds)  # enough exams for the folds?
+    if args.labels and not Path(args.labels).is_file():
+        raise ValueError(f"--labels {args.labels}: no such file")
+    if arch_spec(args.arch).has_gland:
+        if not args.glands:
+            raise ValueError(f"--arch {args.arch} has a gland head and needs a gland dataset: pass --glands DATASET")
+        for split in ("train", "val"):
+            labelled_keys(args.glands, "--glands", split)
+    if problem := output_folder_problem(args.out):
+        raise ValueError(f"--out {args.out} {problem}")
+    has_run = (Path(args.out) / "state_last.pt").exists()
+    if not args.resume and has_run:
+        raise ValueError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")
+    if args.resume and not has_run:
+        raise ValueError(f"--resume: {args.out} holds no run to continue (no state_last.pt)")
+    resolve_device(args.device)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.run_folder import command_line
     from ..engine.trainer import TrainConfig, train
 
+    try:
+        check_inputs(args)
+    except ValueError as exc:
+        report("train", str(exc))
+        return EXIT_USAGE
+    out = Path(args.out)
+    creates_run_folder = not out.exists() and os.environ.get("RANK", "0") == "0"
     fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and k != "command"}
-    result = train(TrainConfig(**fields, command=command_line()))
+    try:
+        result = train(TrainConfig(**fields, command=command_line()))
+    except (ValueError, OSError, MemoryError) as exc:  # a frame that cannot be read, a full disk, ...
+        if creates_run_folder:
+            shutil.rmtree(out, ignore_errors=True)
+        report("train", f"the run failed, nothing kept: {exc}" if creates_run_folder else f"the run failed: {exc}")
+        return EXIT_SOME_FAILED
+    except BaseException:
+        if creates_run_folder:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     print(f"{result.status}: {result.epochs_done} epochs in {result.run_dir}; best validation nodule Dice "
           f"{result.best_dice:.4f} (epoch {result.best_epoch})")
     if result.best_checkpoint:
         print(f"best checkpoint: {result.best_checkpoint}")
-    return 0 if result.status == "finished" else 130
+    return EXIT_OK if result.status == "finished" else EXIT_INTERRUPTED

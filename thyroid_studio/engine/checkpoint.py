@@ -2,16 +2,20 @@
 
 One ``.pt`` file holds ``{"format", "format_version", "meta", "state_dict"}``.
 It is read with ``torch.load(weights_only=True)`` so a file from a stranger
-cannot run code, and every way a file can be wrong becomes a
-:class:`CheckpointError` that names the file and the problem. The prompt-model
-file (``prompt_checkpoint.py``) is a sibling format written and read through
-the same :func:`write_payload` and :func:`read_payload`.
+cannot run code, then checked against one schema (:data:`META_CHECKS`, one
+validator per :class:`ModelMeta` field) before anything is built from it, and
+every way a file can be wrong becomes a :class:`CheckpointError` that names the
+file and the problem. The prompt-model file (``prompt_checkpoint.py``) is a
+sibling format written and read through the same :func:`write_payload` and
+:func:`read_payload`.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import io
+import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,12 +23,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from .architectures import arch_spec, build_model
+from .architectures import ARCHITECTURES, MAX_WIDTH, arch_spec, build_model
 from .files import write_bytes_atomic
-from .nets.encoders import IMAGENET_MEAN, IMAGENET_STD
+from .nets.encoders import ENCODERS, IMAGENET_MEAN, IMAGENET_STD, encoder_spec
 
 FORMAT = "thyroid-studio-checkpoint"
 FORMAT_VERSION = 1
+MIN_INPUT_SIDE, MAX_INPUT_SIDE = 32, 2048  # pixels per side of the network input
+INPUT_MULTIPLE = 16  # the plain encoder's four 2x poolings; deeper encoders need their deepest stride (checked too)
+MAX_CLASSES = 32  # classes of one findings head
 
 
 class CheckpointError(ValueError):
@@ -122,15 +129,23 @@ def read_payload(
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
+        # torch's first sentence says what is wrong; the rest advises weights_only=False, which would run the file's code
+        reason = str(exc).strip().split(". ")[0].splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{path}: not a readable checkpoint (truncated, corrupt or not a PyTorch file): {exc}"
+            f"{path}: not a readable checkpoint (truncated, corrupt or not a PyTorch file): {reason}"
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != fmt:
         found = payload.get("format") if isinstance(payload, dict) else None
-        kind = f"a {found!r} file" if isinstance(found, str) else "a bare state_dict or another program's file"
+        kind = f"a {found!r:.60} file" if isinstance(found, str) else "a bare state_dict or another program's file"
         raise CheckpointError(f"{path}: not a {what} ({kind})")
-    if payload.get("format_version", 0) > version:
-        raise CheckpointError(f"{path}: written by a newer Thyroid Studio (format {payload['format_version']})")
+    found_version = payload.get("format_version")
+    if not isinstance(found_version, int) or isinstance(found_version, bool) or found_version < 1:
+        raise CheckpointError(f"{path}: format_version {found_version!r:.40} is not a format version (a whole number from 1)")
+    if found_version > version:
+        raise CheckpointError(f"{path}: written by a newer Thyroid Studio (format {found_version})")
+    state = payload.get("state_dict")
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise CheckpointError(f"{path}: state_dict is not a mapping of parameter names to tensors")
     return payload
 
 
@@ -138,28 +153,138 @@ def float_state(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
     """The payload's ``state_dict`` with floating-point tensors as float32 (half-stored weights restored)."""
     return {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
 
+# ---------------------------------------------------------------- the schema
+
+Check = Callable[[Any], "str | None"]  # the problem with a value, or None when it is acceptable
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(low: int, high: int) -> Check:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+        return None if ok else f"must be a whole number from {low} to {high}"
+    return check
+
+
+def _one_of(choices) -> Check:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, (str, int)) and not isinstance(value, bool) and value in choices
+        return None if ok else f"must be one of {', '.join(map(str, choices))}"
+    return check
+
+
+def _of_type(kind: type, description: str) -> Check:
+    def check(value: Any) -> str | None:
+        return None if isinstance(value, kind) else f"must be {description}"
+    return check
+
+
+def _probability(value: Any) -> str | None:
+    return None if _is_number(value) and 0 < value < 1 else "must be a number between 0 and 1 (exclusive)"
+
+
+def _input_size(value: Any) -> str | None:
+    sides_ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, int) and not isinstance(v, bool) and MIN_INPUT_SIDE <= v <= MAX_INPUT_SIDE and v % INPUT_MULTIPLE == 0
+        for v in value
+    )
+    return None if sides_ok else (
+        f"must be [height, width], each a multiple of {INPUT_MULTIPLE} from {MIN_INPUT_SIDE} to {MAX_INPUT_SIDE}"
+    )
+
+
+def _per_channel(positive: bool) -> Check:
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, (list, tuple)) and len(value) in (1, 3) and all(
+            _is_number(v) and (v > 0 or not positive) for v in value
+        )
+        return None if ok else f"must be 1 or 3 finite numbers{' above 0' if positive else ''}"
+    return check
+
+
+def _contrast(value: Any) -> str | None:
+    from .preprocessing import CONTRAST_MODES  # imported here: preprocessing imports this module
+
+    return _one_of(CONTRAST_MODES)(value)
+
+
+def _vocabulary(value: Any) -> str | None:
+    ok = isinstance(value, dict) and all(
+        isinstance(name, str) and isinstance(classes, list) and 2 <= len(classes) <= MAX_CLASSES
+        and all(isinstance(c, str) for c in classes) for name, classes in value.items()
+    )
+    return None if ok else f"must map finding names to lists of 2 to {MAX_CLASSES} class names"
+
+
+META_CHECKS: dict[str, Check] = {
+    "arch": _one_of(tuple(ARCHITECTURES)),
+    "width": _whole(1, MAX_WIDTH),
+    "encoder": _one_of(tuple(ENCODERS)),
+    "findings": _vocabulary,
+    "input_size": _input_size,
+    "in_channels": _one_of((1, 3)),
+    "mean": _per_channel(positive=False),
+    "std": _per_channel(positive=True),
+    "threshold": _probability,
+    "keep_aspect": _of_type(bool, "true or false"),
+    "contrast": _contrast,
+    "name": _of_type(str, "text"),
+    "version": _of_type(str, "text"),
+    "created": _of_type(str, "text"),
+    "training": _of_type(dict, "a mapping"),
+    "metrics": _of_type(dict, "a mapping"),
+    "notes": _of_type(str, "text"),
+}
+REQUIRED_META = ("arch", "width")
+
+
+def check_meta(data: Any) -> ModelMeta:
+    """A ModelMeta from a checkpoint's metadata dict, each field checked by its entry in :data:`META_CHECKS`
+    (unknown keys are ignored); ValueError naming the first bad field."""
+    if not isinstance(data, dict):
+        raise ValueError(f"metadata is a {type(data).__name__}, not a mapping")
+    for name in REQUIRED_META:
+        if name not in data:
+            raise ValueError(f"metadata has no {name!r}")
+    for name, check in META_CHECKS.items():
+        if name in data and (problem := check(data[name])) is not None:
+            raise ValueError(f"metadata {name!r} {problem}, got {data[name]!r:.60}")
+    meta = ModelMeta.from_dict(data)
+    if len(meta.mean) != meta.in_channels or len(meta.std) != meta.in_channels:
+        raise ValueError(f"metadata 'mean' and 'std' need one value per input channel ({meta.in_channels})")
+    stride = encoder_spec(meta.encoder).deepest_stride
+    if any(side % stride for side in meta.input_size):
+        raise ValueError(f"metadata 'input_size' {list(meta.input_size)} must divide by {stride} for the {meta.encoder} encoder")
+    return meta
+
+
+def _read_checked(path: Path) -> tuple[ModelMeta, dict[str, torch.Tensor]]:
+    """The schema-checked metadata and the state_dict of a segmentation checkpoint."""
+    payload = read_payload(path)
+    try:
+        return check_meta(payload.get("meta")), payload["state_dict"]
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+
 
 def read_meta(path: str | os.PathLike) -> ModelMeta:
-    """Read only the metadata of a checkpoint (still validates the file)."""
-    path = Path(path)
-    try:
-        return ModelMeta.from_dict(read_payload(path)["meta"])
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: metadata incomplete or malformed: {exc}") from exc
+    """Read only the metadata of a checkpoint (still validates the whole file)."""
+    return _read_checked(Path(path))[0]
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMeta]:
     """Rebuild the network, load its weights and return it in eval mode with its metadata."""
     path = Path(path)
-    payload = read_payload(path)
+    meta, state = _read_checked(path)
+    model = build_model(meta.arch, meta.width, meta.in_channels, meta.encoder, meta.findings)
     try:
-        meta = ModelMeta.from_dict(payload["meta"])
-        model = build_model(meta.arch, meta.width, meta.in_channels, meta.encoder, meta.findings)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: metadata incomplete or malformed: {exc}") from exc
-    state = float_state(payload)
-    try:
-        model.load_state_dict(state)
+        model.load_state_dict(float_state({"state_dict": state}))
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not match a {meta.arch} of width {meta.width}: {exc}") from exc
+        detail = " ".join(str(exc).split())  # torch lists every key on its own line
+        raise CheckpointError(
+            f"{path}: weights do not match a {meta.arch} ({meta.encoder} encoder) of width {meta.width}: {detail[:300]}"
+        ) from exc
     return model.to(device).eval(), meta

@@ -30,6 +30,8 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
+from .frames import FrameReadError, read_frame
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 TN3K_FOLDERS = ("trainval-image", "trainval-mask", "test-image", "test-mask")
 _FOLD_FILE = re.compile(r"^tn3k-trainval-fold(\d+)\.json$")
@@ -47,15 +49,16 @@ class Sample:
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read any image file as a bool mask (gray value > 127; fits TN3K's lossy JPEG masks)."""
+    """Read any image file as a bool mask: gray value > 127 (fits TN3K's lossy JPEG masks), except that a
+    mask whose largest value is 1 is taken as stored 0/1 (> 0), since read as 0/255 it would be empty.
+
+    Read through ``frames.read_frame``: the same size caps, and a 0-byte or damaged file is a DatasetError.
+    """
     try:
-        data = np.fromfile(str(path), dtype=np.uint8)
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read the mask ({exc.strerror or exc})") from exc
-    pixels = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None  # imdecode asserts on 0 bytes
-    if pixels is None:
-        raise DatasetError(f"{path}: not a readable image")
-    return pixels > 127
+        pixels = read_frame(path).gray()
+    except FrameReadError as exc:
+        raise DatasetError(f"{path}: cannot read the mask: {exc.problem}") from exc
+    return pixels > (0 if pixels.max() == 1 else 127)
 
 
 def sort_key(name: str) -> tuple[int, int, str]:

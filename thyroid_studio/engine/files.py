@@ -119,3 +119,19 @@ def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> Path:
 def write_mask_png(path: str | os.PathLike, mask: np.ndarray) -> Path:
     """Write a binary mask as a lossless PNG holding exactly 0 and 255."""
     return write_bytes_atomic(Path(path).with_suffix(".png"), mask_png(mask))
+
+
+def output_folder_problem(folder: str | os.PathLike) -> str | None:
+    """Why ``folder`` could not be created or written into (it is a file, lies under a file, or it or its
+    nearest existing ancestor is read-only), or None; checked before any work starts, nothing is created."""
+    folder = Path(folder).absolute()
+    existing = folder
+    while not existing.exists():
+        if existing.is_symlink():
+            return f"cannot be created: {existing} is a dangling link"
+        existing = existing.parent
+    if not existing.is_dir():
+        return "is a file, not a folder" if existing == folder else f"cannot be created under the file {existing}"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return "is read-only" if existing == folder else f"cannot be created: {existing} is read-only"
+    return None

