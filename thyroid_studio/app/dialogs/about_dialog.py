@@ -15,6 +15,8 @@ CITATIONS = [
      "IEEE ISBI 2021."),
     ("DDTI", "L. Pedraza, C. Vargas, F. Narvaez, O. Duran, E. Munoz, E. Romero, "
      "\"An open access thyroid ultrasound image database\", Proc. SPIE 9287, 2015."),
+    ("LiteMedSAM (box prompts)", "J. Ma, Y. He, F. Li, L. Han, C. You, B. Wang, \"Segment anything in medical "
+     "images\", Nature Communications 15, 654 (2024); its lightweight version, LiteMedSAM (see its card)."),
     ("TG3K", "T. Wunderling, B. Golla, P. Poudel, C. Arens, M. Friebe, C. Hansen, "
      "\"Comparison of thyroid segmentation techniques for 3D ultrasound\", SPIE Medical Imaging 2017."),
 ]
