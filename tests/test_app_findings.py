@@ -60,7 +60,8 @@ def choose(qtbot, window, field: str, key=Qt.Key.Key_End) -> None:
 
 def table(window) -> dict[str, tuple[str, ...]]:
     panel = window.findings_panel.table
-    return {panel.item(r, 0).text(): tuple(panel.item(r, c).text() for c in range(1, 4)) for r in range(panel.rowCount())}
+    rows = [[panel.item(r, c).text() for c in range(4)] for r in range(panel.rowCount())]
+    return {row[0]: tuple(row[1:]) for row in rows}
 
 
 def expected_level(window) -> str:
@@ -77,7 +78,8 @@ def test_predicted_findings_user_findings_undo_and_tirads(qtbot, window):
     for name, classes in FIELDS.items():
         probs = predicted.probabilities[name]
         combo = panel.combos[name]
-        assert [combo.itemText(i) for i in range(combo.count())] == ["unknown", *(f"{c}  ({probs[c]:.2f})" for c in classes)]
+        texts = [combo.itemText(i) for i in range(combo.count())]
+        assert texts == ["unknown", *(f"{c}  ({probs[c]:.2f})" for c in classes)]
         best = max(probs, key=probs.get)
         assert panel.predicted[name].text() == f"model: {best} {probs[best]:.2f}" and combo.currentData() is None
     assert table(window)["Composition"][2] == "model" and table(window)["Shape"][2] == "mask"
@@ -142,8 +144,9 @@ def test_export_report_writes_the_shown_frame_as_a_pdf(qtbot, window, tmp_path, 
     assert len(pdf) == 1
     text = pdf[0].get_textpage().get_text_range()
     level = window.findings_panel.level.text().split(":")[0]  # "TR4 (moderately suspicious)"
+    suspicious = f"{window.worklist[row].predictions['trfe'].findings.suspicious:.2f}"
     for expected in ("Thyroid nodule report: 1", "trfe-tiny version 5", "For research, not diagnosis.", "spiculated",
-                     "Measured on the label.", level, f"{window.worklist[row].predictions['trfe'].findings.suspicious:.2f}"):
+                     "Measured on the label.", level, suspicious):
         assert expected in text, expected
     assert window.settings.value("report/folder") == str(tmp_path / "out")
 

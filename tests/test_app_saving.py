@@ -75,7 +75,8 @@ def test_a_case_resumes_where_it_was_left(qtbot, models, answers, tmp_path):
     combo = first.findings_panel.combos["composition"]
     combo.setFocus()
     qtbot.keyClick(combo, Qt.Key.Key_End)  # the last class; the window's End (last frame) does not take the key
-    assert first.worklist[first.current].name == "77" and first.canvas.label_model.findings.get("composition") == "solid"
+    assert first.worklist[first.current].name == "77"
+    assert first.canvas.label_model.findings == Findings({"composition": "solid"})
     corrected = first.canvas.label()
     key(qtbot, first, Qt.Key.Key_S, CTRL)
     assert first.worklist[first.current].state is State.SAVED
@@ -99,9 +100,10 @@ def test_a_case_resumes_where_it_was_left(qtbot, models, answers, tmp_path):
     again = second.canvas.label()
     answers.append(Button.No)
     key(qtbot, second, Qt.Key.Key_S, CTRL)
-    assert answers.asked[-1] == "Already in the dataset" and answers.texts[-1].startswith("Replace the saved mask of 0000?")
-    assert second.worklist[row].state is State.CORRECTED and np.array_equal(read_mask(dataset / "trainval-mask" / "0000.png"),
-                                                                             corrected)
+    assert answers.asked[-1] == "Already in the dataset"
+    assert answers.texts[-1].startswith("Replace the saved mask of 0000?")
+    assert second.worklist[row].state is State.CORRECTED
+    assert np.array_equal(read_mask(dataset / "trainval-mask" / "0000.png"), corrected)  # declined: kept
     answers.append(Button.Yes)
     key(qtbot, second, Qt.Key.Key_S, CTRL)
     assert second.worklist[row].state is State.SAVED

@@ -229,7 +229,8 @@ def test_findings_make_a_label_unsaved_and_are_saved_with_it(worklist, tmp_path)
     writer = DatasetWriter(tmp_path / "dataset")
     work.save(row, writer)
     assert work[row].state is State.SAVED and work[row].saved_findings == work[row].findings
-    assert read_labels(tmp_path / "dataset" / "labels.csv") == {"0000": Findings({"calcifications": "microcalcification"})}
+    labels = read_labels(tmp_path / "dataset" / "labels.csv")
+    assert labels == {"0000": Findings({"calcifications": "microcalcification"})}
     label.set_finding("calcifications", None)
     with pytest.raises(AlreadySaved) as saved:
         work.save(row, writer)  # never silently replaced

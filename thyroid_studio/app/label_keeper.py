@@ -92,8 +92,8 @@ class LabelKeeper:
         try:
             sample = self.worklist.save(row, writer, black_out=black_out)
         except AlreadySaved as saved:
-            changed = [what for what, same in (("mask", saved.same_mask), ("findings", saved.item.findings == entry.findings))
-                       if not same]
+            same = {"mask": saved.same_mask, "findings": saved.item.findings == entry.findings}
+            changed = [what for what, unchanged in same.items() if not unchanged]
             if not changed:
                 self.worklist.set_saved(row, self.worklist.label(row).mask, entry.findings)
                 self.autosave.remove(entry.source, entry.index)
@@ -102,7 +102,7 @@ class LabelKeeper:
             answer = QMessageBox.question(
                 self.parent, "Already in the dataset",
                 f"Replace the saved {' and '.join(changed)} of {saved.key}?\n\n{entry.name} is already saved in "
-                f"{writer.root} as {saved.key}. The mask saved now is kept in the dataset's history/.",
+                f"{writer.root} as {saved.key}; its current mask would be kept in the dataset's history/ folder.",
                 Buttons.Yes | Buttons.No, Buttons.No)
             if answer != Buttons.Yes:
                 self.message(f"{entry.name} not saved: {saved.key} keeps its saved {' and '.join(changed)}")

@@ -416,7 +416,8 @@ class MainWindow(QMainWindow):
     def _look_up(self, rows: range) -> None:
         """Look the frames of ``rows`` not saved yet up in the dataset folder (a worker), to resume them."""
         folder = self.keeper.saved_folder()
-        frames = [(e.key, e.source, e.index) for e in map(self.worklist.__getitem__, rows) if e.saved_label is None]
+        entries = [self.worklist[row] for row in rows]
+        frames = [(e.key, e.source, e.index) for e in entries if e.saved_label is None]
         if folder is not None and frames:
             self.lookup.look_up(folder, frames)
 

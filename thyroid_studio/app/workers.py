@@ -1,7 +1,7 @@
 """Work off the GUI thread: inference (and background scoring for "worst first"), thumbnails and the
-look-up of opened frames in the dataset (resume) on QThreads; long jobs (batch segmentation on a thread, fine-tuning in a separate process) behind one
-:class:`Job` base that reports ``engine.progress`` events. Each emits signals with its results; the GUI
-thread only assigns them."""
+look-up of opened frames in the dataset (resume) on QThreads; long jobs (batch segmentation on a
+thread, fine-tuning in a separate process) behind one :class:`Job` base that reports
+``engine.progress`` events. Each emits signals with its results; the GUI thread only assigns them."""
 from __future__ import annotations
 
 import multiprocessing
@@ -205,10 +205,6 @@ class DatasetLookup(QThread):
                 self._folder, self._queue = folder, {}
             self._queue.update((key, (source, index)) for key, source, index in frames)
             self._cond.notify()
-
-    def pending(self) -> bool:
-        with self._cond:
-            return bool(self._queue)
 
     def stop(self) -> None:
         with self._cond:

@@ -7,8 +7,9 @@ image), the label being corrected (green: a :class:`~.label_model.LabelModel`,
 the one owner of the mask, the user's findings and their undo history) and its
 state: not segmented, AI, corrected or saved. A label is *unsaved* when its mask or
 findings differ from their baseline (the last saved label and findings, else the
-ground truth, else empty), so undoing every edit makes a frame clean again. Listeners are told about inserted rows and changed rows (a
-label edit counts once it is complete).
+ground truth, else empty), so undoing every edit makes a frame clean again.
+Listeners are told about inserted rows and changed rows (a label edit counts once
+it is complete).
 """
 from __future__ import annotations
 
