@@ -259,6 +259,8 @@ class MainWindow(QMainWindow):
     def _next_unsaved(self) -> None:
         """Show the next frame of the list (as ordered, wrapping round) whose state is not "saved"."""
         count, start = len(self.worklist), self._view_row()
+        if not count:
+            return
         for step in range(1, count + 1):
             view_row = (start + step) % count
             if self.worklist[self.frame_order.mapToSource(self.frame_order.index(view_row, 0)).row()].state \
