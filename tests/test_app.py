@@ -45,14 +45,16 @@ def models(tmp_path, monkeypatch) -> dict[str, Path]:
 
 
 class Answers(list):
-    """Answers QMessageBox.question gives, in order; ``asked`` records the titles of the questions."""
+    """Answers QMessageBox.question gives, in order; ``asked`` and ``texts`` record the questions."""
 
     def __init__(self) -> None:
         super().__init__()
         self.asked: list[str] = []
+        self.texts: list[str] = []
 
     def __call__(self, parent, title, text, *args, **kwargs):
         self.asked.append(title)
+        self.texts.append(text)
         return self.pop(0) if self else QMessageBox.StandardButton.Discard  # no exception inside Qt handlers
 
 

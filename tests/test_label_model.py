@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from thyroid_studio.engine.findings import Findings
 from thyroid_studio.engine.geometry import Caliper
 from thyroid_studio.engine.label_model import LabelChange, LabelModel
 from thyroid_studio.engine.painting import paint_disc
@@ -77,3 +78,26 @@ def test_the_model_owns_its_mask() -> None:
     label = LabelModel(start)
     label.replace(np.ones((10, 10), bool), "Fill")
     assert not start.any()  # the caller's array is never edited
+
+
+def test_findings_are_edits_of_the_label_and_a_replacement_with_findings_is_one_edit() -> None:
+    label = LabelModel(np.zeros((40, 60), bool), Findings({"margins": "spiculated"}))
+    changes: list[LabelChange] = []
+    label.subscribe(changes.append)
+    assert label.set_finding("composition", "solid") and not label.set_finding("composition", "solid")
+    assert changes[-1] == LabelChange(findings=True, finished=True) and len(label.history) == 1
+    assert label.history.undo_text == "Composition: solid"
+    assert label.set_finding("margins", None)  # back to unknown
+    assert label.findings == Findings({"composition": "solid"})
+    target = np.zeros((40, 60), bool)
+    target[5:10, 5:10] = True
+    assert label.replace(target, "Open the saved label", findings=Findings({"tirads": "3"}))
+    assert len(label.history) == 3 and changes[-1].findings and changes[-1].box is not None
+    assert label.undo()  # mask and findings together
+    assert not label.mask.any() and label.findings == Findings({"composition": "solid"})
+    assert label.redo() and label.mask[7, 7] and label.findings == Findings({"tirads": "3"})
+    label.undo()
+    label.undo()
+    label.undo()
+    assert label.findings == Findings({"margins": "spiculated"}) and not label.history.can_undo
+    assert not label.replace(np.zeros((40, 60), bool), "Same", findings=Findings({"margins": "spiculated"}))

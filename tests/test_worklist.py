@@ -10,7 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
+from thyroid_studio.engine.dataset_writer import AlreadySaved
 from thyroid_studio.engine.datasets import DatasetWriter, read_mask
+from thyroid_studio.engine.findings import Findings, read_labels
 from thyroid_studio.engine.inference import Segmentation
 from thyroid_studio.engine.worklist import State, Worklist, cleaned, natural_key
 
@@ -215,3 +217,61 @@ def test_a_ground_truth_of_the_wrong_size_is_ignored_with_a_message(tmp_path):
     assert worklist.frame(rows[0]).pixels.shape == (20, 30)
     assert worklist[rows[0]].ground_truth is None
     assert "mask ignored" in worklist[rows[0]].error
+
+
+def test_findings_make_a_label_unsaved_and_are_saved_with_it(worklist, tmp_path):
+    work, _ = worklist
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((20, 30), 90, np.uint8))
+    (row,), _ = work.add([tmp_path / "a.png"])
+    label = work.label(row)
+    label.set_finding("calcifications", "microcalcification")
+    assert work[row].unsaved and work[row].findings == Findings({"calcifications": "microcalcification"})
+    writer = DatasetWriter(tmp_path / "dataset")
+    work.save(row, writer)
+    assert work[row].state is State.SAVED and work[row].saved_findings == work[row].findings
+    labels = read_labels(tmp_path / "dataset" / "labels.csv")
+    assert labels == {"0000": Findings({"calcifications": "microcalcification"})}
+    label.set_finding("calcifications", None)
+    with pytest.raises(AlreadySaved) as saved:
+        work.save(row, writer)  # never silently replaced
+    assert saved.value.same_mask and saved.value.item.findings == Findings({"calcifications": "microcalcification"})
+    work.save(row, writer, replace=True)
+    assert read_labels(tmp_path / "dataset" / "labels.csv") == {}  # the findings cleared in the dataset too
+    assert work[row].state is State.SAVED and work[row].saved_findings == Findings()
+
+
+def test_a_clean_label_takes_the_saved_one_and_unsaved_edits_stay(worklist, tmp_path):
+    """Resuming while a frame is shown: its label (no edits) becomes the saved one, as an undoable edit."""
+    work, _ = worklist
+    for name in ("a", "b"):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), np.full((20, 30), 90 if name == "a" else 50, np.uint8))
+    (a, b), _ = work.add([tmp_path])
+    saved = np.zeros((20, 30), bool)
+    saved[2:6, 2:6] = True
+    edited = np.zeros((20, 30), bool)
+    edited[10:12, 10:12] = True
+    work.label(a)
+    work.label(b).replace(edited, "Paint")
+    for row in (a, b):
+        work.set_saved(row, saved, Findings({"tirads": "4a"}))
+    assert np.array_equal(work.label(a).mask, saved) and work.label(a).findings == Findings({"tirads": "4a"})
+    assert work[a].state is State.SAVED and work.label(a).history.undo_text == "Open the saved label"
+    assert np.array_equal(work.label(b).mask, edited) and work[b].state is State.CORRECTED
+
+
+def test_report_page_of_a_frame_measures_the_label_and_lists_the_users_findings(worklist, tmp_path):
+    work, _ = worklist
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((40, 50), 90, np.uint8))
+    (row,), _ = work.add([tmp_path / "a.png"])
+    ai = np.zeros((40, 50), bool)
+    ai[5:30, 5:15] = True
+    work.set_prediction(row, "trfe", _seg(ai), "tiny")
+    assert "Measured on the model's mask." in work.report_page(row).tables[0].note  # no label drawn
+    drawn = np.zeros((40, 50), bool)
+    drawn[10:20, 10:40] = True
+    work.label(row).replace(drawn, "Paint")
+    work.label(row).set_finding("margins", "spiculated")
+    page = work.report_page(row)
+    assert page.title == "a" and "Measured on the label." in page.tables[0].note
+    findings = {r[0]: r[1:] for r in page.tables[1].rows}
+    assert findings["Margins"] == ("spiculated", "", "user")

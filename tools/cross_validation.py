@@ -52,14 +52,14 @@ def fold_cases(run: Path) -> tuple[list[Case], Path]:
     return cases, checkpoint
 
 
-def score(runs: list[Path], tta: bool, inside_gland: bool, refine: str) -> dict[str, Any]:
+def score(runs: list[Path], tta: bool, inside_gland: bool, refine: str, largest: bool = False) -> dict[str, Any]:
     """Per-fold summaries and per-frame rows of every run, scored with the same inference options."""
     folds, frames, truths, predictions = [], [], [], []
     for run in sorted(runs):
         cases, checkpoint = fold_cases(run)
         meta = read_meta(checkpoint)
         segmenter = with_refinement(Segmenter.from_checkpoint(checkpoint, device="cpu", flip_tta=tta,
-                                                              postprocess=PostProcess(inside_gland=inside_gland)), refine)
+                                                              postprocess=PostProcess(largest_only=largest, inside_gland=inside_gland)), refine)
         evaluation = evaluate(segmenter, cases)
         summary = evaluation.summary()
         prior = summary.get("gland_prior") or {}
@@ -82,7 +82,7 @@ def score(runs: list[Path], tta: bool, inside_gland: bool, refine: str) -> dict[
     dice_folds = [f["dice"] for f in folds]
     coverage = [f["coverage"] for f in frames if f["coverage"] is not None]
     result: dict[str, Any] = {
-        "options": {"tta": tta, "inside_gland": inside_gland, "refine": refine},
+        "options": {"tta": tta, "largest": largest, "inside_gland": inside_gland, "refine": refine},
         "folds": folds, "n": len(frames),
         "dice_mean": float(np.mean(dice_folds)), "dice_std": float(np.std(dice_folds)),
         "dice_frames": float(np.mean([f["dice"] for f in frames])),
@@ -154,6 +154,7 @@ def main() -> int:
     p.add_argument("--name", required=True)
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation")
     p.add_argument("--inside-gland", action="store_true", help="keep nodule components touching the predicted gland")
+    p.add_argument("--largest", action="store_true", help="keep only the largest nodule component")
     p.add_argument("--refine", default="none", help="refinement stage (none, medsam)")
     p.add_argument("--out", type=Path, help="JSON with per-fold and per-frame results")
     p.add_argument("--figures", type=Path, help="folder for the findings' confusion/reliability figures")
@@ -164,7 +165,7 @@ def main() -> int:
     if args.command == "compare":
         print(compare(json.loads(args.a.read_text()), json.loads(args.b.read_text())))
         return 0
-    result = score(args.runs, args.tta, args.inside_gland, args.refine)
+    result = score(args.runs, args.tta, args.inside_gland, args.refine, args.largest)
     pairs = result.pop("_pairs", None)
     if args.figures and pairs:
         write_figures(pairs, args.figures, args.name)

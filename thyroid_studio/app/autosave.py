@@ -16,6 +16,7 @@ import numpy as np
 
 from ..engine.datasets import DatasetError, read_mask
 from ..engine.files import write_mask_png, write_text_atomic
+from ..engine.findings import Findings
 from ..engine.model_library import user_home
 
 
@@ -26,6 +27,7 @@ class Recovered:
     name: str  # the frame's name as the frame list shows it
     label: np.ndarray
     proposed_by: str | None
+    findings: Findings = field(default_factory=Findings)  # the user's
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,11 @@ class Autosave:
         return hashlib.sha1(f"{source}|{index}".encode()).hexdigest()[:16]
 
     def store(self, source: Path, index: int, label: np.ndarray, proposed_by: str | None = None,
-              name: str | None = None) -> None:
+              name: str | None = None, findings: Findings | None = None) -> None:
         stem = self._stem(source, index)
         write_mask_png(self.folder / f"{stem}.png", label)
-        info = {"source": str(source), "index": index, "name": name or source.name, "proposed_by": proposed_by}
+        info = {"source": str(source), "index": index, "name": name or source.name, "proposed_by": proposed_by,
+                "findings": dict(findings.values) if findings else {}}
         write_text_atomic(self.folder / f"{stem}.json", json.dumps(info))
 
     def remove(self, source: Path, index: int) -> None:
@@ -75,7 +78,8 @@ class Autosave:
                 info = json.loads(info_path.read_text(encoding="utf-8"))
                 source, index = Path(info["source"]), int(info["index"])
                 name, proposed_by = str(info.get("name") or source.name), info.get("proposed_by")
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+                findings = Findings(info.get("findings") or {})
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 found.problems.append(f"{info_path.name}: the description of an autosaved label is damaged "
                                       f"({type(exc).__name__}); the frame is unknown")
                 continue
@@ -84,7 +88,7 @@ class Autosave:
             except DatasetError:
                 found.problems.append(f"{name}: its autosaved label is empty or damaged")
                 continue
-            found.labels.append(Recovered(source, index, name, label, proposed_by))
+            found.labels.append(Recovered(source, index, name, label, proposed_by, findings))
         orphans = [p for p in self.folder.glob("*.png") if not p.name.startswith(".") and p.stem not in described]
         if orphans:
             found.problems.append(f"{len(orphans)} autosaved label(s) without their description; the frames are unknown")

@@ -1,7 +1,8 @@
-"""Keeping labels: Save into the dataset folder chosen once (asking, for frames from DICOM, whether
-to black out burnt-in text), Discard, the Save / Discard / Cancel question before unsaved edits
-could be lost, autosave, and recovery after a crash. The window decides *when*; this module does
-it, over the Qt-free worklist."""
+"""Keeping labels: Save into the dataset folder chosen once, through one ``DatasetWriter`` for that
+folder (asking, for frames from DICOM, whether to black out burnt-in text, and before replacing the
+saved mask of a frame already in the dataset), resuming frames found in the dataset, Discard, the
+Save / Discard / Cancel question before unsaved edits could be lost, autosave, and recovery after a
+crash. The window decides *when*; this module does it, over the Qt-free worklist."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +11,11 @@ from typing import Callable
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-from ..engine.datasets import DatasetError, DatasetWriter
+import numpy as np
+
+from ..engine.dataset_index import Match
+from ..engine.dataset_writer import AlreadySaved, DatasetWriter
+from ..engine.datasets import DatasetError
 from ..engine.frames import FrameReadError, is_dicom
 from ..engine.worklist import Worklist
 from .autosave import Autosave, Leftovers
@@ -34,25 +39,40 @@ def names(items: list[str]) -> str:
 
 class LabelKeeper:
     def __init__(self, parent: QWidget, worklist: Worklist, settings: QSettings, autosave: Autosave,
-                 message: Callable[[str], None]) -> None:
-        """``message(text)`` for the status bar."""
+                 message: Callable[[str], None], folder_chosen: Callable[[Path], None] | None = None) -> None:
+        """``message(text)`` for the status bar; ``folder_chosen(folder)`` after the user picks a dataset folder."""
         self.parent, self.worklist, self.settings, self.autosave = parent, worklist, settings, autosave
-        self.message = message
+        self.message, self.folder_chosen = message, folder_chosen
         self.black_out: bool | None = None  # the answer about DICOM frames, asked once a session
+        self._writer: DatasetWriter | None = None  # one for the dataset folder, kept across saves
+
+    def saved_folder(self) -> Path | None:
+        """The dataset folder chosen before (None: not yet); never asks."""
+        folder = self.settings.value("dataset/folder", "", str)
+        return Path(folder) if folder else None
 
     def dataset_folder(self, ask: bool = False) -> Path | None:
         """The dataset folder for saved labels, asked once and remembered in QSettings."""
-        folder = self.settings.value("dataset/folder", "", str)
-        if ask or not folder:
-            folder = QFileDialog.getExistingDirectory(self.parent, "Dataset folder for saved labels (TN3K layout)",
-                                                      folder)
-            if not folder:
+        folder = self.saved_folder()
+        if ask or folder is None:
+            chosen = QFileDialog.getExistingDirectory(self.parent, "Dataset folder for saved labels (TN3K layout)",
+                                                      str(folder or ""))
+            if not chosen:
                 return None
-            self.settings.setValue("dataset/folder", folder)
-        return Path(folder)
+            folder = Path(chosen)
+            self.settings.setValue("dataset/folder", str(folder))
+            if self.folder_chosen is not None:
+                self.folder_chosen(folder)
+        return folder
+
+    def writer(self, folder: Path) -> DatasetWriter:
+        """The one writer of ``folder`` (made on first use; DatasetError if the folder cannot be a dataset)."""
+        if self._writer is None or self._writer.root != folder:
+            self._writer = DatasetWriter(folder)
+        return self._writer
 
     def save(self, rows: list[int]) -> bool:
-        """Append each row's frame and label to the dataset; False if cancelled or failed (then shown)."""
+        """Save each row's frame and label into the dataset; False if cancelled, declined or failed (then shown)."""
         folder = self.dataset_folder()
         if folder is None:
             return False
@@ -60,16 +80,45 @@ class LabelKeeper:
         if black_out is None:
             return False
         try:
-            writer = DatasetWriter(folder)
-            for row in rows:
-                sample = self.worklist.save(row, writer, black_out=black_out)
-                entry = self.worklist[row]
-                self.autosave.remove(entry.source, entry.index)
-                self.message(f"Saved {entry.name} as {sample.key} in {folder}")
+            writer = self.writer(folder)
+            return all(self._save_row(writer, row, black_out) for row in rows)
         except (DatasetError, FrameReadError, OSError, ValueError) as exc:
             QMessageBox.critical(self.parent, "Could not save", str(exc))
             return False
+
+    def _save_row(self, writer: DatasetWriter, row: int, black_out: bool) -> bool:
+        """Save one frame; a frame already in the dataset has its mask replaced only if the user says so."""
+        entry = self.worklist[row]
+        try:
+            sample = self.worklist.save(row, writer, black_out=black_out)
+        except AlreadySaved as saved:
+            same = {"mask": saved.same_mask, "findings": saved.item.findings == entry.findings}
+            changed = [what for what, unchanged in same.items() if not unchanged]
+            if not changed:
+                self.worklist.set_saved(row, self.worklist.label(row).mask, entry.findings)
+                self.autosave.remove(entry.source, entry.index)
+                self.message(f"{entry.name} is already saved as {saved.key}, with this label")
+                return True
+            answer = QMessageBox.question(
+                self.parent, "Already in the dataset",
+                f"Replace the saved {' and '.join(changed)} of {saved.key}?\n\n{entry.name} is already saved in "
+                f"{writer.root} as {saved.key}; its current mask would be kept in the dataset's history/ folder.",
+                Buttons.Yes | Buttons.No, Buttons.No)
+            if answer != Buttons.Yes:
+                self.message(f"{entry.name} not saved: {saved.key} keeps its saved {' and '.join(changed)}")
+                return False
+            sample = self.worklist.save(row, writer, black_out=black_out, replace=True)
+        self.autosave.remove(entry.source, entry.index)
+        self.message(f"Saved {entry.name} as {sample.key} in {writer.root}")
         return True
+
+    def resumed(self, row: int, match: Match, mask: np.ndarray) -> None:
+        """A frame found in the dataset: it opens with its saved label and findings, state "saved". Found by its
+        record only (the pixels changed since it was saved): said in the status bar."""
+        self.worklist.set_saved(row, mask, match.item.findings)
+        if match.matched_by == "record":
+            self.message(f"{self.worklist[row].name}: its pixels changed since it was saved as {match.item.key}; "
+                         "the saved label is shown, and saving stores the frame as a new item")
 
     def _black_out_choice(self, rows: list[int]) -> bool | None:
         """For frames from DICOM: warn about burnt-in identifiers and ask whether to black out everything
@@ -117,7 +166,8 @@ class LabelKeeper:
         """Mirror every unsaved label on disk (undone edits included: a clean frame's file is removed)."""
         for entry in self.worklist.entries:
             if entry.unsaved:
-                self.autosave.store(entry.source, entry.index, entry.label.mask, entry.proposed_by, entry.name)
+                self.autosave.store(entry.source, entry.index, entry.label.mask, entry.proposed_by, entry.name,
+                                    entry.label.findings)
             elif entry.label is not None:
                 self.autosave.remove(entry.source, entry.index)
 
@@ -161,7 +211,7 @@ class LabelKeeper:
             except FrameReadError as exc:
                 problems.append(f"{item.name}: {exc}")
                 continue
-            label.replace(item.label, "Recover autosaved label")
+            label.replace(item.label, "Recover autosaved label", findings=item.findings)
             self.worklist[row].proposed_by = item.proposed_by
             rows.append(row)
         if problems:

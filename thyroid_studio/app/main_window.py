@@ -1,20 +1,25 @@
 """The main window: wiring of actions, docks, the canvas and the workers. No business logic here:
-frame states and labels (each with its own undo history) live in ``engine.worklist``, keeping labels
-in ``label_keeper``, editing in the canvas and its tools, work off the GUI thread in ``workers``."""
+frame states and labels (each with its findings and its own undo history) live in ``engine.worklist``,
+keeping labels (saving, resuming) in ``label_keeper``, editing in the canvas and its tools, work off the
+GUI thread in ``workers``, report pages in ``engine.report_content``."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QWidget
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QScrollArea, QWidget
 
+from ..engine.checkpoint import CheckpointError, ModelMeta, read_meta
+from ..engine.dataset_index import Match
 from ..engine.frames import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameReadError
 from ..engine.geometry import Point
 from ..engine.inference import Segmentation
 from ..engine.roles import MODEL_ROLES, PRIMARY_ROLE, ROLES
-from ..engine.worklist import Worklist, cleaned
+from ..engine.worklist import Entry, State, Worklist, cleaned
+from ..report_pdf import write_report_pdf
 from .autosave import Autosave
 from .canvas import Canvas
 from .dialogs.about_dialog import RESEARCH_NOTE, AboutDialog
@@ -24,9 +29,10 @@ from .dialogs.job_dialog import JobDialog
 from .dialogs.models_dialog import ModelsDialog, chosen_models
 from .frame_list import FrameListModel, FrameListView, FrameOrder
 from .label_keeper import LabelKeeper
+from .panels.findings_panel import FindingsPanel
 from .panels.layers_panel import LayersPanel
 from .panels.measurements_panel import MeasurementsPanel
-from .workers import InferenceWorker
+from .workers import DatasetLookup, InferenceWorker
 
 AUTOSAVE_MS = 1500
 PAGE = 10  # frames skipped by Page Up / Page Down
@@ -34,6 +40,14 @@ ACCEPT_KEYS = ("A", "Shift+A")  # accept the first, second... model role's mask 
 FILE_FILTER = "Frames ({});;All files (*)".format(
     " ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS | DICOM_EXTENSIONS | VIDEO_EXTENSIONS)))
 Key = QKeySequence.StandardKey
+
+
+def scrolled(widget: QWidget) -> QScrollArea:
+    """``widget`` in a scroll area, so that its dock can be smaller than it."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    return area
 
 
 class MainWindow(QMainWindow):
@@ -46,7 +60,8 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else QSettings("thyroid-studio", "Thyroid Studio")
         self.worklist = Worklist()
         self.keeper = LabelKeeper(self, self.worklist, self.settings, autosave or Autosave(),
-                                  lambda text: self.statusBar().showMessage(text, 6000))
+                                  lambda text: self.statusBar().showMessage(text, 6000),
+                                  folder_chosen=lambda folder: self._look_up(range(len(self.worklist))))
         self.current: int | None = None
         self._selected: Point | None = None  # the nodule clicked on the shown frame; None: the largest
 
@@ -59,9 +74,15 @@ class MainWindow(QMainWindow):
         self.layers_panel = LayersPanel(self.canvas)
         self.measurements = MeasurementsPanel()
         self.measurements.measured.connect(self.canvas.set_diameters)  # draw the two diameters on the label
+        self.findings_panel = FindingsPanel()
+        self.findings_panel.finding_chosen.connect(self._set_finding)
+        self.measurements.measured.connect(self.findings_panel.set_size)
         self._dock("Frames", self.frame_view, Qt.DockWidgetArea.LeftDockWidgetArea)
         self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._dock("Measurements", self.measurements, Qt.DockWidgetArea.RightDockWidgetArea)
+        measurements = self._dock("Measurements", self.measurements, Qt.DockWidgetArea.RightDockWidgetArea)
+        findings = self._dock("Findings", scrolled(self.findings_panel), Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(measurements, findings)  # the Findings panel shows the size too
+        findings.raise_()
 
         self.inference = InferenceWorker(self)
         self.inference.result.connect(self._prediction)
@@ -69,6 +90,12 @@ class MainWindow(QMainWindow):
         self.inference.failed.connect(self._prediction_failed)
         self.inference.busy.connect(lambda text: self.busy_label.setText(text))
         self.inference.start()
+        self.lookup = DatasetLookup(self)
+        self.lookup.found.connect(self._resumed)
+        self.lookup.failed.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        self.lookup.busy.connect(lambda text: self.busy_label.setText(text))
+        self.lookup.start()
+        self.frames_model.rowsInserted.connect(lambda _parent, first, last: self._look_up(range(first, last + 1)))
 
         self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._autosave_timer.timeout.connect(self.keeper.autosave_all)
@@ -114,6 +141,7 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         a(file, "&Save label to dataset", self.save_current, Key.Save)
         a(file, "Choose &dataset folder…", lambda: self.keeper.dataset_folder(ask=True))
+        a(file, "Export &report…", self._export_report, "Ctrl+E")
         file.addSeparator()
         a(file, "&Quit", self.close, Key.Quit)
 
@@ -154,6 +182,7 @@ class MainWindow(QMainWindow):
         a(view, f"{PAGE} frames back", lambda: self._step(-PAGE), "PgUp")
         a(view, "Fi&rst frame", lambda: self._go(0), "Home")
         a(view, "&Last frame", lambda: self._go(len(self.worklist) - 1), "End")
+        a(view, "Next &unsaved frame", self._next_unsaved, "N")
         self.worst_first_action = a(view, "&Worst first (the model's least sure frames on top)",
                                     lambda: self._order_worst_first(self.worst_first_action.isChecked()),
                                     checkable=True)
@@ -226,6 +255,19 @@ class MainWindow(QMainWindow):
 
     def _step(self, delta: int) -> None:
         self._go(max(self._view_row(), 0) + delta)
+
+    def _next_unsaved(self) -> None:
+        """Show the next frame of the list (as ordered, wrapping round) whose state is not "saved"."""
+        count, start = len(self.worklist), self._view_row()
+        if not count:
+            return
+        for step in range(1, count + 1):
+            view_row = (start + step) % count
+            if self.worklist[self.frame_order.mapToSource(self.frame_order.index(view_row, 0)).row()].state \
+                    is not State.SAVED:
+                self._go(view_row)
+                return
+        self.statusBar().showMessage("Every frame is saved", 4000)
 
     def _open_files_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Open frames", "", FILE_FILTER)
@@ -321,6 +363,11 @@ class MainWindow(QMainWindow):
         if self.current is not None:
             self.canvas.set_label(cleaned(self.canvas.label_model.mask, operation), text)
 
+    def _set_finding(self, name: str, value: str | None) -> None:
+        """A drop-down of the Findings panel: an edit of the shown label (undone like any other)."""
+        if self.current is not None:
+            self.canvas.label_model.set_finding(name, value)
+
     def _select_nodule(self, x: float, y: float) -> None:
         """A click with the pan tool: measure the nodule under (or nearest to) it."""
         if self.current is not None:
@@ -354,7 +401,10 @@ class MainWindow(QMainWindow):
         for role, dice in self.worklist.dice(self.current).items():
             self.layers_panel.set_dice(role, dice)
         self._measure()
-        self.measurements.show_calipers(self.canvas.label_model.calipers, self.worklist[self.current].spacing_mm)
+        label, entry = self.canvas.label_model, self.worklist[self.current]
+        self.measurements.show_calipers(label.calipers, entry.spacing_mm)
+        self.findings_panel.show_frame(label.findings, entry.predictions.get(PRIMARY_ROLE), label.mask,
+                                       self.worklist.spacing_for(self.current, label.mask))
 
     # ------------------------------------------------------------ saving, autosave, unsaved edits
 
@@ -364,6 +414,49 @@ class MainWindow(QMainWindow):
     def _discard_current(self) -> None:
         if self.current is not None:
             self.keeper.discard([self.current])
+
+    def _look_up(self, rows: range) -> None:
+        """Look the frames of ``rows`` not saved yet up in the dataset folder (a worker), to resume them."""
+        folder = self.keeper.saved_folder()
+        entries = [self.worklist[row] for row in rows]
+        frames = [(e.key, e.source, e.index) for e in entries if e.saved_label is None]
+        if folder is not None and frames:
+            self.lookup.look_up(folder, frames)
+
+    def _resumed(self, key: tuple[str, int], match: Match, mask: np.ndarray) -> None:
+        row = self.worklist.row_of(*key)
+        if row is not None:
+            self.keeper.resumed(row, match, mask)
+
+    def _export_report(self) -> None:
+        """File > Export report: a PDF of the shown frame (frame and contours, measurements, findings, TI-RADS)."""
+        if self.current is None:
+            self.statusBar().showMessage("Open a frame first", 4000)
+            return
+        entry = self.worklist[self.current]
+        folder = self.settings.value("report/folder", str(entry.source.parent), str)
+        path, _ = QFileDialog.getSaveFileName(self, "Export report", str(Path(folder) / f"{entry.name}.pdf"),
+                                              "PDF (*.pdf)")
+        if not path:
+            return
+        path = Path(path) if path.lower().endswith(".pdf") else Path(f"{path}.pdf")
+        try:
+            write_report_pdf(path, [self.worklist.report_page(self.current, self._primary_meta(entry))])
+        except (FrameReadError, OSError, ValueError) as exc:
+            QMessageBox.critical(self, "Could not export the report", str(exc))
+            return
+        self.settings.setValue("report/folder", str(path.parent))
+        self.statusBar().showMessage(f"Report written to {path}", 6000)
+
+    def _primary_meta(self, entry: Entry) -> ModelMeta | None:
+        """The primary model's metadata for a report, when the shown prediction came from it (not a batch run)."""
+        model = chosen_models(self.settings)[PRIMARY_ROLE]
+        if model is None or PRIMARY_ROLE not in entry.predictions or PRIMARY_ROLE in entry.batch_roles:
+            return None
+        try:
+            return read_meta(model)
+        except CheckpointError:
+            return None
 
     def offer_recovery(self) -> None:
         """After a crash: offer the labels autosaved by the last session, and show the first."""
@@ -378,6 +471,7 @@ class MainWindow(QMainWindow):
         for job in self.findChildren(JobDialog):
             job.stop()
         self.inference.stop()
+        self.lookup.stop()
         self.frames_model.stop()
         event.accept()
 

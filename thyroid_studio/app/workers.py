@@ -1,7 +1,7 @@
-"""Work off the GUI thread: inference (and background scoring for "worst first") and thumbnails on
-QThreads; long jobs (batch segmentation on a thread, fine-tuning in a separate process) behind one
-:class:`Job` base that reports ``engine.progress`` events. Each emits signals with its results; the GUI
-thread only assigns them."""
+"""Work off the GUI thread: inference (and background scoring for "worst first"), thumbnails and the
+look-up of opened frames in the dataset (resume) on QThreads; long jobs (batch segmentation on a
+thread, fine-tuning in a separate process) behind one :class:`Job` base that reports
+``engine.progress`` events. Each emits signals with its results; the GUI thread only assigns them."""
 from __future__ import annotations
 
 import multiprocessing
@@ -10,7 +10,7 @@ import queue
 import threading
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
@@ -22,7 +22,9 @@ import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
 
 from ..engine.batch import BatchOptions, BatchReport, segment_paths
 from ..engine.checkpoint import CheckpointError
-from ..engine.frames import FrameReadError, read_frame
+from ..engine.dataset_index import DatasetIndex, content_hash
+from ..engine.datasets import DatasetError
+from ..engine.frames import Frame, FrameReadError, read_frame, read_frames
 from ..engine.inference import Segmentation, Segmenter
 from ..engine.progress import BatchProgress, Finished, Message, ProgressEvent
 from ..engine.roles import MODEL_ROLES, PRIMARY_ROLE
@@ -177,6 +179,108 @@ class ThumbnailLoader(QThread):
             except FrameReadError:
                 image = None
             self.loaded.emit(key, image)
+
+
+class DatasetLookup(QThread):
+    """Finds which opened frames a dataset already holds (resume): each frame is read and hashed once
+    (``content_hash``) against the dataset's ``hashes()``; only a frame whose hash or source the dataset
+    knows is looked up (``DatasetIndex.find``: by content, else by record) and its saved mask read.
+    Requests queue up; a request for another dataset folder replaces what is queued."""
+
+    found = Signal(object, object, object)  # frame key, engine.dataset_index.Match, saved mask (bool array)
+    failed = Signal(str)  # the dataset cannot be read, or a saved mask cannot
+    busy = Signal(str)  # what it is doing, "" when done
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._cond = threading.Condition()
+        self._folder: Path | None = None
+        self._queue: dict[Any, tuple[Path, int]] = {}  # key -> (source, frame index), in request order
+        self._stopping = False
+
+    def look_up(self, folder: Path, frames: list[tuple[Any, Path, int]]) -> None:
+        """Queue (key, source, frame index) to be looked up in the dataset at ``folder``."""
+        with self._cond:
+            if folder != self._folder:
+                self._folder, self._queue = folder, {}
+            self._queue.update((key, (source, index)) for key, source, index in frames)
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self.wait()
+
+    def run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                folder = self._folder
+            index = DatasetIndex(folder)
+            try:
+                known = index.hashes() if index.exists else frozenset()
+                sources = {item.source for item in index.items.values()} if known else set()
+            except DatasetError as exc:
+                self.failed.emit(f"Cannot look the opened frames up in the dataset: {exc}")
+                known, sources = frozenset(), set()
+            self._work(folder, index, known, sources)
+            self.busy.emit("")
+
+    def _work(self, folder: Path, index: DatasetIndex, known: frozenset[str], sources: set[str]) -> None:
+        """Take the queued frames a source at a time (a video is decoded once) until none are left for ``folder``."""
+        while True:
+            with self._cond:
+                if self._stopping or self._folder != folder or not self._queue:
+                    return
+                source = next(iter(self._queue.values()))[0]
+                wanted = {i: key for key, (s, i) in self._queue.items() if s == source}
+                for key in wanted.values():
+                    del self._queue[key]
+                left = len(self._queue)
+            if not known:
+                continue
+            self.busy.emit(f"Looking up opened frames in the dataset: {left + len(wanted)} left")
+            for frame in _frames(source, wanted):
+                self._look_up_frame(wanted[frame.index], frame, index, known, sources)
+
+    def _look_up_frame(self, key: Any, frame: Frame, index: DatasetIndex, known: frozenset[str],
+                       sources: set[str]) -> None:
+        content = content_hash(frame.pixels)
+        if content not in known and str(frame.source) not in sources:
+            return
+        try:
+            match = index.find(frame.pixels, source=frame.source, frame_index=frame.index, content=content)
+            if match is None:
+                return
+            mask = match.item.read_mask()
+        except DatasetError as exc:
+            self.failed.emit(f"{frame.name}: saved in the dataset, but {exc}")
+            return
+        if mask.shape != frame.pixels.shape[:2]:
+            self.failed.emit(f"{frame.name}: its saved mask ({match.item.key}) is {mask.shape[1]}x{mask.shape[0]}, "
+                             f"the frame {frame.pixels.shape[1]}x{frame.pixels.shape[0]}; not opened")
+            return
+        self.found.emit(key, match, mask)
+
+
+def _frames(source: Path, indexes: dict[int, Any]) -> Iterator[Frame]:
+    """The frames of ``source`` at ``indexes`` (unreadable ones skipped: the frame list names them when shown)."""
+    try:
+        if set(indexes) == {0}:
+            yield read_frame(source)
+            return
+        last = max(indexes)
+        for frame in read_frames(source):
+            if frame.index in indexes:
+                yield frame
+            if frame.index >= last:
+                return
+    except FrameReadError:
+        return
 
 
 def thumbnail(gray: np.ndarray) -> QImage:

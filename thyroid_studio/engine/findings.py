@@ -141,3 +141,8 @@ class PredictedFindings:
     def most_likely(self) -> Findings:
         """The most probable class of every predicted field."""
         return Findings({name: max(probs, key=probs.get) for name, probs in self.probabilities.items() if probs})
+
+
+def merged(user: Findings, predicted: PredictedFindings | None) -> Findings:
+    """The findings a score is made from: the user's where set, else the network's most likely class."""
+    return user.with_defaults(predicted.most_likely()) if predicted is not None else user

@@ -1,10 +1,11 @@
-"""The label of one frame: its mask, its calipers and their own undo history (Qt-free).
+"""The label of one frame: its mask, its calipers, the user's findings and their one undo history (Qt-free).
 
 napari's labels layer is the model: the data and its history live together, views only
 listen. Every change goes through this class (Slicer's "one call after saving state for
 undo"): a stroke's dabs (:meth:`LabelModel.paint` between :meth:`~LabelModel.begin_stroke`
 and :meth:`~LabelModel.end_stroke`) become one edit, a whole-mask replacement or a caliper
-is one edit, and undo/redo replay them. Each frame's entry in the worklist holds its own
+is one edit, a finding chosen is one edit (the findings belong to the label: they are saved
+with it, and undone in the same history), and undo/redo replay them. Each frame's entry in the worklist holds its own
 model, so undo survives switching frames, and there is no second copy of the mask to keep
 in step. Listeners get a :class:`LabelChange` after every change.
 """
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .findings import TITLES, Findings
 from .geometry import Caliper
 from .history import History, MaskDelta, StrokeRecorder, apply, delta_between, revert
-from .painting import Box
+from .painting import Box, union_box
 
 UNDO_LIMIT = 200  # edits per frame; a delta holds only changed pixels, so this stays small in memory
 
@@ -28,6 +30,7 @@ class LabelChange:
 
     box: Box | None = None  # mask pixels that may differ; None: no mask pixel changed
     calipers: bool = False  # the caliper list changed
+    findings: bool = False  # the user's findings changed
     finished: bool = False  # an edit completed (stroke end, command, undo, redo): states, saving, autosave
 
 
@@ -64,16 +67,59 @@ class CaliperEdit:
         label.calipers = self.after
 
 
+@dataclass(frozen=True)
+class FindingsEdit:
+    before: Findings
+    after: Findings
+    text: str
+
+    @property
+    def change(self) -> LabelChange:
+        return LabelChange(findings=True, finished=True)
+
+    def undo(self, label: "LabelModel") -> None:
+        label.findings = self.before
+
+    def redo(self, label: "LabelModel") -> None:
+        label.findings = self.after
+
+
+@dataclass(frozen=True)
+class GroupEdit:
+    """Several edits made as one (a mask replaced together with its findings): one undo step."""
+
+    parts: tuple[MaskEdit | FindingsEdit, ...]
+    text: str
+
+    @property
+    def change(self) -> LabelChange:
+        changes = [part.change for part in self.parts]
+        box = None
+        for change in changes:
+            box = union_box(box, change.box)
+        return LabelChange(box, any(c.calipers for c in changes), any(c.findings for c in changes), finished=True)
+
+    def undo(self, label: "LabelModel") -> None:
+        for part in reversed(self.parts):
+            part.undo(label)
+
+    def redo(self, label: "LabelModel") -> None:
+        for part in self.parts:
+            part.redo(label)
+
+
+Edit = MaskEdit | CaliperEdit | FindingsEdit | GroupEdit
 Listener = Callable[[LabelChange], None]
 
 
 class LabelModel:
-    """A bool mask (``mask``, owned: edit it only through this class), hand-made ``calipers`` and
-    the bounded history of both."""
+    """A bool mask (``mask``, owned: edit it only through this class), hand-made ``calipers``, the
+    user's ``findings`` (engine/findings.py; a field not set is unknown) and the bounded history of all three."""
 
-    def __init__(self, mask: np.ndarray, undo_limit: int = UNDO_LIMIT) -> None:
+    def __init__(self, mask: np.ndarray, findings: Findings | None = None, undo_limit: int = UNDO_LIMIT) -> None:
         self.mask = np.array(mask, dtype=bool, copy=True)
         self.calipers: tuple[Caliper, ...] = ()
+        self.findings = findings if findings is not None else Findings()
         self.history = History(undo_limit)
         self._stroke: StrokeRecorder | None = None
         self._stroke_text = ""
@@ -117,16 +163,39 @@ class LabelModel:
             self._record_mask(stroke.finish(), self._stroke_text)
 
     # ----- whole edits
-    def replace(self, mask: np.ndarray, text: str) -> bool:
-        """Replace the whole mask as one edit; False (and no edit) when nothing changes."""
+    def replace(self, mask: np.ndarray, text: str, findings: Findings | None = None) -> bool:
+        """Replace the whole mask (and, given ``findings``, the findings too) as one edit; False (and no
+        edit) when nothing changes."""
         self.end_stroke()
         new = np.asarray(mask, dtype=bool)
         if new.shape != self.mask.shape:
             raise ValueError(f"label shape {new.shape} differs from the frame's {self.mask.shape}")
+        parts: list[MaskEdit | FindingsEdit] = []
         delta = delta_between(self.mask, new)
         if delta is not None:
             apply(self.mask, delta)
-        return self._record_mask(delta, text)
+            parts.append(MaskEdit(delta, text))
+        if findings is not None and findings != self.findings:
+            parts.append(FindingsEdit(self.findings, findings, text))
+            self.findings = findings
+        if not parts:
+            return False
+        self._record(parts[0] if len(parts) == 1 else GroupEdit(tuple(parts), text))
+        return True
+
+    def set_finding(self, name: str, value: str | None) -> bool:
+        """Set one field of the findings (``None``: unknown) as one edit; False when it already has that value."""
+        return self.set_findings(self.findings.replace(name, value), f"{TITLES[name]}: {value or 'unknown'}")
+
+    def set_findings(self, findings: Findings, text: str) -> bool:
+        """Replace the findings as one edit; False (and no edit) when they are the same."""
+        self.end_stroke()
+        if findings == self.findings:
+            return False
+        edit = FindingsEdit(self.findings, findings, text)
+        self.findings = findings
+        self._record(edit)
+        return True
 
     def add_caliper(self, caliper: Caliper) -> None:
         self._set_calipers((*self.calipers, caliper), "Caliper")
@@ -138,17 +207,19 @@ class LabelModel:
     def _set_calipers(self, calipers: tuple[Caliper, ...], text: str) -> None:
         self.end_stroke()
         edit = CaliperEdit(self.calipers, calipers, text)
-        self.history.push(edit)
         self.calipers = calipers
-        self._notify(edit.change)
+        self._record(edit)
 
     def _record_mask(self, delta: MaskDelta | None, text: str) -> bool:
         if delta is None:
             return False
-        edit = MaskEdit(delta, text)
+        self._record(MaskEdit(delta, text))
+        return True
+
+    def _record(self, edit: Edit) -> None:
+        """Push an edit already applied and tell the listeners."""
         self.history.push(edit)
         self._notify(edit.change)
-        return True
 
     # ----- undo and redo
     def undo(self) -> bool:
@@ -161,7 +232,7 @@ class LabelModel:
         self.end_stroke()
         return self._replay(self.history.redo(self))
 
-    def _replay(self, edit: MaskEdit | CaliperEdit | None) -> bool:
+    def _replay(self, edit: Edit | None) -> bool:
         if edit is not None:
             self._notify(edit.change)
         return edit is not None

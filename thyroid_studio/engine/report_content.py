@@ -17,7 +17,7 @@ import numpy as np
 from . import geometry
 from .architectures import arch_spec
 from .checkpoint import ModelMeta
-from .findings import FIELDS, TITLES, Findings, PredictedFindings
+from .findings import FIELDS, TITLES, Findings, PredictedFindings, merged
 from .frames import Frame
 from .inference import Segmentation
 from .overlay import overlay
@@ -168,9 +168,8 @@ def build_page(frame: Frame, segmentation: Segmentation | None = None, *, label:
     if mask is not None:
         shape = shape_of(mask, frame.spacing_mm)
         tables.append(measurements_table(mask, frame.spacing_mm, shape, of))
-    effective = user.with_defaults(predicted.most_likely()) if predicted is not None else user
     tables.append(findings_table(user, predicted))
-    tables.append(tirads_table(score(effective, shape), user))
+    tables.append(tirads_table(score(merged(user, predicted), shape), user))
     where = f"{frame.source}" if frame.count == 1 else f"{frame.source}, frame {frame.index + 1} of {frame.count}"
     return ReportPage(
         title=frame.name,

@@ -4,11 +4,12 @@ Qt-free, so it is tested without a display and the GUI only mirrors it. Each
 :class:`Entry` is one frame of a source file with the AI predictions (one per
 model role of ``engine/roles.py``), its ground truth (a mask found beside the
 image), the label being corrected (green: a :class:`~.label_model.LabelModel`,
-the one owner of the mask and its undo history) and its state: not segmented, AI,
-corrected or saved. A label is *unsaved* when it differs from its baseline (the
-last saved label, else the ground truth, else empty), so undoing every edit makes
-a frame clean again. Listeners are told about inserted rows and changed rows (a
-label edit counts once it is complete).
+the one owner of the mask, the user's findings and their undo history) and its
+state: not segmented, AI, corrected or saved. A label is *unsaved* when its mask or
+findings differ from their baseline (the last saved label and findings, else the
+ground truth, else empty), so undoing every edit makes a frame clean again.
+Listeners are told about inserted rows and changed rows (a label edit counts once
+it is complete).
 """
 from __future__ import annotations
 
@@ -24,12 +25,16 @@ from typing import Any, Iterable, Protocol
 import numpy as np
 
 from . import geometry
-from .datasets import DatasetError, DatasetWriter, find_mask, read_mask
+from .checkpoint import ModelMeta
+from .dataset_writer import DatasetWriter
+from .datasets import DatasetError, Sample, find_mask, read_mask
+from .findings import Findings
 from .frames import IMAGE_EXTENSIONS, Frame, FrameReadError, count_frames, find_inputs, read_frame
 from .inference import Segmentation
 from .label_model import LabelChange, LabelModel
 from .metrics import confusion, overlap_metrics
 from .preprocessing import ultrasound_region
+from .report_content import ReportPage, build_page
 from .roles import MODEL_ROLES, PRIMARY_ROLE
 
 _FRAME_CACHE = 8  # decoded frames kept in memory (cine stepping back and forth)
@@ -57,6 +62,7 @@ class Entry:
     uncertainty: float | None = None  # of the primary model (engine/uncertainty.py), for "worst first"
     label: LabelModel | None = None  # None: not shown yet, the baseline stands (see Worklist.label)
     saved_label: np.ndarray | None = None  # as stored in the dataset
+    saved_findings: Findings = field(default_factory=Findings)  # as stored in the dataset
     proposed_by: str | None = None  # model whose mask was accepted as the starting label
     spacing_mm: tuple[float, float] | None = None
     error: str | None = None  # why the frame could not be read or segmented
@@ -82,11 +88,17 @@ class Entry:
         return np.zeros(shape, bool) if shape is not None else None
 
     @property
+    def findings(self) -> Findings:
+        """The user's findings: the label's, else those saved."""
+        return self.label.findings if self.label is not None else self.saved_findings
+
+    @property
     def unsaved(self) -> bool:
         if self.label is None:
             return False
         base = self.baseline
-        return not (np.array_equal(self.label.mask, base) if base is not None else not self.label.mask.any())
+        same = np.array_equal(self.label.mask, base) if base is not None else not self.label.mask.any()
+        return not same or self.label.findings != self.saved_findings
 
     @property
     def state(self) -> State:
@@ -230,7 +242,7 @@ class Worklist:
         entry = self.entries[row]
         if entry.label is None:
             shape = self.frame(row).pixels.shape[:2]
-            entry.label = LabelModel(entry.current_label(shape))
+            entry.label = LabelModel(entry.current_label(shape), entry.saved_findings)
             entry.label.subscribe(lambda change, key=entry.key: self._label_changed(key, change))
         return entry.label
 
@@ -245,9 +257,17 @@ class Worklist:
                 and not entry.label.history.can_redo:
             entry.label = None
 
-    def set_saved(self, row: int, mask: np.ndarray) -> None:
-        """``mask`` is the frame's label as stored in the dataset: its new baseline (the label's history stays)."""
-        self.entries[row].saved_label = np.array(mask, dtype=bool, copy=True)
+    def set_saved(self, row: int, mask: np.ndarray, findings: Findings | None = None) -> None:
+        """``mask`` (and ``findings``; None: unchanged) are the frame's label as stored in the dataset: its new
+        baseline, after saving or when a case is resumed. A label without unsaved edits takes them, as one edit
+        that can be undone; unsaved edits stay (the history too)."""
+        entry = self.entries[row]
+        clean = entry.label is not None and not entry.unsaved
+        entry.saved_label = np.array(mask, dtype=bool, copy=True)
+        if findings is not None:
+            entry.saved_findings = findings
+        if clean:
+            entry.label.replace(entry.saved_label, "Open the saved label", findings=entry.saved_findings)
         self._changed(row)
 
     def spacing_for(self, row: int, mask: np.ndarray) -> tuple[float, float] | None:
@@ -268,7 +288,8 @@ class Worklist:
         entry = self.entries[row]
         if entry.label is not None:
             base = entry.baseline
-            entry.label.replace(base if base is not None else np.zeros_like(entry.label.mask), "Discard unsaved edits")
+            entry.label.replace(base if base is not None else np.zeros_like(entry.label.mask), "Discard unsaved edits",
+                                findings=entry.saved_findings)
         entry.proposed_by = None
         self._changed(row)
 
@@ -303,20 +324,32 @@ class Worklist:
             "label_pixels": int(np.count_nonzero(label)),
         }
 
-    def save(self, row: int, writer: DatasetWriter, black_out: bool = False):
-        """Append the frame and its label to a TN3K-style dataset; returns the writer's Sample.
+    def save(self, row: int, writer: DatasetWriter, black_out: bool = False, replace: bool = False) -> Sample:
+        """Save the frame with its label (mask, findings) and pixel spacing into a dataset; returns the writer's Sample.
 
-        ``black_out``: store the image black outside its ultrasound region (``preprocessing.ultrasound_region``),
-        where DICOM frames carry burnt-in names and dates; the one place the app's choice reaches the writer."""
+        A frame already in the dataset raises the writer's ``AlreadySaved`` unless ``replace`` (then its mask and
+        findings are replaced, the previous mask kept in the dataset's history). ``black_out``: store the image
+        black outside its ultrasound region (``preprocessing.ultrasound_region``), where DICOM frames carry
+        burnt-in names and dates; the one place the app's choice reaches the writer."""
         entry = self.entries[row]
         frame = self.frame(row)
         label = entry.current_label(frame.pixels.shape[:2]).copy()
+        findings = entry.findings
         image = entry.source if entry.source.suffix.lower() in IMAGE_EXTENSIONS else frame.pixels
-        options = {"blackout_outside": ultrasound_region(frame.gray())} if black_out else {}
         sample = writer.add(image, label, source=entry.source, frame_index=entry.index, record=self.record(row),
-                            **options)
-        self.set_saved(row, label)
+                            findings=findings if findings or replace else None, spacing_mm=frame.spacing_mm,
+                            blackout_outside=ultrasound_region(frame.gray()) if black_out else None, replace=replace)
+        self.set_saved(row, label, findings)
         return sample
+
+    def report_page(self, row: int, meta: ModelMeta | None = None) -> ReportPage:
+        """The report of the frame as shown: the primary model's segmentation and findings (``meta``: its model),
+        the label when it has a nodule (else the model's mask is measured) and the user's findings."""
+        entry = self.entries[row]
+        frame = self.frame(row)
+        label = entry.current_label(frame.pixels.shape[:2])
+        return build_page(frame, entry.predictions.get(PRIMARY_ROLE), label=label if label.any() else None,
+                          findings=entry.findings, meta=meta)
 
     def load_batch_results(self, csv_path: str | os.PathLike) -> tuple[list[int], list[str]]:
         """Open the frames of a batch run's ``segmentation.csv`` with their masks as TRFE-Net predictions.

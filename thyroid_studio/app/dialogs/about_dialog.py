@@ -1,10 +1,12 @@
-"""Help > About: version, the models' cards, the data citations and the research-use notice."""
+"""Help > About: version, the cards of the segmentation models and of the box-prompt model (LiteMedSAM),
+the data citations and the research-use notice."""
 from __future__ import annotations
 
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTabWidget, QTextBrowser, QVBoxLayout, QWidget
 
 from ... import __version__
-from ...engine.model_library import ModelEntry, list_models
+from ...engine.checkpoint import CheckpointError
+from ...engine.model_library import ModelEntry, default_prompt_model, list_models
 
 RESEARCH_NOTE = "For research, not diagnosis."
 CITATIONS = [
@@ -13,6 +15,8 @@ CITATIONS = [
      "IEEE ISBI 2021."),
     ("DDTI", "L. Pedraza, C. Vargas, F. Narvaez, O. Duran, E. Munoz, E. Romero, "
      "\"An open access thyroid ultrasound image database\", Proc. SPIE 9287, 2015."),
+    ("LiteMedSAM (box prompts)", "J. Ma, Y. He, F. Li, L. Han, C. You, B. Wang, \"Segment anything in medical "
+     "images\", Nature Communications 15, 654 (2024); its lightweight version, LiteMedSAM (see its card)."),
     ("TG3K", "T. Wunderling, B. Golla, P. Poudel, C. Arens, M. Friebe, C. Hansen, "
      "\"Comparison of thyroid segmentation techniques for 3D ultrasound\", SPIE Medical Imaging 2017."),
 ]
@@ -33,6 +37,16 @@ def _card_markdown(entry: ModelEntry) -> str:
     return f"# {meta.name or entry.path.stem}\n\n{meta.arch}, width {meta.width}, input {meta.input_size}; no card.\n"
 
 
+def prompt_model_card() -> tuple[str, str] | None:
+    """(tab title, Markdown) of the shipped box-prompt model's card; None when it does not ship.
+    Not a segmentation checkpoint, so ``list_models`` leaves it out."""
+    try:
+        card = default_prompt_model().with_suffix(".md")
+    except CheckpointError:
+        return None
+    return (card.stem, card.read_text(encoding="utf-8")) if card.is_file() else None
+
+
 class AboutDialog(QDialog):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -42,6 +56,9 @@ class AboutDialog(QDialog):
         tabs.addTab(self._browser(about_markdown()), "About")
         for entry in list_models():
             tabs.addTab(self._browser(_card_markdown(entry)), entry.path.stem)
+        prompt = prompt_model_card()
+        if prompt is not None:
+            tabs.addTab(self._browser(prompt[1]), prompt[0])
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)

@@ -37,6 +37,7 @@ class LayerRow:
         self.opacity = _slider(0, 100, round(style.opacity * 100), "Opacity")
         self.dice = QLabel()
         self.dice.setToolTip("Dice against the ground truth label")
+        self.dice.setMinimumWidth(self.dice.fontMetrics().horizontalAdvance("Dice 0.000"))  # no jump when it appears
         self.visible.setToolTip("Show or hide this layer" if spec.hatch is not None else
                                 "Where the model is unsure: its nodule probability, dark (0) to bright (1)")
         for column, widget in enumerate((self.swatch, self.visible, self.filled, self.opacity, self.dice)):
