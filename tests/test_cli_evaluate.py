@@ -98,3 +98,22 @@ def test_models_lists_and_prints_card(tmp_path, checkpoint, monkeypatch, capsys)
     assert cli.main(["models", "--card", "unet-tiny"]) == 0
     assert "A card." in capsys.readouterr().out
     assert cli.main(["models", "--card", "nope"]) == 2
+
+
+def test_evaluate_reports_the_gland_prior_and_takes_flip_tta(tmp_path, capsys, shared_data):
+    torch.manual_seed(0)
+    model = save_checkpoint(tmp_path / "trfe.pt", build_model("trfe-a", 4), ModelMeta("trfe-a", 4, input_size=(64, 64)))
+    for name in ("images", "masks"):
+        (tmp_path / name).mkdir()
+    for stem in ("3", "10005"):
+        shutil.copy(shared_data / "ddti" / "image" / f"{stem}.png", tmp_path / "images")
+        shutil.copy(shared_data / "ddti" / "mask" / f"{stem}.png", tmp_path / "masks")
+    report = tmp_path / "eval.json"
+    assert cli.main(["evaluate", "--model", str(model), "--images", str(tmp_path / "images"), "--masks",
+                     str(tmp_path / "masks"), "--device", "cpu", "--tta", "--json", str(report)]) == 0
+    assert "gland prior on 2 nodule frames" in capsys.readouterr().out
+    payload = json.loads(report.read_text())
+    prior = payload["summary"]["gland_prior"]
+    rows = {row["name"]: row for row in payload["per_image"]}
+    assert prior["n"] == 2 and prior["coverage_median"] == pytest.approx(np.median([rows[k]["coverage"] for k in rows]))
+    assert all(0 <= rows[k]["gland_share"] <= 1 for k in rows)

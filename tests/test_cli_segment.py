@@ -143,3 +143,31 @@ def test_engine_api_cancel_and_progress(tmp_path, inputs, checkpoint):
     assert report.cancelled and report.frames == 1 and seen[0][1] == 4
     rows = list(csv.DictReader((tmp_path / "out" / "segmentation.csv").open()))
     assert len(rows) == 1
+
+
+def test_segment_writes_the_gland_and_takes_flip_tta(tmp_path, inputs, checkpoint):
+    out = tmp_path / "out"
+    status = cli.main(["segment", str(inputs / "1.png"), "--out", str(out), "--model", str(checkpoint), "--device", "cpu",
+                       "--gland", "--tta"])
+    assert status == 0
+    gland = cv2.imread(str(out / "1_gland.png"), cv2.IMREAD_UNCHANGED)
+    frame = cv2.imread(str(inputs / "1.png"), cv2.IMREAD_GRAYSCALE)
+    assert gland.shape == frame.shape and set(np.unique(gland)) <= {0, 255}
+    expected = Segmenter.from_checkpoint(checkpoint, device="cpu", flip_tta=True)(frame)
+    assert np.array_equal(gland > 0, expected.gland_mask)
+    assert np.array_equal(read_mask(out / "1.png"), expected.nodule_mask)
+
+
+def test_segment_gland_needs_a_gland_head(tmp_path, inputs, capsys):
+    unet = save_checkpoint(tmp_path / "unet.pt", build_model("unet", 4), ModelMeta("unet", 4, input_size=(64, 64)))
+    assert cli.main(["segment", str(inputs / "1.png"), "--out", str(tmp_path / "out"), "--model", str(unet),
+                     "--device", "cpu", "--gland"]) == 2
+    assert "needs a model with a gland head" in capsys.readouterr().err
+
+
+def test_network_threads_leave_a_core(monkeypatch):
+    from thyroid_studio.engine import inference
+
+    for cores, threads in ((1, 1), (2, 1), (16, 15), (None, 1)):
+        monkeypatch.setattr(inference.os, "cpu_count", lambda cores=cores: cores)
+        assert inference.network_threads() == threads

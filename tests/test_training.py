@@ -16,6 +16,7 @@ from thyroid_studio.engine.augment import HorizontalFlip, build_augmentation
 from thyroid_studio.engine.checkpoint import ModelMeta, load_checkpoint, read_meta
 from thyroid_studio.engine.datasets import open_dataset
 from thyroid_studio.engine.finetuning import FinetuneConfig, finetune, format_table
+from thyroid_studio.engine.findings import FIELDS
 from thyroid_studio.engine.frameset import epoch_pairs, load_frames, make_batch, read_sample, shard
 from thyroid_studio.engine.inference import Segmenter
 from thyroid_studio.engine.losses import LossWeights, multitask_loss, soft_dice_loss
@@ -280,3 +281,98 @@ def test_shipped_models_segment_validation_frames(role, shared_data):
         frame, gt = read_sample(sample)
         dice.append(binary_metrics(segmenter(frame).nodule_mask, gt)["dice"])
     assert np.mean(dice) > 0.5, dice
+
+
+# ----------------------------------------------------------------------------- pretrained encoder, prior, findings
+
+
+def _with_labels(synthetic, tmp_path) -> Path:
+    """The synthetic nodules with a labels.csv: known findings on most frames (both suspicious classes)."""
+    from thyroid_studio.engine.findings import Findings, write_labels
+
+    labels = {key: Findings({"tirads": "2" if i % 3 == 0 else "4b", "composition": "solid"})
+              for i, key in enumerate(["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"])}
+    path = tmp_path / "labels.csv"
+    write_labels(path, labels)
+    return path
+
+
+def test_pretrained_encoder_with_findings_weak_gland_and_zoom(synthetic, tmp_path):
+    out = tmp_path / "lite"
+    config = _config(synthetic, out, encoder="efficientnet-lite0", labels=str(_with_labels(synthetic, tmp_path)),
+                     weak_gland=0.5, gland_zoom=0.5, findings_weight=0.2)
+    result = train(config, show_bar=False)
+    assert result.status == "finished"
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {"weak_gland_loss", "suspicious_loss", "tirads_loss", "composition_loss", "val_gland_coverage"} <= set(rows[-1])
+    meta = read_meta(out / "checkpoint_final.pt")
+    assert meta.encoder == "efficientnet-lite0" and meta.in_channels == 1 and set(meta.findings) == set(FIELDS)
+    assert meta.training["data"]["nodules"].startswith("..") or not Path(meta.training["data"]["nodules"]).is_absolute()
+    prior = meta.metrics["nodule"]["gland_prior"]
+    assert 0 <= prior["coverage_median"] <= 1 and 0 <= prior["gland_share_mean"] <= 1
+    card = (out / "checkpoint_final.md").read_text()
+    assert "EfficientNet-Lite0" in card and "Apache-2.0" in card and "covers a median" in card
+    summary = json.loads((out / "validation" / "summary.json").read_text())
+    assert "findings" in summary["nodule"] and "suspicious_prob" in summary["nodule"]["cases"][0]
+
+
+def test_fold_all_trains_on_every_frame_and_ships_the_final_model(synthetic, tmp_path):
+    out = tmp_path / "all"
+    result = train(_config(synthetic, out, arch="unet", glands=None, fold=None, epochs=1), show_bar=False)
+    assert result.status == "finished" and result.best_checkpoint == out / "checkpoint_best.pt"
+    data = json.loads((out / "data.json").read_text())
+    assert data["nodules"]["val_count"] == 0 and data["nodules"]["train_count"] == 12
+    assert read_meta(out / "checkpoint_best.pt").training["split"]["scheme"] == "all frames, no validation"
+
+
+def test_weak_gland_loss_only_pushes_the_gland_up_inside_the_nodule():
+    from thyroid_studio.engine.losses import weak_gland_loss
+
+    logits = torch.zeros(1, 1, 8, 8, requires_grad=True)
+    nodule = torch.zeros(1, 1, 8, 8)
+    nodule[..., 2:4, 2:4] = 1
+    weak_gland_loss(logits, nodule).backward()
+    assert (logits.grad[nodule == 1] < 0).all() and (logits.grad[nodule == 0] == 0).all()
+    confident = torch.full((1, 1, 8, 8), 10.0)
+    assert weak_gland_loss(confident, nodule) < 1e-3 < weak_gland_loss(-confident, nodule)
+
+
+def test_findings_loss_skips_unknown_labels_and_weights_classes():
+    from thyroid_studio.engine.losses import findings_loss
+
+    logits = {"suspicious": torch.tensor([3.0, -3.0, 0.0]), "tirads": torch.zeros(3, 6)}
+    labels = {"suspicious": torch.tensor([1, 0, -1]), "tirads": torch.tensor([-1, -1, -1])}
+    weights = {"suspicious": torch.tensor([1.0, 1.0]), "tirads": torch.ones(6)}
+    losses = findings_loss(logits, labels, weights)
+    assert set(losses) == {"suspicious"} and losses["suspicious"] < 0.06  # both known frames right; the third unknown
+    heavy = findings_loss({"suspicious": torch.tensor([-3.0, -3.0])}, {"suspicious": torch.tensor([1, 0])},
+                          {"suspicious": torch.tensor([1.0, 9.0])})["suspicious"]
+    light = findings_loss({"suspicious": torch.tensor([-3.0, -3.0])}, {"suspicious": torch.tensor([1, 0])},
+                          {"suspicious": torch.tensor([9.0, 1.0])})["suspicious"]
+    assert heavy > light  # the wrong frame (class 1) counts more when its class weighs more
+
+
+def test_zoom_to_mask_makes_the_gland_fill_more_of_the_frame():
+    from thyroid_studio.engine.augment import ZoomToMask
+
+    image = np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[28:36, 20:40] = 1
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        out, (zoomed,) = ZoomToMask(p=1.0)(image, [mask], rng)
+        assert out.shape == image.shape and set(np.unique(zoomed)) <= {0, 1}
+        assert zoomed.sum() > 1.5 * mask.sum()
+
+
+def test_finetuning_all_but_the_gland_leaves_the_gland_decoder_alone(synthetic, finished_run, tmp_path):
+    source = finished_run / "checkpoint_best.pt"
+    corrected = _write_pairs(tmp_path / "corrected", [str(i) for i in range(100, 110)], seed=7)
+    out = tmp_path / "tuned.pt"
+    result = finetune(FinetuneConfig(str(source), str(corrected), out=str(out), epochs=1, device="cpu",
+                                     trainable="all-but-gland", optimizer="adamw", lr=1e-3))
+    assert result.status == "finished"
+    old_state, new_state = (load_checkpoint(p)[0].state_dict() for p in (source, out))
+    changed = {k.split(".")[0] for k in old_state if not torch.equal(old_state[k], new_state[k])}
+    assert changed == {"encoder", "nodule_decoder"}
+    assert read_meta(out).training["recipe"]["finetune"]["trainable"] == "all-but-gland"

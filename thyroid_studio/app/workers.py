@@ -5,7 +5,6 @@ thread, fine-tuning in a separate process) behind one :class:`Job` base that rep
 from __future__ import annotations
 
 import multiprocessing
-import os
 import queue
 import threading
 import traceback
@@ -25,7 +24,7 @@ from ..engine.checkpoint import CheckpointError
 from ..engine.dataset_index import DatasetIndex, content_hash
 from ..engine.datasets import DatasetError
 from ..engine.frames import Frame, FrameReadError, read_frame, read_frames
-from ..engine.inference import Segmentation, Segmenter
+from ..engine.inference import Segmentation, Segmenter, network_threads
 from ..engine.progress import BatchProgress, Finished, Message, ProgressEvent
 from ..engine.roles import MODEL_ROLES, PRIMARY_ROLE
 from ..engine.uncertainty import contour_uncertainty
@@ -35,9 +34,9 @@ THUMB = 64  # pixels, the longer side
 
 
 def leave_a_core_for_the_gui() -> None:
-    """Torch threads = cores - 1: on a small busy machine, two OpenMP threads fighting the GUI thread
-    (and any other job) for two cores made one inference ~100x slower (935 ms against 9 ms)."""
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
+    """Torch threads = cores - 1 (``inference.network_threads``): on a small busy machine, two OpenMP threads
+    fighting the GUI thread (and any other job) for two cores made one inference ~100x slower (935 ms against 9 ms)."""
+    torch.set_num_threads(network_threads())
 
 
 class InferenceWorker(QThread):

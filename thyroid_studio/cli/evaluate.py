@@ -1,9 +1,11 @@
 """`thyroid-studio evaluate`: score a model, or a folder of predicted masks, against ground-truth masks.
 
-Metrics are computed at each frame's original resolution (engine.metrics), per image
-(mean ± std) and pooled over all pixels, and printed in the paper's table style. When a
+The scoring is ``engine.evaluation`` (the one that training and fine-tuning use): masks at each
+frame's original resolution, per image (mean ± std) and pooled over all pixels, printed in the
+paper's table style; for a model with a gland head, how much of the true nodule its gland
+covers (the region prior's coverage) and the gland's share of the frame; and when a
 ``labels.csv`` (engine.findings) lies beside the masks, or is given with ``--labels``, and the
-model has findings heads, its predicted findings are scored too (engine.classification_metrics).
+model has findings heads, its predicted findings (engine.classification_metrics).
 """
 from __future__ import annotations
 
@@ -35,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "in the --masks folder or beside it, or in the --dataset root)")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     parser.add_argument("--batch-size", type=whole(1, 1024), default=4, help="frames per forward pass with --model")
+    parser.add_argument("--tta", action="store_true", help="with --model: flip test-time augmentation")
+    parser.add_argument("--inside-gland", action="store_true",
+                        help="with --model: drop nodule components outside the predicted gland")
 
 
 @dataclass
@@ -121,9 +126,11 @@ def _pairs(images: list[Path], truth: dict[str, Path], problems: Problems) -> It
 
 
 def _predictions(args: argparse.Namespace, pairs: Iterator[tuple], problems: Problems) -> Iterator[tuple]:
-    """(frame, predicted mask, ground truth, PredictedFindings or None) from the model or the predictions folder."""
+    """(frame, ground truth, Segmentation) from the model, or from the predictions folder (masks only)."""
     from ..engine.batch import batches
     from ..engine.datasets import DatasetError, read_mask
+    from ..engine.inference import PostProcess, Segmentation, Segmenter
+    from ..engine.model_library import resolve_model
 
     if args.predictions:
         predicted = masks_by_stem(args.predictions)
@@ -132,18 +139,18 @@ def _predictions(args: argparse.Namespace, pairs: Iterator[tuple], problems: Pro
                 problems.missing_predictions.append(frame.name)
                 continue
             try:
-                yield frame, read_mask(predicted[frame.name]), truth, None
+                mask = read_mask(predicted[frame.name])
             except DatasetError as exc:
                 problems.unreadable.append(str(exc))
+                continue
+            yield frame, truth, Segmentation(mask.astype(np.float32), mask)
         return
-    from ..engine.inference import Segmenter
-    from ..engine.model_library import resolve_model
-
-    segmenter = Segmenter.from_checkpoint(resolve_model(args.model), device=args.device)
+    segmenter = Segmenter.from_checkpoint(resolve_model(args.model), device=args.device, flip_tta=args.tta,
+                                          postprocess=PostProcess(inside_gland=args.inside_gland))
     for batch in batches(pairs, max(1, args.batch_size)):
         results = segmenter.segment([frame.pixels for frame, _ in batch])
         for (frame, truth), result in zip(batch, results):
-            yield frame, result.nodule_mask, truth, result.findings
+            yield frame, truth, result
 
 
 def _json_safe(value):
@@ -167,66 +174,53 @@ def labels_path(args: argparse.Namespace) -> Path | None:
     return next((folder / LABELS_FILE for folder in folders if (folder / LABELS_FILE).is_file()), None)
 
 
-def score_findings(labels: Path | None, predicted: dict) -> dict | None:
-    """Classification metrics of the predicted findings ({frame name: PredictedFindings}) against ``labels``
-    (exam-grouped bootstrap); None, with a note on stderr, when there is nothing to score."""
-    from ..engine.classification_metrics import findings_metrics
-    from ..engine.findings import read_labels
-    from ..engine.splits import exam_id
-
-    if labels is None:
-        return None
-    if not predicted:
-        print(f"findings not scored: {labels} is there, but no findings were predicted "
-              "(that needs --model with a model that has findings heads)", file=sys.stderr)
-        return None
-    truth = read_labels(labels)
-    names = [name for name in predicted if truth.get(name)]
-    if not names:
-        print(f"findings not scored: no evaluated frame has a label in {labels}", file=sys.stderr)
-        return None
-    print(f"findings scored on {len(names)} of {len(predicted)} frames (labels: {labels})", file=sys.stderr)
-    return findings_metrics([truth[n] for n in names], [predicted[n] for n in names], groups=[exam_id(n) for n in names])
-
-
 def run(args: argparse.Namespace) -> int:
     from ..engine.checkpoint import CheckpointError
-    from ..engine.datasets import DatasetError
-    from ..engine.files import write_text_atomic
     from ..engine.classification_metrics import format_findings_table
-    from ..engine.metrics import MetricAccumulator, format_table
+    from ..engine.datasets import DatasetError
+    from ..engine.evaluation import Case, Evaluation
+    from ..engine.files import write_text_atomic
+    from ..engine.findings import LabelsError, read_labels
+    from ..engine.metrics import format_table
 
-    problems, accumulator, predicted_findings = Problems(), MetricAccumulator(), {}
+    problems, evaluation, with_findings = Problems(), Evaluation(), 0
     try:
         check_outputs(args)
-        labels = labels_path(args)
+        labels_file = labels_path(args)
+        labels = read_labels(labels_file) if labels_file else {}
         images, truth = _inputs(args)
-        for frame, predicted, gt, findings in _predictions(args, _pairs(images, truth, problems), problems):
-            if predicted.shape != gt.shape:
-                problems.unreadable.append(f"{frame.name}: prediction {predicted.shape} and mask {gt.shape} differ in size")
+        for frame, gt, result in _predictions(args, _pairs(images, truth, problems), problems):
+            if result.nodule_mask.shape != gt.shape:
+                problems.unreadable.append(f"{frame.name}: prediction {result.nodule_mask.shape} and mask {gt.shape} differ in size")
                 continue
-            predicted = np.asarray(predicted)
-            accumulator.add(predicted, gt, frame.spacing_for(predicted | gt), name=frame.name)
-            if findings is not None:
-                predicted_findings[frame.name] = findings
-        classification = score_findings(labels, predicted_findings)
-    except (CheckpointError, DatasetError, ValueError) as exc:
+            spacing = frame.spacing_for(result.nodule_mask | gt)
+            evaluation.add(Case(frame.name, frame.pixels, gt, spacing, labels.get(frame.name)), result)
+            with_findings += result.findings is not None
+    except (CheckpointError, DatasetError, LabelsError, ValueError) as exc:
         report("evaluate", str(exc))
         return EXIT_USAGE
     problems.report()
-    if not accumulator.per_image:
+    if not evaluation.masks.per_image:
         report("evaluate", "nothing to score")
         return EXIT_USAGE
-    summary = accumulator.summary()
+    summary = evaluation.summary()
+    findings = summary.pop("findings", None)
     print(format_table(summary))
-    if classification:
-        print()
-        print(format_findings_table(classification))
+    if findings:
+        print(f"findings scored on {len(evaluation.findings)} of {with_findings} frames (labels: {labels_file})", file=sys.stderr)
+        print("\n" + format_findings_table(findings))
+    elif labels:
+        print(f"findings not scored: {labels_file} is there, but no labelled frame got predicted findings "
+              "(that needs --model with a model that has findings heads)", file=sys.stderr)
+    if prior := summary.get("gland_prior"):
+        print(f"\ngland prior on {prior['n']} nodule frames: the predicted gland covers a median "
+              f"{100 * prior['coverage_median']:.1f} % of the true nodule (10th percentile {100 * prior['coverage_p10']:.1f} %) "
+              f"and {100 * prior['gland_share_mean']:.1f} % of the frame")
     if args.json:
         source = {"model": args.model} if args.model else {"predictions": str(args.predictions)}
-        payload = {**source, "summary": summary, "per_image": accumulator.per_image, **asdict(problems)}
-        if classification:
-            payload.update(labels=str(labels), findings=classification)
+        payload = {**source, "summary": summary, "per_image": evaluation.rows(), **asdict(problems)}
+        if findings:
+            payload.update(labels=str(labels_file), findings=findings)
         try:
             write_text_atomic(args.json, json.dumps(_json_safe(payload), indent=2) + "\n")
         except OSError as exc:

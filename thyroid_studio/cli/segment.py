@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model name or checkpoint file (default: the shipped TRFE-Net)")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     parser.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png with the contours")
+    parser.add_argument("--gland", action="store_true",
+                        help="also write <name>_gland.png (0/255), the predicted thyroid gland (models with a gland head)")
+    parser.add_argument("--tta", action="store_true", help="flip test-time augmentation: average each frame and its mirror")
     parser.add_argument("--batch-size", type=whole(1, 1024), default=4, help="frames per forward pass (default 4)")
     parser.add_argument("--no-crop", action="store_true", help="feed the whole frame, not the detected ultrasound region")
     parser.add_argument("--contrast", choices=CONTRAST_MODES, help="contrast mode (default: the model's)")
@@ -30,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine", choices=REFINEMENTS, default="none",
                         help="second stage: 'medsam' redraws each nodule with LiteMedSAM from the box of the first "
                              "stage's largest component (about 1 s more per frame on a CPU; see bench/README.md)")
-    parser.add_argument("--threads", type=whole(1, 1024), help="CPU threads for the network (default: one per core; "
-                        "use 1 on a machine busy with other work, see bench/README.md)")
+    parser.add_argument("--threads", type=whole(1, 1024), help="CPU threads for the network (default: one core fewer "
+                        "than the machine has, leaving one to the reader and writer threads; see bench/README.md)")
 
 
 class _BarWarnings(logging.Handler):
@@ -51,12 +54,11 @@ def run(args: argparse.Namespace) -> int:
 
     from ..engine.batch import CSV_NAME, BatchOptions, check_output_dir, make_output_dir, segment_paths
     from ..engine.frames import find_inputs
-    from ..engine.inference import PostProcess, Segmenter
+    from ..engine.inference import PostProcess, Segmenter, network_threads
     from ..engine.model_library import resolve_model
     from ..engine.refinement import with_refinement
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads or network_threads())
     if not find_inputs(args.paths):
         report("segment", f"no images, DICOM or video found in {', '.join(args.paths)}")
         return EXIT_USAGE
@@ -69,7 +71,10 @@ def run(args: argparse.Namespace) -> int:
             contrast=args.contrast,
             postprocess=PostProcess(args.largest, args.fill_holes, args.inside_gland),
             threshold=args.threshold,
+            flip_tta=args.tta,
         )
+        if args.gland and not segmenter.has_gland:
+            raise ValueError(f"--gland needs a model with a gland head; {segmenter.meta.arch} has none")
         segmenter = with_refinement(segmenter, args.refine)
         make_output_dir(args.out)
     except (CheckpointError, ValueError) as exc:
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("thyroid_studio").addHandler(warnings)
         try:
             result = segment_paths(
-                args.paths, args.out, segmenter, BatchOptions(args.overlay, args.batch_size), progress, on_failure=failed
+                args.paths, args.out, segmenter, BatchOptions(args.overlay, args.batch_size, gland=args.gland), progress, on_failure=failed
             )
         finally:
             logging.getLogger("thyroid_studio").removeHandler(warnings)

@@ -57,6 +57,7 @@ OUTPUTS = {
     "mask": Output("{name}.png", lambda path, frame, result: write_mask_png(path, result.nodule_mask)),
     "overlay": Output("{name}_overlay.png",
                       lambda path, frame, result: write_image_atomic(path, segmentation_overlay(frame.pixels, result))),
+    "gland": Output("{name}_gland.png", lambda path, frame, result: write_mask_png(path, result.gland_mask)),
 }
 CSV_COLUMNS = (
     "file", "frame", "nodule_area_px", "nodule_area_mm2", "x0", "y0", "x1", "y1",
@@ -76,11 +77,12 @@ class BatchOptions:
     overlay: bool = False  # also write <name>_overlay.png
     batch_size: int = 4  # frames per forward pass
     recursive: bool = True  # descend into sub-folders of folder inputs
+    gland: bool = False  # also write <name>_gland.png, the predicted gland (models with a gland head)
 
     @property
     def outputs(self) -> tuple[str, ...]:
         """The OUTPUTS written for each frame (the mask always; its path goes in the CSV)."""
-        return ("mask", "overlay") if self.overlay else ("mask",)
+        return ("mask",) + (("overlay",) if self.overlay else ()) + (("gland",) if self.gland else ())
 
 
 @dataclass(frozen=True)

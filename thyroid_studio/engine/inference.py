@@ -50,6 +50,16 @@ class Segmentation:
         return float(self.nodule_prob[self.nodule_mask].mean()) if self.nodule_mask.any() else None
 
 
+def network_threads() -> int:
+    """Torch CPU threads for a network that shares the machine with other busy threads (the batch loop's
+    reader and writer, the app's GUI): one core fewer than the machine has, at least one.
+
+    PyTorch's default (one per core) lets its OpenMP threads fight those threads for the cores; on a
+    busy 2-core machine that made ``segment`` several times slower (bench/README.md).
+    """
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
 def _mps_available() -> bool:
     return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
 

@@ -69,7 +69,8 @@ def plot_progress(rows: Sequence[dict[str, Any]], path: Path) -> None:
     ax_val.set_xlabel("epoch")
     ax_val.set_title("validation (original resolution, per-image mean)")
     ax_val.set_ylim(0, 1)
-    ax_val.legend(fontsize=7)
+    if ax_val.lines:
+        ax_val.legend(fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
