@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoint import CheckpointError, ModelMeta, read_meta
-from .roles import MODEL_ROLES
+from .roles import MODEL_ROLES, PRIMARY_ROLE
 
 
 def shipped_dir() -> Path:
@@ -63,7 +63,7 @@ def list_models(on_problem: Callable[[str], None] | None = None) -> list[ModelEn
     return entries
 
 
-def default_model(role: str = "trfe") -> Path:
+def default_model(role: str = PRIMARY_ROLE) -> Path:
     """The shipped default checkpoint for ``role`` ("trfe" or "unet"); CheckpointError when defaults.json
     is missing, unreadable or names no model for the role."""
     if role not in MODEL_ROLES:
@@ -80,7 +80,7 @@ def default_model(role: str = "trfe") -> Path:
     return shipped_dir() / name
 
 
-def resolve_model(name_or_path: str | os.PathLike | None, role: str = "trfe") -> Path:
+def resolve_model(name_or_path: str | os.PathLike | None, role: str = PRIMARY_ROLE) -> Path:
     """A checkpoint path from a file path, a model name (file stem in a model folder) or ``None`` (the default)."""
     if name_or_path is None:
         return default_model(role)
