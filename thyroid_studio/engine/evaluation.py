@@ -9,12 +9,13 @@ predicted findings are kept with the labels for the classification metrics.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .batch import batches
 from .classification_metrics import findings_metrics
 from .findings import Findings, PredictedFindings
 from .inference import Segmentation, Segmenter
@@ -96,21 +97,10 @@ class Evaluation:
         return rows
 
 
-def _chunks(cases: Iterable[Case], size: int) -> Iterator[list[Case]]:
-    chunk: list[Case] = []
-    for case in cases:
-        chunk.append(case)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def evaluate(segmenter: Segmenter, cases: Iterable[Case], head: str = "nodule", batch: int = EVAL_BATCH) -> Evaluation:
     """Run ``segmenter`` over ``cases`` in batches and score its ``head`` ("nodule" or "gland")."""
     evaluation = Evaluation(head)
-    for chunk in _chunks(cases, batch):
+    for chunk in batches(cases, batch):
         for case, result in zip(chunk, segmenter.segment([c.frame for c in chunk])):
             evaluation.add(case, result)
     return evaluation
