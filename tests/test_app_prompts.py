@@ -19,6 +19,7 @@ from prompt_models import BoxEcho, tiny_litemedsam
 from test_app import at
 from test_app import answers, models, window  # noqa: F401 (fixtures)
 from test_frames import write_dicom
+from thyroid_studio.app.autosave import Autosave
 from thyroid_studio.app.main_window import MainWindow
 from thyroid_studio.engine.datasets import read_mask
 from thyroid_studio.engine.metrics import confusion, overlap_metrics
@@ -283,6 +284,8 @@ def test_propagate_carries_the_label_until_the_mask_vanishes_each_frame_marked_a
     window.open_paths([clip])
     rows = rows_of(window, clip)
     start = label_with_a_box(qtbot, window)
+    autosave = Autosave(tmp_path / "home" / "autosave")
+    qtbot.waitUntil(lambda: len(autosave.pending().labels) == 1, timeout=5000)  # the start frame's edit
     with qtbot.waitSignal(window.propagation.ended, timeout=20000) as ended:
         qtbot.keyClick(window.canvas, Qt.Key.Key_P, SHIFT)  # Cine > Propagate
         assert window.propagation.isVisible() and window.stop_propagation_action.isEnabled()
@@ -298,6 +301,7 @@ def test_propagate_carries_the_label_until_the_mask_vanishes_each_frame_marked_a
     assert all(abs(b - a - 10) <= 2 for a, b in zip(widths, widths[1:])), widths  # BoxEcho: the box before + 5 px
     assert all(window.worklist[rows[k]].label is None for k in (4, 5))  # after the mask vanished: untouched
     assert np.array_equal(window.canvas.label(), start)  # the shown frame stays as it was
+    qtbot.waitUntil(lambda: len(autosave.pending().labels) == 4, timeout=5000)  # propagated: kept against a crash
 
     # review: only the propagated frames listed; stepping through them; accepting or saving clears the mark
     window.settings.setValue("dataset/folder", str(tmp_path / "dataset"))
@@ -341,6 +345,14 @@ def test_propagation_stops_on_esc_and_the_clip_end_ends_it(qtbot, window, clip, 
     assert ended.args[0] in ("Propagation stopped after 1 frame(s)", "Propagation stopped after 2 frame(s)")
     assert window.worklist[rows[3]].label is None and window.worklist[rows[5]].label is None
     assert threading.main_thread().name not in echo.threads
+
+    qtbot.keyClick(window.canvas, Qt.Key.Key_P, SHIFT)  # again, stopped by the status bar's button
+    assert window.propagation.isVisible()
+    with qtbot.waitSignal(window.propagation.ended, timeout=10000) as ended:
+        qtbot.mouseClick(window.propagation.stop_button, LEFT)
+        assert not window.propagation.stop_button.isEnabled()
+        echo.gate.release()
+    assert ended.args[0] in ("Propagation stopped after 0 frame(s)", "Propagation stopped after 1 frame(s)")
 
 
 def test_propagate_runs_to_the_end_of_the_clip_and_is_refused_off_a_clip(qtbot, window, tmp_path, frame_file):

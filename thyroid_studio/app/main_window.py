@@ -79,7 +79,7 @@ class MainWindow(QMainWindow):
         self.prompt_worker.start()
         self.canvas.box_drawn.connect(self._box_drawn)
         self.propagation = Propagation(self.worklist, self.prompt_worker.prompter, self)
-        self.propagation.ended.connect(lambda text: self.statusBar().showMessage(text, 10000))
+        self.propagation.ended.connect(self._propagation_ended)
 
         self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._autosave_timer.timeout.connect(self.keeper.autosave_all)
@@ -364,6 +364,10 @@ class MainWindow(QMainWindow):
         problem = "Open a frame first" if self.current is None else self.propagation.start(self.current)
         if problem:
             self.statusBar().showMessage(problem, 8000)
+
+    def _propagation_ended(self, text: str) -> None:
+        self.statusBar().showMessage(text, 10000)
+        self._autosave_timer.start()  # the propagated labels are unsaved edits too
 
     def _accept_propagated(self) -> None:
         if self.current is not None and not self.worklist.accept_propagated(self.current):
