@@ -17,7 +17,8 @@ import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
 
 from ..engine.geometry import Measurements
 from ..engine.label_model import LabelChange, LabelModel
-from .edit_tools import BoxTool, BoxXYXY, BrushTool, CaliperTool, PanTool, Pointer, PolygonTool, Tool
+from ..engine.prompting import BoxXYXY
+from .edit_tools import BoxTool, BrushTool, CaliperTool, PanTool, Pointer, PolygonTool, Tool
 from .layers import (HEATMAP, LAYERS, SPECS, BrushCursor, CalipersItem, ContourLayerItem, DiametersItem, HeatmapItem,
                      LabelLayerItem, LayerStyle)
 

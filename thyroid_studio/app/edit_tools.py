@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QGraphicsPathItem
 
 from ..engine.geometry import Caliper
 from ..engine.painting import Point, fill_polygon, paint_segment, snap_centre
+from ..engine.prompting import BoxXYXY
 from .layers import BoxItem, ProposalItem, caliper_text
 
 if TYPE_CHECKING:
@@ -320,9 +321,6 @@ class CaliperTool(Tool):
         self.canvas.status_text.emit(caliper_text(Caliper(self._start, end), self.canvas.spacing_mm))
 
 
-BoxXYXY = tuple[float, float, float, float]  # x0, y0, x1, y1 frame pixels, x1/y1 exclusive (engine/prompting.py)
-
-
 class BoxTool(Tool):
     """Box prompt: drag a box and the canvas asks for the mask of what it holds (``Canvas.box_drawn``);
     the answer (:meth:`show_proposal`) is drawn dashed in the label's colour. Enter or a click
@@ -330,7 +328,7 @@ class BoxTool(Tool):
     Esc drops it; a new box replaces it."""
 
     cursor = Qt.CursorShape.CrossCursor
-    CLICK_SLOP = 3.0  # viewport pixels a click may move and still be a click
+    CLICK_SLOP = PanTool.CLICK_SLOP
 
     def __init__(self, canvas: "Canvas") -> None:
         super().__init__(canvas)

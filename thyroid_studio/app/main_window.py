@@ -348,7 +348,7 @@ class MainWindow(QMainWindow):
         if self.current is None:
             return
         if not self.prompt_worker.ready(self._pixels):
-            self.statusBar().showMessage("Box prompt: computing this frame's embedding…")
+            self.statusBar().showMessage("Box prompt: computing this frame's embedding…", 15000)
         self.prompt_worker.ask(self.worklist[self.current].key, self._pixels, box)
 
     def _box_proposal(self, key, box, mask) -> None:
