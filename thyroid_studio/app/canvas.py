@@ -17,7 +17,8 @@ import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
 
 from ..engine.geometry import Measurements
 from ..engine.label_model import LabelChange, LabelModel
-from .edit_tools import BrushTool, CaliperTool, PanTool, Pointer, PolygonTool, Tool
+from ..engine.prompting import BoxXYXY
+from .edit_tools import BoxTool, BrushTool, CaliperTool, PanTool, Pointer, PolygonTool, Tool
 from .layers import (HEATMAP, LAYERS, SPECS, BrushCursor, CalipersItem, ContourLayerItem, DiametersItem, HeatmapItem,
                      LabelLayerItem, LayerStyle)
 
@@ -36,6 +37,7 @@ class Canvas(QGraphicsView):
     cursor_moved = Signal(object)  # (x, y) image coordinates under the mouse, None off the image
     nodule_clicked = Signal(float, float)  # a click (no drag) with the pan tool: (x, y) pixel centre coordinates
     status_text = Signal(str)  # a tool's live feedback, e.g. a caliper's length while measuring
+    box_drawn = Signal(object)  # the box tool's box (x0, y0, x1, y1 frame pixels, exclusive): answer with show_box_proposal
     brush_size_changed = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -78,7 +80,7 @@ class Canvas(QGraphicsView):
         self._space = False
         self._tools: dict[str, Tool] = {"pan": PanTool(self), "brush": BrushTool(self),
                                         "eraser": BrushTool(self, erase=True), "polygon": PolygonTool(self),
-                                        "caliper": CaliperTool(self)}
+                                        "caliper": CaliperTool(self), "box": BoxTool(self)}
         self._tool_name = "pan"
         self._tools["pan"].activate()
         self.set_image(self._pixels)
@@ -201,12 +203,19 @@ class Canvas(QGraphicsView):
         return self._tool_name
 
     def set_tool(self, name: str) -> None:
-        """Activate "pan", "brush", "eraser", "polygon" or "caliper"."""
+        """Activate "pan", "brush", "eraser", "polygon", "caliper" or "box"."""
         if name not in self._tools:
             raise ValueError(f"unknown tool {name!r}; expected one of {sorted(self._tools)}")
         self._tools[self._tool_name].deactivate()
         self._tool_name = name
         self._tools[name].activate()
+
+    def show_box_proposal(self, box: BoxXYXY, mask: np.ndarray) -> bool:
+        """The mask a box prompt proposes, drawn by the box tool if ``box`` is still the one it asked
+        about on this frame (False: a stale answer, dropped)."""
+        if mask.shape != self._pixels.shape[:2]:
+            return False
+        return self._tools["box"].show_proposal(box, mask)
 
     @property
     def brush_size(self) -> int:
@@ -322,6 +331,15 @@ class Canvas(QGraphicsView):
         elif delta:
             self._zoom(WHEEL_ZOOM ** delta, event.position())
         event.accept()
+
+    def event(self, event: QEvent) -> bool:
+        """Esc and Enter go to a tool with something in progress (a polygon, a box), not to the window's
+        shortcuts (Esc also stops a propagation)."""
+        if event.type() == QEvent.Type.ShortcutOverride and self._tools[self._tool_name].in_progress \
+                and event.key() in (Qt.Key.Key_Escape, Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            event.accept()
+            return True
+        return super().event(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if self._tools[self._tool_name].key(event):

@@ -1,24 +1,27 @@
 """Canvas tools with Slicer's effect lifecycle: activate, pointer and key events, reset, deactivate.
 
 The canvas routes left-button and key events to the active tool; a tool edits the frame's
-label only through its ``engine.label_model.LabelModel`` (strokes, calipers), so each
-stroke, polygon or caliper is one undo step. Whatever a tool has in progress (a polygon's
-points, a caliper's first end) belongs to one frame: :meth:`Tool.reset` drops it when the
-frame changes, and deactivating the tool does too.
+label only through its ``engine.label_model.LabelModel`` (strokes, calipers, whole-mask
+replacements), so each stroke, polygon, caliper or accepted box proposal is one undo step.
+Whatever a tool has in progress (a polygon's points, a caliper's first end, a box and its
+proposal) belongs to one frame: :meth:`Tool.reset` drops it when the frame changes, and
+deactivating the tool does too.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QKeyEvent, QPainterPath, QPen
 from PySide6.QtWidgets import QGraphicsPathItem
 
 from ..engine.geometry import Caliper
 from ..engine.painting import Point, fill_polygon, paint_segment, snap_centre
-from .layers import caliper_text
+from ..engine.prompting import BoxXYXY
+from .layers import BoxItem, ProposalItem, caliper_text
 
 if TYPE_CHECKING:
     from .canvas import Canvas
@@ -47,6 +50,12 @@ class Tool:
 
     def activate(self) -> None:
         self.canvas.viewport().setCursor(self.cursor)
+
+    @property
+    def in_progress(self) -> bool:
+        """Something is under way that the tool's own keys act on (Esc, Enter): the canvas then keeps
+        those keys from the window's shortcuts."""
+        return False
 
     def reset(self) -> None:
         """Finish or drop anything in progress (the frame is about to change)."""
@@ -179,6 +188,10 @@ class PolygonTool(Tool):
         super().deactivate()
         self.canvas.scene().removeItem(self._preview)
 
+    @property
+    def in_progress(self) -> bool:
+        return bool(self._points)
+
     def press(self, pointer: Pointer) -> None:
         self._pressed = True
         self._add(pointer)
@@ -267,6 +280,10 @@ class CaliperTool(Tool):
         super().deactivate()
         self.canvas.scene().removeItem(self._preview)
 
+    @property
+    def in_progress(self) -> bool:
+        return self._start is not None
+
     def press(self, pointer: Pointer) -> None:
         end = _pixel_centre(pointer)
         if self._start is None:
@@ -302,6 +319,114 @@ class CaliperTool(Tool):
         path.lineTo(end[0] + 0.5, end[1] + 0.5)
         self._preview.setPath(path)
         self.canvas.status_text.emit(caliper_text(Caliper(self._start, end), self.canvas.spacing_mm))
+
+
+class BoxTool(Tool):
+    """Box prompt: drag a box and the canvas asks for the mask of what it holds (``Canvas.box_drawn``);
+    the answer (:meth:`show_proposal`) is drawn dashed in the label's colour. Enter or a click
+    accepts it as the label (one edit), with Shift adds it to the label, with Alt subtracts it;
+    Esc drops it; a new box replaces it."""
+
+    cursor = Qt.CursorShape.CrossCursor
+    CLICK_SLOP = PanTool.CLICK_SLOP
+
+    def __init__(self, canvas: "Canvas") -> None:
+        super().__init__(canvas)
+        self._from: Pointer | None = None  # where the button went down
+        self._dragging = False
+        self.box: BoxXYXY | None = None  # the box asked about
+        self.proposal: np.ndarray | None = None  # the answer to it, (H, W) bool
+        self._box_item = BoxItem()
+        self._proposal_item = ProposalItem()
+
+    def activate(self) -> None:
+        super().activate()
+        self.canvas.scene().addItem(self._box_item)
+        self.canvas.scene().addItem(self._proposal_item)
+
+    def reset(self) -> None:
+        self._from, self._dragging = None, False
+        self.box = self.proposal = None
+        self._box_item.hide()
+        self._proposal_item.set_mask(None)
+
+    def deactivate(self) -> None:
+        super().deactivate()
+        self.canvas.scene().removeItem(self._box_item)
+        self.canvas.scene().removeItem(self._proposal_item)
+
+    @property
+    def in_progress(self) -> bool:
+        return self.box is not None
+
+    def press(self, pointer: Pointer) -> None:
+        self._from, self._dragging = pointer, False
+
+    def move(self, pointer: Pointer) -> None:
+        if self._from is not None and (self._dragging or _far(pointer.view, self._from.view, self.CLICK_SLOP)):
+            self._dragging = True
+            self._box_item.setRect(QRectF(self._from.scene, pointer.scene).normalized())
+            self._box_item.show()
+
+    def release(self, pointer: Pointer) -> None:
+        start, dragged = self._from, self._dragging
+        self._from, self._dragging = None, False
+        if start is None:
+            return
+        if not dragged:
+            self.accept(pointer.modifiers)
+            return
+        box = _pixel_box(QRectF(start.scene, pointer.scene).normalized(), self.canvas.image_rect())
+        if box is None:  # dragged outside the frame
+            self.reset()
+            return
+        self.box, self.proposal = box, None
+        self._proposal_item.set_mask(None)
+        self._box_item.setRect(QRectF(box[0], box[1], box[2] - box[0], box[3] - box[1]))
+        self._box_item.show()
+        self.canvas.box_drawn.emit(box)
+
+    def show_proposal(self, box: BoxXYXY, mask: np.ndarray) -> bool:
+        """Show the answer to ``box``; False (and nothing shown) when it answers an older box."""
+        if box != self.box:
+            return False
+        self.proposal = mask
+        self._proposal_item.set_mask(mask)
+        return True
+
+    def key(self, event: QKeyEvent) -> bool:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.proposal is not None:
+            self.accept(event.modifiers())
+        elif event.key() == Qt.Key.Key_Escape and self.box is not None:
+            self.reset()
+        else:
+            return False
+        return True
+
+    def accept(self, modifiers: Qt.KeyboardModifier) -> None:
+        """The proposal into the label as one edit: replacing it, with Shift added, with Alt subtracted."""
+        proposal = self.proposal
+        if proposal is None:
+            return
+        label = self.canvas.label_model.mask
+        if modifiers & Qt.KeyboardModifier.AltModifier:
+            mask, text = label & ~proposal, "Box prompt: subtract"
+        elif modifiers & Qt.KeyboardModifier.ShiftModifier:
+            mask, text = label | proposal, "Box prompt: add"
+        else:
+            mask, text = proposal, "Box prompt"
+        self.reset()
+        self.canvas.label_model.replace(mask, text)
+
+
+def _pixel_box(rect: QRectF, frame: QRectF) -> BoxXYXY | None:
+    """The frame pixels a scene rectangle touches, as an exclusive box; None when it misses the frame."""
+    rect = rect.intersected(frame)
+    x0, y0 = math.floor(rect.left()), math.floor(rect.top())
+    x1, y1 = math.ceil(rect.right()), math.ceil(rect.bottom())
+    if rect.isEmpty() or x1 <= x0 or y1 <= y0:
+        return None
+    return float(x0), float(y0), float(x1), float(y1)
 
 
 def _pixel_centre(pointer: Pointer) -> Point:

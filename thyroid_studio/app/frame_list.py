@@ -1,5 +1,6 @@
 """The frame list: a Qt list model mirroring the Qt-free ``engine.worklist.Worklist`` (thumbnail, name,
-state, uncertainty), the order it is shown in (as opened, or worst first), and its view.
+state, uncertainty), the order it is shown in (as opened, or worst first) and which frames it shows
+(all, or those of one state: the propagated frames to review), and its view.
 
 Thumbnails are read on a worker thread (``workers.ThumbnailLoader``), only for the rows the view asks
 for; a frame of a multi-frame file gets one once it has been decoded for viewing (seeking a video for
@@ -21,6 +22,7 @@ STATE_COLOURS = {
     State.NOT_SEGMENTED: QColor("#9e9e9e"),
     State.AI: QColor("#ffb300"),
     State.CORRECTED: QColor("#43a047"),
+    State.PROPAGATED: QColor("#ab47bc"),
     State.SAVED: QColor("#1e88e5"),
 }
 StateRole = Qt.ItemDataRole.UserRole + 1
@@ -111,19 +113,39 @@ class FrameListModel(QAbstractListModel):
 
 class FrameOrder(QSortFilterProxyModel):
     """The order the frames are listed in: as opened (files in natural order), or worst first (the
-    primary model's uncertainty, highest first; frames not scored yet last)."""
+    primary model's uncertainty, highest first; frames not scored yet last); and the frames listed:
+    all, or only those in one state."""
 
     def __init__(self, source: FrameListModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setSourceModel(source)
         self.setDynamicSortFilter(True)
         self.worst_first = False
+        self.only: State | None = None
         self.sort(0)
 
     def set_worst_first(self, on: bool) -> None:
         self.worst_first = on
         self.invalidate()
         self.sort(0)
+
+    def set_only(self, state: State | None) -> None:
+        """List only the frames in ``state`` (None: all of them)."""
+        self.only = state
+        self.invalidate()
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        return self.only is None or self.sourceModel().index(source_row).data(StateRole) == self.only
+
+    def stepped(self, row: int, delta: int) -> int:
+        """The list row ``delta`` rows on from worklist ``row``; from a frame the filter hides, the
+        first step lands on the listed frame just after (or before) where it would stand."""
+        shown = self.mapFromSource(self.sourceModel().index(row))
+        if shown.isValid():
+            return shown.row() + delta
+        key = self._key(self.sourceModel().index(row))
+        before = sum(self._key(self.mapToSource(self.index(r, 0))) < key for r in range(self.rowCount()))
+        return before + delta - (1 if delta > 0 else 0)
 
     def lessThan(self, left: Index, right: Index) -> bool:
         return self._key(left) < self._key(right)

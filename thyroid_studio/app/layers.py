@@ -1,5 +1,5 @@
 """Scene items drawn over the frame: the editable label, model contours, the probability heat map,
-diameters and calipers, the brush cursor.
+diameters and calipers, the brush cursor, a box prompt and its proposed mask.
 
 The label is a raster (ARGB image in the mask's own pixels) so a brush dab re-renders
 only its own rectangle; model layers change once per inference and are vector paths
@@ -16,7 +16,7 @@ import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap
 from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsPathItem, QGraphicsPixmapItem,
-                               QGraphicsSimpleTextItem, QStyleOptionGraphicsItem, QWidget)
+                               QGraphicsRectItem, QGraphicsSimpleTextItem, QStyleOptionGraphicsItem, QWidget)
 
 import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
 
@@ -177,6 +177,30 @@ class ContourLayerItem(QGraphicsPathItem):
                 path.addPolygon([QPointF(x + 0.5, y + 0.5) for x, y in contour.tolist()])
                 path.closeSubpath()
         self.setPath(path)
+
+
+class ProposalItem(ContourLayerItem):
+    """A mask proposed for the label (a box prompt's answer, not yet accepted): its contours dashed in
+    the label's colour, above every layer."""
+
+    def __init__(self) -> None:
+        super().__init__(SPECS["label"])
+        pen = self.pen()
+        pen.setStyle(Qt.PenStyle.DashLine)
+        self.setPen(pen)
+        self.setZValue(101)
+
+
+class BoxItem(QGraphicsRectItem):
+    """The box being dragged or prompting: a thin dashed white rectangle."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        pen = QPen(QColor(255, 255, 255, 220), 1.0, Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)
+        self.setPen(pen)
+        self.setZValue(101)
+        self.hide()
 
 
 class DiametersItem(QGraphicsPathItem):

@@ -32,11 +32,14 @@ from .label_keeper import LabelKeeper
 from .panels.findings_panel import FindingsPanel
 from .panels.layers_panel import LayersPanel
 from .panels.measurements_panel import MeasurementsPanel
+from .prompt_worker import PromptWorker
+from .propagation import Propagation
 from .workers import DatasetLookup, InferenceWorker
 
 AUTOSAVE_MS = 1500
 PAGE = 10  # frames skipped by Page Up / Page Down
 ACCEPT_KEYS = ("A", "Shift+A")  # accept the first, second... model role's mask as the label
+BOX_HELP = "Box proposal: Enter or a click replaces the label, with Shift adds to it, with Alt subtracts; Esc drops it"
 FILE_FILTER = "Frames ({});;All files (*)".format(
     " ".join(f"*{ext}" for ext in sorted(IMAGE_EXTENSIONS | DICOM_EXTENSIONS | VIDEO_EXTENSIONS)))
 Key = QKeySequence.StandardKey
@@ -96,6 +99,14 @@ class MainWindow(QMainWindow):
         self.lookup.busy.connect(lambda text: self.busy_label.setText(text))
         self.lookup.start()
         self.frames_model.rowsInserted.connect(lambda _parent, first, last: self._look_up(range(first, last + 1)))
+        self._pixels = None  # the shown frame's pixels (the prompt worker's embeddings are keyed by this array)
+        self.prompt_worker = PromptWorker(self)
+        self.prompt_worker.proposal.connect(self._box_proposal)
+        self.prompt_worker.failed.connect(self._box_failed)
+        self.prompt_worker.start()
+        self.canvas.box_drawn.connect(self._box_drawn)
+        self.propagation = Propagation(self.worklist, self.prompt_worker.prompter, self)
+        self.propagation.ended.connect(self._propagation_ended)
 
         self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._autosave_timer.timeout.connect(self.keeper.autosave_all)
@@ -121,7 +132,7 @@ class MainWindow(QMainWindow):
         self.cursor_label, self.busy_label = QLabel(self), QLabel(self)
         self.research_label = QLabel(RESEARCH_NOTE, self)
         self.research_label.setStyleSheet("color: #c62828; font-weight: bold; padding: 0 6px;")
-        for widget in (self.busy_label, self.cursor_label, self.research_label):
+        for widget in (self.propagation, self.busy_label, self.cursor_label, self.research_label):
             self.statusBar().addPermanentWidget(widget)
 
     def _action(self, menu, text: str, slot: Callable, shortcut=None, checkable: bool = False) -> QAction:
@@ -162,12 +173,15 @@ class MainWindow(QMainWindow):
         self.tool_actions = {}
         for name, text, key in (("pan", "&Pan / select nodule", "V"), ("brush", "&Brush", "B"),
                                 ("eraser", "&Eraser", "E"), ("polygon", "P&olygon / lasso fill", "P"),
-                                ("caliper", "&Caliper (two clicks)", "C")):
+                                ("caliper", "&Caliper (two clicks)", "C"),
+                                ("box", "Bo&x prompt: drag a box, get the nodule (LiteMedSAM)", "X")):
             self.tool_actions[name] = a(tools, text, lambda n=name: self._set_tool(n), key, checkable=True)
         self.tool_actions[self.canvas.tool].setChecked(True)
         tools.addSeparator()
         a(tools, "Larger brush", lambda: self.canvas.step_brush(1), "]")
         a(tools, "Smaller brush", lambda: self.canvas.step_brush(-1), "[")
+
+        self._build_cine_menu(bar.addMenu("&Cine"))
 
         view = bar.addMenu("&View")
         a(view, "Zoom to &fit", self.canvas.zoom_fit, "F")
@@ -200,6 +214,18 @@ class MainWindow(QMainWindow):
         a(help_menu, "&About Thyroid Studio", lambda: AboutDialog(self).exec(), Key.HelpContents)
         self._update_undo_actions()
 
+    def _build_cine_menu(self, cine) -> None:
+        a = self._action
+        a(cine, "&Propagate label to the next frames", self._propagate, "Shift+P")
+        self.stop_propagation_action = a(cine, "&Stop propagating", self.propagation.stop, "Esc")
+        self.stop_propagation_action.setEnabled(False)
+        self.propagation.running_changed.connect(self.stop_propagation_action.setEnabled)
+        a(cine, "&Accept propagated label", self._accept_propagated, "Ctrl+Return")
+        self.only_propagated_action = a(
+            cine, "&Only propagated frames (to review)",
+            lambda: self.frame_order.set_only(State.PROPAGATED if self.only_propagated_action.isChecked() else None),
+            checkable=True)
+
     # ------------------------------------------------------------ opening and showing frames
 
     def open_paths(self, paths: list[str | Path]) -> None:
@@ -231,6 +257,8 @@ class MainWindow(QMainWindow):
         entry = self.worklist[row]
         self.frames_model.frame_decoded(row)
         self.canvas.set_image(frame.pixels, label, entry.spacing_mm)
+        self._pixels = frame.pixels
+        self.prompt_worker.show_frame(entry.key, frame.pixels)
         self._show_predictions()
         self._select_in_list(row)
         self._label_shown()
@@ -241,26 +269,21 @@ class MainWindow(QMainWindow):
     def _select_in_list(self, row: int) -> None:
         self.frame_view.setCurrentIndex(self.frame_order.mapFromSource(self.frames_model.index(row)))
 
-    def _view_row(self) -> int:
-        """Where the shown frame stands in the list's current order."""
-        if self.current is None:
-            return -1
-        return self.frame_order.mapFromSource(self.frames_model.index(self.current)).row()
-
     def _go(self, view_row: int) -> None:
-        """Show the frame at ``view_row`` of the list as ordered (clamped to the list)."""
-        if len(self.worklist):
-            view_row = min(max(view_row, 0), len(self.worklist) - 1)
+        """Show the frame at ``view_row`` of the list as ordered and filtered (clamped to the list)."""
+        if self.frame_order.rowCount():
+            view_row = min(max(view_row, 0), self.frame_order.rowCount() - 1)
             self.show_row(self.frame_order.mapToSource(self.frame_order.index(view_row, 0)).row())
 
     def _step(self, delta: int) -> None:
-        self._go(max(self._view_row(), 0) + delta)
+        self._go(delta if self.current is None else self.frame_order.stepped(self.current, delta))
 
     def _next_unsaved(self) -> None:
         """Show the next frame of the list (as ordered, wrapping round) whose state is not "saved"."""
-        count, start = len(self.worklist), self._view_row()
+        count = self.frame_order.rowCount()
         if not count:
             return
+        start = -1 if self.current is None else self.frame_order.stepped(self.current, 0)
         for step in range(1, count + 1):
             view_row = (start + step) % count
             if self.worklist[self.frame_order.mapToSource(self.frame_order.index(view_row, 0)).row()].state \
@@ -368,6 +391,36 @@ class MainWindow(QMainWindow):
         if self.current is not None:
             self.canvas.label_model.set_finding(name, value)
 
+    def _box_drawn(self, box) -> None:
+        """The box tool drew a box: ask the prompt worker for its mask (at once when the embedding is ready)."""
+        if self.current is None:
+            return
+        if not self.prompt_worker.ready(self._pixels):
+            self.statusBar().showMessage("Box prompt: computing this frame's embedding…", 15000)
+        self.prompt_worker.ask(self.worklist[self.current].key, self._pixels, box)
+
+    def _box_proposal(self, key, box, mask) -> None:
+        if self.current is not None and key == self.worklist[self.current].key \
+                and self.canvas.show_box_proposal(box, mask):
+            self.statusBar().showMessage(BOX_HELP, 10000)
+
+    def _box_failed(self, key, message: str) -> None:
+        if self.current is not None and key == self.worklist[self.current].key:
+            self.statusBar().showMessage(message, 10000)
+
+    def _propagate(self) -> None:
+        problem = "Open a frame first" if self.current is None else self.propagation.start(self.current)
+        if problem:
+            self.statusBar().showMessage(problem, 8000)
+
+    def _propagation_ended(self, text: str) -> None:
+        self.statusBar().showMessage(text, 10000)
+        self._autosave_timer.start()  # the propagated labels are unsaved edits too
+
+    def _accept_propagated(self) -> None:
+        if self.current is not None and not self.worklist.accept_propagated(self.current):
+            self.statusBar().showMessage("This frame's label was not propagated", 4000)
+
     def _select_nodule(self, x: float, y: float) -> None:
         """A click with the pan tool: measure the nodule under (or nearest to) it."""
         if self.current is not None:
@@ -472,6 +525,8 @@ class MainWindow(QMainWindow):
             job.stop()
         self.inference.stop()
         self.lookup.stop()
+        self.propagation.close_job()
+        self.prompt_worker.stop()
         self.frames_model.stop()
         event.accept()
 

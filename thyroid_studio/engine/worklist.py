@@ -5,7 +5,8 @@ Qt-free, so it is tested without a display and the GUI only mirrors it. Each
 model role of ``engine/roles.py``), its ground truth (a mask found beside the
 image), the label being corrected (green: a :class:`~.label_model.LabelModel`,
 the one owner of the mask, the user's findings and their undo history) and its
-state: not segmented, AI, corrected or saved. A label is *unsaved* when its mask or
+state: not segmented, AI, corrected, propagated (a label carried over from the frame
+before in a clip, not yet reviewed) or saved. A label is *unsaved* when its mask or
 findings differ from their baseline (the last saved label and findings, else the
 ground truth, else empty), so undoing every edit makes a frame clean again.
 Listeners are told about inserted rows and changed rows (a label edit counts once
@@ -44,6 +45,7 @@ class State(str, Enum):
     NOT_SEGMENTED = "not segmented"
     AI = "AI"
     CORRECTED = "corrected"
+    PROPAGATED = "propagated"  # an unsaved label set by cine propagation, awaiting the user's review
     SAVED = "saved"
 
 
@@ -64,6 +66,7 @@ class Entry:
     saved_label: np.ndarray | None = None  # as stored in the dataset
     saved_findings: Findings = field(default_factory=Findings)  # as stored in the dataset
     proposed_by: str | None = None  # model whose mask was accepted as the starting label
+    propagated: bool = False  # the label was propagated from the frame before and is not yet accepted or saved
     spacing_mm: tuple[float, float] | None = None
     error: str | None = None  # why the frame could not be read or segmented
 
@@ -103,7 +106,7 @@ class Entry:
     @property
     def state(self) -> State:
         if self.unsaved:
-            return State.CORRECTED
+            return State.PROPAGATED if self.propagated else State.CORRECTED
         if self.saved_label is not None:
             return State.SAVED
         return State.AI if self.predictions else State.NOT_SEGMENTED
@@ -181,16 +184,26 @@ class Worklist:
         frame = self._frames.get(entry.key)
         if frame is None:
             frame = read_frame(entry.source, entry.index)
-            entry.spacing_mm = frame.spacing_mm
-            if entry.ground_truth_file is not None:
-                entry.ground_truth = _ground_truth(entry, frame)
-                entry.ground_truth_file = None
-            self._frames[entry.key] = frame
-            while len(self._frames) > _FRAME_CACHE:
-                self._frames.popitem(last=False)
+            self._cache(entry, frame)
         else:
             self._frames.move_to_end(entry.key)
         return frame
+
+    def keep_frame(self, frame: Frame) -> None:
+        """A frame of an opened entry decoded elsewhere (a worker reading a clip): cache it, so that
+        showing or labelling it does not decode it again."""
+        row = self.row_of(frame.source, frame.index)
+        if row is not None and self.entries[row].key not in self._frames:
+            self._cache(self.entries[row], frame)
+
+    def _cache(self, entry: Entry, frame: Frame) -> None:
+        entry.spacing_mm = frame.spacing_mm
+        if entry.ground_truth_file is not None:
+            entry.ground_truth = _ground_truth(entry, frame)
+            entry.ground_truth_file = None
+        self._frames[entry.key] = frame
+        while len(self._frames) > _FRAME_CACHE:
+            self._frames.popitem(last=False)
 
     def cached_frame(self, row: int) -> Frame | None:
         """The decoded frame of ``row`` if it is in the cache; never decodes."""
@@ -264,11 +277,36 @@ class Worklist:
         entry = self.entries[row]
         clean = entry.label is not None and not entry.unsaved
         entry.saved_label = np.array(mask, dtype=bool, copy=True)
+        entry.propagated = False
         if findings is not None:
             entry.saved_findings = findings
         if clean:
             entry.label.replace(entry.saved_label, "Open the saved label", findings=entry.saved_findings)
         self._changed(row)
+
+    def clip_rows(self, row: int) -> list[int]:
+        """The rows of the frames after ``row``'s in its clip (same source), in frame order."""
+        entry = self.entries[row]
+        after = (self.row_of(entry.source, index) for index in range(entry.index + 1, entry.count))
+        return [r for r in after if r is not None]
+
+    def set_propagated(self, row: int, mask: np.ndarray, model: str) -> None:
+        """A label propagated from the frame before: replaces the frame's label as one undoable edit and
+        marks it *propagated* until the user accepts (:meth:`accept_propagated`) or saves it."""
+        entry = self.entries[row]
+        entry.propagated = True
+        entry.proposed_by = model
+        if not self.label(row).replace(mask, "Propagate"):
+            self._changed(row)  # the same label as before: the mark alone changed
+
+    def accept_propagated(self, row: int) -> bool:
+        """The user reviewed a propagated label and keeps it (an ordinary unsaved label from now on)."""
+        entry = self.entries[row]
+        if not entry.propagated:
+            return False
+        entry.propagated = False
+        self._changed(row)
+        return True
 
     def spacing_for(self, row: int, mask: np.ndarray) -> tuple[float, float] | None:
         """Millimetres per pixel (row, column) for measuring ``mask`` on this frame, None when unknown."""
@@ -291,6 +329,7 @@ class Worklist:
             entry.label.replace(base if base is not None else np.zeros_like(entry.label.mask), "Discard unsaved edits",
                                 findings=entry.saved_findings)
         entry.proposed_by = None
+        entry.propagated = False
         self._changed(row)
 
     def unsaved_rows(self) -> list[int]:
