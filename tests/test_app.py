@@ -33,11 +33,19 @@ Button = QMessageBox.StandardButton
 @pytest.fixture
 def models(tmp_path, monkeypatch) -> dict[str, Path]:
     """Tiny untrained TRFE-Net and U-Net as the shipped defaults; the user folder in tmp."""
+    return tiny_defaults(tmp_path, monkeypatch)
+
+
+def tiny_defaults(tmp_path: Path, monkeypatch, trfe_findings: dict[str, list[str]] | None = None,
+                  **meta) -> dict[str, Path]:
+    """Tiny untrained TRFE-Net (with findings heads for ``trfe_findings``) and U-Net as the shipped defaults,
+    with the ``meta`` fields in their ModelMeta; the user folder in tmp."""
     folder = tmp_path / "models"
     paths = {}
-    for role, arch in (("trfe", "trfe-a"), ("unet", "unet")):
-        meta = ModelMeta(arch=arch, width=4, input_size=(64, 64), name=f"{role}-tiny")
-        paths[role] = save_checkpoint(folder / f"{role}-tiny.pt", build_model(arch, width=4), meta)
+    for role, arch, findings in (("trfe", "trfe-a", trfe_findings or {}), ("unet", "unet", {})):
+        model_meta = ModelMeta(arch=arch, width=4, input_size=(64, 64), findings=findings, name=f"{role}-tiny", **meta)
+        model = build_model(arch, width=4, findings=findings or None)
+        paths[role] = save_checkpoint(folder / f"{role}-tiny.pt", model, model_meta)
     (folder / "defaults.json").write_text(json.dumps({r: p.name for r, p in paths.items()}))
     monkeypatch.setenv("THYROID_STUDIO_MODELS", str(folder))
     monkeypatch.setenv("THYROID_STUDIO_HOME", str(tmp_path / "home"))
