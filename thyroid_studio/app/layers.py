@@ -296,9 +296,7 @@ class CalipersItem(QGraphicsPathItem):
 
 def caliper_text(caliper: geometry.Caliper, spacing_mm: tuple[float, float] | None) -> str:
     """'12.3 mm (45.6 px)', or the pixels alone without a spacing."""
-    mm = caliper.length_mm(spacing_mm)
-    px = f"{caliper.length_px:.1f} px"
-    return px if mm is None else f"{mm:.1f} mm ({px})"
+    return geometry.size_text(caliper.length_px, caliper.length_mm(spacing_mm))
 
 
 class BrushCursor(QGraphicsEllipseItem):
