@@ -146,6 +146,24 @@ def test_paint_undo_autosave_and_crash_recovery(qtbot, window, tmp_path, answers
     qtbot.waitUntil(lambda: window.worklist[row].state is State.AI)
 
 
+def test_autosave_writes_again_only_the_labels_changed_since_it_last_ran(window, monkeypatch):
+    """After a propagation (or a recovery) many labels are unsaved: an edit of one must not make the GUI
+    thread rewrite all of them."""
+    window.open_paths([SAMPLES / "image"])
+    stored = []
+    monkeypatch.setattr(window.keeper.autosave, "store", lambda source, index, *args: stored.append(source.name))
+    labels = [window.worklist.label(row) for row in range(len(window.worklist))]
+    for label in labels:
+        label.replace(~label.mask, "Invert")
+    window.keeper.autosave_all()
+    assert sorted(stored) == ["1.png", "10005.png", "3.png"]
+    stored.clear()
+    labels[1].replace(~labels[1].mask, "Invert back")  # clean again: its file goes
+    labels[2].replace(np.zeros_like(labels[2].mask), "Clear")
+    window.keeper.autosave_all()
+    assert stored == [window.worklist[2].source.name]
+
+
 def test_accept_clean_and_save_writes_tn3k_png_and_record(qtbot, window, tmp_path):
     dataset = tmp_path / "dataset"
     window.settings.setValue("dataset/folder", str(dataset))
