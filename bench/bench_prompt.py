@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -34,28 +33,19 @@ import torch
 from thyroid_studio.engine import geometry
 from thyroid_studio.engine.datasets import open_dataset, read_mask
 from thyroid_studio.engine.frames import read_frame
+from thyroid_studio.engine.frameset import evenly_spaced
 from thyroid_studio.engine.inference import Segmenter
-from thyroid_studio.engine.metrics import confusion, overlap_metrics
+from thyroid_studio.engine.metrics import dice
 from thyroid_studio.engine.model_library import default_model, shipped_dir
 from thyroid_studio.engine.preprocessing import restore
 from thyroid_studio.engine.prompting import Embedding, PromptSegmenter, box_around, box_to_model
 from thyroid_studio.engine.refinement import RefinedSegmenter
 from thyroid_studio.engine.splits import fold_split
-from thyroid_studio.engine.training import evenly_spaced
+
+from bench_inference import cpu_model  # bench/ is the script's folder, on sys.path
 
 DDTI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ddti"
 GT_MARGIN_PX = 5
-
-
-def dice(pred: np.ndarray, gt: np.ndarray) -> float:
-    return overlap_metrics(*confusion(pred, gt))["dice"]
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def filled(box: tuple[float, float, float, float], shape: tuple[int, int]) -> np.ndarray:

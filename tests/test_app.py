@@ -33,11 +33,19 @@ Button = QMessageBox.StandardButton
 @pytest.fixture
 def models(tmp_path, monkeypatch) -> dict[str, Path]:
     """Tiny untrained TRFE-Net and U-Net as the shipped defaults; the user folder in tmp."""
+    return tiny_defaults(tmp_path, monkeypatch)
+
+
+def tiny_defaults(tmp_path: Path, monkeypatch, trfe_findings: dict[str, list[str]] | None = None,
+                  **meta) -> dict[str, Path]:
+    """Tiny untrained TRFE-Net (with findings heads for ``trfe_findings``) and U-Net as the shipped defaults,
+    with the ``meta`` fields in their ModelMeta; the user folder in tmp."""
     folder = tmp_path / "models"
     paths = {}
-    for role, arch in (("trfe", "trfe-a"), ("unet", "unet")):
-        meta = ModelMeta(arch=arch, width=4, input_size=(64, 64), name=f"{role}-tiny")
-        paths[role] = save_checkpoint(folder / f"{role}-tiny.pt", build_model(arch, width=4), meta)
+    for role, arch, findings in (("trfe", "trfe-a", trfe_findings or {}), ("unet", "unet", {})):
+        model_meta = ModelMeta(arch=arch, width=4, input_size=(64, 64), findings=findings, name=f"{role}-tiny", **meta)
+        model = build_model(arch, width=4, findings=findings or None)
+        paths[role] = save_checkpoint(folder / f"{role}-tiny.pt", model, model_meta)
     (folder / "defaults.json").write_text(json.dumps({r: p.name for r, p in paths.items()}))
     monkeypatch.setenv("THYROID_STUDIO_MODELS", str(folder))
     monkeypatch.setenv("THYROID_STUDIO_HOME", str(tmp_path / "home"))
@@ -136,6 +144,24 @@ def test_paint_undo_autosave_and_crash_recovery(qtbot, window, tmp_path, answers
     qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert np.array_equal(window.canvas.label(), before)  # exactly
     qtbot.waitUntil(lambda: window.worklist[row].state is State.AI)
+
+
+def test_autosave_writes_again_only_the_labels_changed_since_it_last_ran(window, monkeypatch):
+    """After a propagation (or a recovery) many labels are unsaved: an edit of one must not make the GUI
+    thread rewrite all of them."""
+    window.open_paths([SAMPLES / "image"])
+    stored = []
+    monkeypatch.setattr(window.keeper.autosave, "store", lambda source, index, *args: stored.append(source.name))
+    labels = [window.worklist.label(row) for row in range(len(window.worklist))]
+    for label in labels:
+        label.replace(~label.mask, "Invert")
+    window.keeper.autosave_all()
+    assert sorted(stored) == ["1.png", "10005.png", "3.png"]
+    stored.clear()
+    labels[1].replace(~labels[1].mask, "Invert back")  # clean again: its file goes
+    labels[2].replace(np.zeros_like(labels[2].mask), "Clear")
+    window.keeper.autosave_all()
+    assert stored == [window.worklist[2].source.name]
 
 
 def test_accept_clean_and_save_writes_tn3k_png_and_record(qtbot, window, tmp_path):

@@ -14,15 +14,13 @@ import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QTabWidget
 
-from test_app import SAMPLE, SAMPLES, open_and_wait, paint
+from test_app import SAMPLE, SAMPLES, open_and_wait, paint, tiny_defaults
 from test_app import answers, window  # noqa: F401 (fixtures)
 from test_app_saving import burnt_in_dicom
 from thyroid_studio.app.autosave import Autosave
 from thyroid_studio.app.dialogs.about_dialog import AboutDialog
 from thyroid_studio.app.launch import open_window
 from thyroid_studio.app.panels.findings_panel import NO_HEADS
-from thyroid_studio.engine.architectures import build_model
-from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
 from thyroid_studio.engine.datasets import read_mask
 from thyroid_studio.engine.findings import FIELDS, Findings, merged
 from thyroid_studio.engine.shape import shape_of
@@ -39,16 +37,7 @@ def models(request, tmp_path, monkeypatch) -> dict[str, Path]:
     U-Net as the shipped defaults; the user folder in tmp."""
     heads = getattr(request, "param", True)
     vocabulary = {k: list(v) for k, v in FIELDS.items()} if heads else {}
-    folder = tmp_path / "models"
-    paths = {}
-    for role, arch, findings in (("trfe", "trfe-a", vocabulary), ("unet", "unet", {})):
-        meta = ModelMeta(arch=arch, width=4, input_size=(64, 64), findings=findings, name=f"{role}-tiny", version="5")
-        model = build_model(arch, width=4, findings=findings or None)
-        paths[role] = save_checkpoint(folder / f"{role}-tiny.pt", model, meta)
-    (folder / "defaults.json").write_text(json.dumps({r: p.name for r, p in paths.items()}))
-    monkeypatch.setenv("THYROID_STUDIO_MODELS", str(folder))
-    monkeypatch.setenv("THYROID_STUDIO_HOME", str(tmp_path / "home"))
-    return paths
+    return tiny_defaults(tmp_path, monkeypatch, vocabulary, version="5")
 
 
 def choose(qtbot, window, field: str, key=Qt.Key.Key_End) -> None:

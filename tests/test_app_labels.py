@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from test_app import SAMPLES, at, open_and_wait, paint
 from test_app import answers, models, window  # noqa: F401 (fixtures)
-from thyroid_studio.app.canvas import Canvas
+from test_canvas import shown_canvas
 from thyroid_studio.app.layers import CalipersItem
 from thyroid_studio.app.panels.layers_panel import LayersPanel
 from thyroid_studio.engine import geometry
@@ -122,11 +122,7 @@ def test_caliper_two_clicks_drawn_listed_and_undone(qtbot, window):
 
 
 def test_caliper_in_millimetres_when_the_spacing_is_known(qtbot):
-    canvas = Canvas()
-    qtbot.addWidget(canvas)
-    canvas.resize(400, 300)
-    canvas.show()
-    qtbot.waitExposed(canvas)
+    canvas = shown_canvas(qtbot)
     canvas.set_image(np.zeros((150, 200), np.uint8), spacing_mm=(0.5, 0.5))
     canvas.set_tool("caliper")
     for x in (20.5, 80.5):
@@ -137,11 +133,7 @@ def test_caliper_in_millimetres_when_the_spacing_is_known(qtbot):
 
 def test_filled_layers_stay_apart_where_they_overlap(qtbot):
     """Filled red over filled green must not turn yellow (U-Net's colour): fills are hatched, not tinted."""
-    canvas = Canvas()
-    qtbot.addWidget(canvas)
-    canvas.resize(400, 300)
-    canvas.show()
-    qtbot.waitExposed(canvas)
+    canvas = shown_canvas(qtbot)
     mask = np.zeros((150, 200), bool)
     mask[30:120, 40:160] = True
     canvas.set_image(np.full((150, 200), 60, np.uint8), mask)

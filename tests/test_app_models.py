@@ -9,13 +9,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
 from PySide6.QtCore import QPoint, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox
 
 from test_app import SAMPLE, SAMPLES, open_and_wait, paint
 from test_app import answers, models, window  # noqa: F401 (fixtures)
+from test_frames import write_dicom
 from thyroid_studio.app.autosave import Autosave
 from thyroid_studio.app.dialogs.finetune_dialog import FinetuneDialog
 from thyroid_studio.app.dialogs.models_dialog import ModelsDialog, chosen_models
@@ -208,20 +207,6 @@ def test_finetuning_fewer_than_eight_frames_is_refused_with_a_clear_message(qtbo
 
 
 # ----------------------------------------------------------------------------- DICOM (bug 12)
-
-def write_dicom(path: Path, pixels: np.ndarray) -> Path:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = UltrasoundImageStorage, generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = UltrasoundImageStorage, meta.MediaStorageSOPInstanceUID, "US"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelData = pixels.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
 
 def test_saving_a_dicom_frame_warns_and_carries_the_black_out_choice(qtbot, window, tmp_path, monkeypatch):
     calls = []

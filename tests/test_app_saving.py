@@ -10,14 +10,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, UltrasoundImageStorage, generate_uid
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
-from test_app import at, paint
+from test_app import paint
 from test_app import answers, models, window  # noqa: F401 (fixtures)
 from test_app_models import button_named, click_in_next_modal, reactivate
+from test_frames import write_dicom
 from thyroid_studio.app import label_keeper
 from thyroid_studio.app.label_keeper import BLACK_OUT
 from thyroid_studio.app.main_window import MainWindow
@@ -181,18 +180,7 @@ def burnt_in_dicom(path: Path) -> tuple[Path, np.ndarray]:
     pixels = np.zeros((80, 120), np.uint8)
     pixels[8:72, 10:110] = rng.integers(60, 200, (64, 100), dtype=np.uint8)
     pixels[1:4, 12:30] = 255  # "PATIENT NAME"
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = UltrasoundImageStorage, generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = UltrasoundImageStorage, meta.MediaStorageSOPInstanceUID, "US"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelSpacing = [0.2, 0.25]
-    ds.PixelData = pixels.tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path, pixels
+    return write_dicom(path, pixels, PixelSpacing=[0.2, 0.25]), pixels
 
 
 def test_a_dicom_frame_saved_with_black_out_keeps_only_its_ultrasound_region_and_its_spacing(qtbot, window, tmp_path):

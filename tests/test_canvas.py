@@ -16,13 +16,19 @@ H, W = 150, 200
 LEFT = Qt.MouseButton.LeftButton
 
 
-@pytest.fixture
-def canvas(qtbot) -> Canvas:
+def shown_canvas(qtbot) -> Canvas:
+    """A canvas on screen, 400 x 300, showing no frame yet."""
     view = Canvas()
     qtbot.addWidget(view)
     view.resize(400, 300)
     view.show()
     qtbot.waitExposed(view)
+    return view
+
+
+@pytest.fixture
+def canvas(qtbot) -> Canvas:
+    view = shown_canvas(qtbot)
     view.set_image(np.full((H, W), 90, np.uint8))
     return view
 

@@ -10,41 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
+from dataset_files import gray, square_mask, tn3k_copy, write_png
 from thyroid_studio.engine import datasets as D
 from thyroid_studio.engine.dataset_check import check, repair
 from thyroid_studio.engine.dataset_index import DatasetIndex, content_hash
 from thyroid_studio.engine.dataset_writer import JOURNAL, AlreadySaved, DatasetWriter
 from thyroid_studio.engine.findings import Findings, read_labels
 from thyroid_studio.engine.preprocessing import Box
-
-
-def _png(path: Path, pixels: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), pixels)
-    return path
-
-
-def _gray(h: int = 12, w: int = 16, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (h, w), dtype=np.uint8)
-
-
-def _mask(h: int = 12, w: int = 16, x: int = 3) -> np.ndarray:
-    m = np.zeros((h, w), bool)
-    m[2:8, x:x + 5] = True
-    return m
-
-
-def _tn3k(root: Path, n: int, folds: int = 5, mask_suffix: str = ".jpg") -> Path:
-    """A TN3K copy as published: JPEG images and (lossy) masks, fold k's val = positions i with i % folds == k."""
-    for i in range(n):
-        _png(root / "trainval-image" / f"{i:04d}.jpg", _gray(seed=i))
-        _png(root / "trainval-mask" / f"{i:04d}{mask_suffix}", _mask().astype(np.uint8) * 255)
-    _png(root / "test-image" / "0000.jpg", _gray())
-    _png(root / "test-mask" / "0000.png", _mask().astype(np.uint8) * 255)
-    for k in range(folds):
-        fold = {"train": [i for i in range(n) if i % folds != k], "val": [i for i in range(n) if i % folds == k]}
-        (root / f"tn3k-trainval-fold{k}.json").write_text(json.dumps(fold))
-    return root
 
 
 def _folds(root: Path, k: int) -> dict:
@@ -59,15 +31,15 @@ def _listing(root: Path) -> dict[str, bytes]:
 
 
 def test_appends_to_a_tn3k_copy_keeping_positions_and_folds(tmp_path):
-    root = _tn3k(tmp_path / "tn3k", 7)
+    root = tn3k_copy(tmp_path / "tn3k", 7)
     before = D.open_dataset(root)
     old_folds = [_folds(root, k) for k in range(5)]
     writer = DatasetWriter(root)
     assert writer.folds == 5 and len(writer.index.items) == 7  # the copy's items adopted, with their folds
     assert [_folds(root, k) for k in range(5)] == old_folds
-    src = _png(tmp_path / "src" / "frame.jpg", _gray(seed=9))
-    first = writer.add(src, _mask(), source=src, record={"model": "trfe-a", "dice_ai_vs_label": 0.8})
-    second = writer.add(_gray(seed=3, h=12), _mask(x=6), source="video.mp4", frame_index=4)
+    src = write_png(tmp_path / "src" / "frame.jpg", gray(seed=9))
+    first = writer.add(src, square_mask(), source=src, record={"model": "trfe-a", "dice_ai_vs_label": 0.8})
+    second = writer.add(gray(seed=3, h=12), square_mask(x=6), source="video.mp4", frame_index=4)
     assert (first.key, second.key) == ("0007", "0008")
     assert first.image.suffix == ".jpg" and second.image.suffix == ".png"
     assert first.image.read_bytes() == src.read_bytes()
@@ -104,7 +76,7 @@ def test_creates_a_layout_with_the_folds_asked_for(tmp_path):
     root = tmp_path / "new"
     writer = DatasetWriter(root, folds=3)
     assert [_folds(root, k) for k in range(3)] == [{"train": [], "val": []}] * 3
-    writer.add(_gray(), _mask(), source="scan.dcm", frame_index=2)
+    writer.add(gray(), square_mask(), source="scan.dcm", frame_index=2)
     assert [_folds(root, k) for k in range(3)] == [{"train": [], "val": [0]}, {"train": [0], "val": []},
                                                     {"train": [0], "val": []}]
     assert DatasetWriter(root).folds == 3
@@ -116,57 +88,57 @@ def test_rejects_bad_input_and_leaves_nothing(tmp_path):
     writer = DatasetWriter(tmp_path / "w")
     before = _listing(tmp_path / "w")
     with pytest.raises(ValueError, match="shape"):
-        writer.add(_gray(), np.zeros((3, 3), bool), source="a")
+        writer.add(gray(), np.zeros((3, 3), bool), source="a")
     with pytest.raises(ValueError, match="reserved"):
-        writer.add(_gray(), _mask(), source="a", record={"key": "x"})
+        writer.add(gray(), square_mask(), source="a", record={"key": "x"})
     with pytest.raises(ValueError, match="spacing"):
-        writer.add(_gray(), _mask(), source="a", spacing_mm=(0.1, -1))
+        writer.add(gray(), square_mask(), source="a", spacing_mm=(0.1, -1))
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not a png")
     with pytest.raises(ValueError, match="not a readable image"):
-        writer.add(junk, _mask(), source=junk)
+        writer.add(junk, square_mask(), source=junk)
     with pytest.raises(ValueError, match="pass its pixels"):
-        writer.add(tmp_path / "scan.dcm", _mask(), source="scan.dcm")
+        writer.add(tmp_path / "scan.dcm", square_mask(), source="scan.dcm")
     assert writer.records() == [] and _listing(tmp_path / "w") == before
-    bitmap = _png(tmp_path / "frame.dib", _gray(seed=3))  # readable, but dataset readers do not list .dib
-    assert writer.add(bitmap, _mask(), source=bitmap).image.suffix == ".png"
+    bitmap = write_png(tmp_path / "frame.dib", gray(seed=3))  # readable, but dataset readers do not list .dib
+    assert writer.add(bitmap, square_mask(), source=bitmap).image.suffix == ".png"
 
 
 def test_refuses_non_numeric_trainval_names(tmp_path):
-    root = _tn3k(tmp_path / "tn3k", 2)
-    _png(root / "trainval-image" / "extra.png", _gray())
+    root = tn3k_copy(tmp_path / "tn3k", 2)
+    write_png(root / "trainval-image" / "extra.png", gray())
     with pytest.raises(D.DatasetError, match="non-numeric"):
         DatasetWriter(root)
 
 
 def test_the_same_image_is_never_stored_twice(tmp_path):
     writer = DatasetWriter(tmp_path / "d")
-    src = _png(tmp_path / "a.png", _gray(seed=1))
-    writer.add(src, _mask(), source=src)
+    src = write_png(tmp_path / "a.png", gray(seed=1))
+    writer.add(src, square_mask(), source=src)
     copy = shutil.copy(src, tmp_path / "copy-of-a.png")
     with pytest.raises(AlreadySaved) as same_file:
-        writer.add(copy, _mask(), source=copy)  # another file, the same bytes
+        writer.add(copy, square_mask(), source=copy)  # another file, the same bytes
     assert same_file.value.key == "0000" and same_file.value.same_mask
     with pytest.raises(AlreadySaved) as same_pixels:
-        writer.add(_gray(seed=1), _mask(x=6), source="elsewhere.dcm", frame_index=3)  # the same pixels as an array
+        writer.add(gray(seed=1), square_mask(x=6), source="elsewhere.dcm", frame_index=3)  # the same pixels as an array
     assert same_pixels.value.key == "0000" and not same_pixels.value.same_mask
     assert len(writer.index.items) == 1 and len(D.open_dataset(tmp_path / "d").samples) == 1
-    assert DatasetWriter(tmp_path / "d").index.hashes() == {content_hash(_gray(seed=1))}  # another writer sees it
+    assert DatasetWriter(tmp_path / "d").index.hashes() == {content_hash(gray(seed=1))}  # another writer sees it
 
 
 def test_replace_keeps_the_previous_mask_in_history(tmp_path):
     root = tmp_path / "d"
     writer = DatasetWriter(root)
-    first = writer.add(_gray(seed=2), _mask(x=1), source="scan.dcm", frame_index=2, record={"proposed_by": "m1"})
+    first = writer.add(gray(seed=2), square_mask(x=1), source="scan.dcm", frame_index=2, record={"proposed_by": "m1"})
     image_bytes = first.image.read_bytes()
-    second = writer.add(_gray(seed=2), _mask(x=5), source="scan.dcm", frame_index=2, replace=True)
-    third = writer.add(_gray(seed=2), _mask(x=9), source="scan.dcm", frame_index=2, replace=True)
+    second = writer.add(gray(seed=2), square_mask(x=5), source="scan.dcm", frame_index=2, replace=True)
+    third = writer.add(gray(seed=2), square_mask(x=9), source="scan.dcm", frame_index=2, replace=True)
     assert first == second == third and first.image.read_bytes() == image_bytes
-    assert np.array_equal(D.read_mask(third.mask), _mask(x=9))
+    assert np.array_equal(D.read_mask(third.mask), square_mask(x=9))
     item = writer.index.items[first.key]
     assert [p.name for p in item.history] == ["0000.r1.png", "0000.r2.png"]
-    assert np.array_equal(D.read_mask(item.history[0]), _mask(x=1))
-    assert np.array_equal(D.read_mask(item.history[1]), _mask(x=5))
+    assert np.array_equal(D.read_mask(item.history[0]), square_mask(x=1))
+    assert np.array_equal(D.read_mask(item.history[1]), square_mask(x=5))
     assert [r["op"] for r in writer.records()] == ["add", "replace", "replace"]
     assert len(D.open_dataset(root).samples) == 1 and [_folds(root, k)["val"] for k in range(5)][0] == [0]
     assert check(root) == []
@@ -175,18 +147,18 @@ def test_replace_keeps_the_previous_mask_in_history(tmp_path):
 def test_a_changed_file_at_the_same_source_is_a_new_item(tmp_path):
     """Same source and frame but other pixels: replacing the mask alone would pair it with the wrong image."""
     writer = DatasetWriter(tmp_path / "d")
-    writer.add(_gray(seed=1), _mask(), source="scan.png")
-    again = writer.add(_gray(seed=2), _mask(x=6), source="scan.png", replace=True)
+    writer.add(gray(seed=1), square_mask(), source="scan.png")
+    again = writer.add(gray(seed=2), square_mask(x=6), source="scan.png", replace=True)
     assert again.key == "0001" and len(writer.index.items) == 2
 
 
 def test_findings_spacing_and_blackout_are_recorded(tmp_path):
     root = tmp_path / "d"
     writer = DatasetWriter(root)
-    frame = _gray(h=20, w=30, seed=4)
+    frame = gray(h=20, w=30, seed=4)
     box = Box(2, 18, 5, 25)
     findings = Findings({"tirads": "4b", "composition": "solid"})
-    sample = writer.add(frame, _mask(h=20, w=30), source="scan.dcm", frame_index=7, findings=findings,
+    sample = writer.add(frame, square_mask(h=20, w=30), source="scan.dcm", frame_index=7, findings=findings,
                         spacing_mm=(0.08, 0.09), blackout_outside=box)
     stored = cv2.imread(str(sample.image), cv2.IMREAD_UNCHANGED)
     assert np.array_equal(stored[2:18, 5:25], frame[2:18, 5:25]) and not stored[:2].any() and not stored[:, 25:].any()
@@ -194,21 +166,21 @@ def test_findings_spacing_and_blackout_are_recorded(tmp_path):
     assert item.key == sample.key and item.spacing_mm == (0.08, 0.09) and item.findings == findings
     assert item.record["blackout"] == [2, 18, 5, 25]
     assert read_labels(root / "labels.csv") == {sample.key: findings}
-    writer.add(frame, _mask(h=20, w=30, x=9), source="scan.dcm", frame_index=7, replace=True)  # findings unchanged
+    writer.add(frame, square_mask(h=20, w=30, x=9), source="scan.dcm", frame_index=7, replace=True)  # findings unchanged
     assert read_labels(root / "labels.csv") == {sample.key: findings}
     changed = findings.replace("tirads", "3")
-    writer.add(frame, _mask(h=20, w=30, x=9), source="scan.dcm", frame_index=7, findings=changed, replace=True)
+    writer.add(frame, square_mask(h=20, w=30, x=9), source="scan.dcm", frame_index=7, findings=changed, replace=True)
     assert read_labels(root / "labels.csv") == {sample.key: changed}
     assert DatasetIndex(root).items[sample.key].findings == changed and check(root) == []
 
 
 def test_labels_csv_round_trip_keeps_other_columns(tmp_path):
-    root = _tn3k(tmp_path / "tn3k", 3, mask_suffix=".png")
+    root = tn3k_copy(tmp_path / "tn3k", 3, mask_suffix=".png")
     (root / "labels.csv").write_text("id,tirads,composition,echogenicity,margins,calcifications,sex,age\n"
                                      "0001,4a,solid,,,,F,61\n0002,,,,,,M,40\n")
     writer = DatasetWriter(root)
     assert writer.index.items["0001"].findings == Findings({"tirads": "4a", "composition": "solid"})
-    sample = writer.add(_gray(seed=11), _mask(), source="new.png", findings=Findings({"margins": "spiculated"}))
+    sample = writer.add(gray(seed=11), square_mask(), source="new.png", findings=Findings({"margins": "spiculated"}))
     text = (root / "labels.csv").read_text()
     assert text.splitlines() == ["id,tirads,composition,echogenicity,margins,calcifications,sex,age",
                                  "0001,4a,solid,,,,F,61", "0002,,,,,,M,40", f"{sample.key},,,,spiculated,,,"]
@@ -222,33 +194,33 @@ def test_labels_csv_round_trip_keeps_other_columns(tmp_path):
 def test_lookup_by_content_then_by_record(tmp_path):
     root = tmp_path / "d"
     writer = DatasetWriter(root)
-    frame = _gray(seed=5)
-    sample = writer.add(frame, _mask(), source="cine.mp4", frame_index=12, findings=Findings({"tirads": "3"}))
+    frame = gray(seed=5)
+    sample = writer.add(frame, square_mask(), source="cine.mp4", frame_index=12, findings=Findings({"tirads": "3"}))
     index = DatasetIndex(root)  # read-only: what the app opens to resume
     match = index.find(frame)
     assert match.matched_by == "content" and match.item.key == sample.key
-    assert np.array_equal(match.item.read_mask(), _mask()) and match.item.findings.get("tirads") == "3"
+    assert np.array_equal(match.item.read_mask(), square_mask()) and match.item.findings.get("tirads") == "3"
     by_record = index.find(source="cine.mp4", frame_index=12)
     assert by_record.matched_by == "record" and by_record.item.key == sample.key
-    assert index.find(_gray(seed=6), source="cine.mp4", frame_index=12).matched_by == "record"  # re-encoded video
-    assert index.find(_gray(h=5, seed=6), source="cine.mp4", frame_index=12) is None  # not even the size
-    assert index.find(_gray(seed=6)) is None and index.find(source="cine.mp4", frame_index=13) is None
+    assert index.find(gray(seed=6), source="cine.mp4", frame_index=12).matched_by == "record"  # re-encoded video
+    assert index.find(gray(h=5, seed=6), source="cine.mp4", frame_index=12) is None  # not even the size
+    assert index.find(gray(seed=6)) is None and index.find(source="cine.mp4", frame_index=13) is None
     assert index.hashes() == {content_hash(frame)}
-    second = writer.add(_gray(seed=7), _mask(), source="b.png")
-    assert index.find(_gray(seed=7)).item.key == second.key  # the index reads what was appended since
+    second = writer.add(gray(seed=7), square_mask(), source="b.png")
+    assert index.find(gray(seed=7)).item.key == second.key  # the index reads what was appended since
 
 
 def test_converts_a_dataset_of_the_older_writer(tmp_path):
     """The older writer's records had no header, no hashes; a crash could leave an image without a record."""
     root = tmp_path / "old"
     for i in range(3):
-        _png(root / "trainval-image" / f"{i:04d}.png", _gray(seed=i))
-        _png(root / "trainval-mask" / f"{i:04d}.png", _mask().astype(np.uint8) * 255)
+        write_png(root / "trainval-image" / f"{i:04d}.png", gray(seed=i))
+        write_png(root / "trainval-mask" / f"{i:04d}.png", square_mask().astype(np.uint8) * 255)
     lines = [{"key": f"{i:04d}", "image": f"trainval-image/{i:04d}.png", "mask": f"trainval-mask/{i:04d}.png",
               "source": f"s{i}.png", "frame_index": 0, "saved_at": "2026-01-01T00:00:00+00:00", "proposed_by": "m"}
              for i in range(3)]
     (root / "records.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    _png(root / "trainval-image" / "0003.png", _gray(seed=3))  # the older writer's crash: no mask, no record
+    write_png(root / "trainval-image" / "0003.png", gray(seed=3))  # the older writer's crash: no mask, no record
     assert any("older version" in p for p in check(root))
     fixed, left = repair(root)
     assert any("3 existing item(s) adopted" in f for f in fixed)
@@ -289,15 +261,15 @@ def _base(tmp_path: Path) -> Path:
     root = tmp_path / "base"
     writer = DatasetWriter(root)
     for i in range(3):
-        writer.add(_gray(seed=i), _mask(x=i), source=f"s{i}.png", findings=Findings({"tirads": "3"}) if i else None)
-    writer.add(_gray(seed=1), _mask(x=7), source="s1.png", replace=True, findings=Findings({"tirads": "5"}))
+        writer.add(gray(seed=i), square_mask(x=i), source=f"s{i}.png", findings=Findings({"tirads": "3"}) if i else None)
+    writer.add(gray(seed=1), square_mask(x=7), source="s1.png", replace=True, findings=Findings({"tirads": "5"}))
     return root
 
 
 def _operation(op: str):
     if op == "add":
-        return dict(image=_gray(seed=9), mask=_mask(x=9), source="new.png", findings=Findings({"tirads": "4a"}))
-    return dict(image=_gray(seed=2), mask=_mask(x=10), source="s2.png", findings=Findings({"tirads": "4c"}),
+        return dict(image=gray(seed=9), mask=square_mask(x=9), source="new.png", findings=Findings({"tirads": "4a"}))
+    return dict(image=gray(seed=2), mask=square_mask(x=10), source="s2.png", findings=Findings({"tirads": "4c"}),
                 replace=True)
 
 
@@ -329,10 +301,10 @@ def test_a_failure_at_any_step_leaves_the_last_commit(tmp_path, monkeypatch, op,
             assert changed or (items[key].mask.read_bytes(), items[key].findings) == (mask, findings), (step, key)
         if op == "add":
             done = len(items) == 4
-            assert not done or (np.array_equal(items["0003"].read_mask(), _mask(x=9))
+            assert not done or (np.array_equal(items["0003"].read_mask(), square_mask(x=9))
                                 and items["0003"].findings.get("tirads") == "4a")
         else:
-            done = np.array_equal(items["0002"].read_mask(), _mask(x=10))
+            done = np.array_equal(items["0002"].read_mask(), square_mask(x=10))
             assert done == (items["0002"].findings.get("tirads") == "4c") == (len(items["0002"].history) == 1)
             assert done or items["0002"].mask.read_bytes() == before["0002"][1]
         outcomes.add(done)
@@ -347,8 +319,8 @@ def test_a_torn_record_line_is_cut_off_and_its_files_undone(tmp_path):
     # a crash in the middle of the commit: journal, image and mask in place, half a record line
     (root / JOURNAL).write_text(json.dumps({"op": "add", "key": "0003",
                                             "files": ["trainval-image/0003.png", "trainval-mask/0003.png"]}))
-    _png(root / "trainval-image" / "0003.png", _gray(seed=9))
-    _png(root / "trainval-mask" / "0003.png", _mask().astype(np.uint8) * 255)
+    write_png(root / "trainval-image" / "0003.png", gray(seed=9))
+    write_png(root / "trainval-mask" / "0003.png", square_mask().astype(np.uint8) * 255)
     (root / "records.jsonl").write_bytes(records + b'{"op": "add", "key": "00')
     (root / "trainval-mask" / ".0004.abc.tmp.png").write_bytes(b"partial")
     assert len(check(root)) >= 3
@@ -361,7 +333,7 @@ def test_a_torn_record_line_is_cut_off_and_its_files_undone(tmp_path):
 def test_repair_drops_records_whose_files_are_gone_and_moves_orphans(tmp_path):
     root = _base(tmp_path)
     (root / "trainval-mask" / "0001.png").unlink()
-    _png(root / "trainval-image" / "0042.png", _gray(seed=42))
+    write_png(root / "trainval-image" / "0042.png", gray(seed=42))
     (root / "tn3k-trainval-fold3.json").write_text("{}")
     problems = check(root)
     assert any("0001: its mask" in p for p in problems) and any("0042.png: not in the records" in p for p in problems)
@@ -376,10 +348,10 @@ def test_repair_drops_records_whose_files_are_gone_and_moves_orphans(tmp_path):
 
 def test_check_reports_masks_that_are_not_0_255_or_not_the_image_size(tmp_path):
     root = tmp_path / "pair"
-    _png(root / "image" / "a.png", _gray())
-    _png(root / "mask" / "a.png", np.full((12, 16), 128, np.uint8))
-    _png(root / "image" / "b.png", _gray(seed=1))
-    _png(root / "mask" / "b.png", np.zeros((5, 5), np.uint8))
-    _png(root / "image" / "c.png", _gray(seed=2))
+    write_png(root / "image" / "a.png", gray())
+    write_png(root / "mask" / "a.png", np.full((12, 16), 128, np.uint8))
+    write_png(root / "image" / "b.png", gray(seed=1))
+    write_png(root / "mask" / "b.png", np.zeros((5, 5), np.uint8))
+    write_png(root / "image" / "c.png", gray(seed=2))
     assert check(root) == ["mask/a.png: holds values 128, not only 0 and 255", "mask/b.png: 5x5, its image 16x12",
                            "image/c.png: no mask"]

@@ -10,7 +10,7 @@ import torch
 from prompt_models import TINY, BoxEcho, tiny_litemedsam
 from thyroid_studio.engine.datasets import read_mask
 from thyroid_studio.engine.frames import read_frame
-from thyroid_studio.engine.metrics import confusion, overlap_metrics
+from thyroid_studio.engine.metrics import dice
 from thyroid_studio.engine.model_library import shipped_dir
 from thyroid_studio.engine.nets.litemedsam import LiteMedSAMConfig
 from thyroid_studio.engine.nets.tinyvit import relative_offset_index
@@ -214,10 +214,6 @@ def litemedsam() -> PromptSegmenter:
     if not path.is_file():
         pytest.skip("no shipped LiteMedSAM (tools/convert_litemedsam.py makes it)")
     return PromptSegmenter.from_checkpoint(path, device="cpu")
-
-
-def dice(pred: np.ndarray, gt: np.ndarray) -> float:
-    return overlap_metrics(*confusion(pred, gt))["dice"]
 
 
 @pytest.mark.slow

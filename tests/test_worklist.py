@@ -37,6 +37,13 @@ def _seg(mask: np.ndarray) -> Segmentation:
     return Segmentation(mask.astype(np.float32), mask.astype(bool))
 
 
+def _open_gray(work: Worklist, path: Path, shape: tuple[int, int] = (20, 30)) -> int:
+    """Write a plain gray frame at ``path`` and open it; its row."""
+    cv2.imwrite(str(path), np.full(shape, 90, np.uint8))
+    (row,), _ = work.add([path])
+    return row
+
+
 @pytest.fixture
 def worklist() -> tuple[Worklist, Recorder]:
     work, recorder = Worklist(), Recorder()
@@ -65,8 +72,7 @@ def test_unreadable_file_is_reported_not_opened(worklist, tmp_path):
 def test_states_follow_predictions_edits_undo_and_save(worklist, tmp_path):
     work, recorder = worklist
     image = tmp_path / "frame.png"
-    cv2.imwrite(str(image), np.full((20, 30), 90, np.uint8))
-    (row,), _ = work.add([image])
+    row = _open_gray(work, image)
     entry = work[row]
     assert entry.state is State.NOT_SEGMENTED and entry.ground_truth is None
     ai = np.zeros((20, 30), bool)
@@ -127,8 +133,7 @@ def test_a_label_and_its_history_belong_to_the_frame(worklist, tmp_path):
 def test_an_entry_can_start_saved(worklist, tmp_path):
     """Resuming a case: a frame found in the dataset opens with its saved label and state "saved"."""
     work, _ = worklist
-    cv2.imwrite(str(tmp_path / "a.png"), np.full((20, 30), 90, np.uint8))
-    (row,), _ = work.add([tmp_path / "a.png"])
+    row = _open_gray(work, tmp_path / "a.png")
     saved = np.zeros((20, 30), bool)
     saved[4:9, 4:9] = True
     work.set_saved(row, saved)
@@ -221,8 +226,7 @@ def test_a_ground_truth_of_the_wrong_size_is_ignored_with_a_message(tmp_path):
 
 def test_findings_make_a_label_unsaved_and_are_saved_with_it(worklist, tmp_path):
     work, _ = worklist
-    cv2.imwrite(str(tmp_path / "a.png"), np.full((20, 30), 90, np.uint8))
-    (row,), _ = work.add([tmp_path / "a.png"])
+    row = _open_gray(work, tmp_path / "a.png")
     label = work.label(row)
     label.set_finding("calcifications", "microcalcification")
     assert work[row].unsaved and work[row].findings == Findings({"calcifications": "microcalcification"})
@@ -261,8 +265,7 @@ def test_a_clean_label_takes_the_saved_one_and_unsaved_edits_stay(worklist, tmp_
 
 def test_report_page_of_a_frame_measures_the_label_and_lists_the_users_findings(worklist, tmp_path):
     work, _ = worklist
-    cv2.imwrite(str(tmp_path / "a.png"), np.full((40, 50), 90, np.uint8))
-    (row,), _ = work.add([tmp_path / "a.png"])
+    row = _open_gray(work, tmp_path / "a.png", (40, 50))
     ai = np.zeros((40, 50), bool)
     ai[5:30, 5:15] = True
     work.set_prediction(row, "trfe", _seg(ai), "tiny")

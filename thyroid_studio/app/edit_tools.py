@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QKeyEvent, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsPathItem
+from PySide6.QtGui import QColor, QKeyEvent, QPainterPath
+from PySide6.QtWidgets import QGraphicsItem
 
 from ..engine.geometry import Caliper
 from ..engine.painting import Point, fill_polygon, paint_segment, snap_centre
 from ..engine.prompting import BoxXYXY
-from .layers import BoxItem, ProposalItem, caliper_text
+from .layers import BoxItem, PreviewPathItem, ProposalItem, caliper_text
 
 if TYPE_CHECKING:
     from .canvas import Canvas
@@ -47,9 +47,12 @@ class Tool:
 
     def __init__(self, canvas: "Canvas") -> None:
         self.canvas = canvas
+        self._items: tuple[QGraphicsItem, ...] = ()  # what the tool draws: in the scene while it is active
 
     def activate(self) -> None:
         self.canvas.viewport().setCursor(self.cursor)
+        for item in self._items:
+            self.canvas.scene().addItem(item)
 
     @property
     def in_progress(self) -> bool:
@@ -63,6 +66,8 @@ class Tool:
     def deactivate(self) -> None:
         """Reset, and leave no items behind."""
         self.reset()
+        for item in self._items:
+            self.canvas.scene().removeItem(item)
 
     def press(self, pointer: Pointer) -> None:
         """Left button down."""
@@ -167,15 +172,8 @@ class PolygonTool(Tool):
         self._last_view: QPointF | None = None  # viewport position of the last vertex
         self._pressed = False
         self._lasso = False
-        self._preview = QGraphicsPathItem()
-        pen = QPen(QColor(0, 255, 0), 1.5, Qt.PenStyle.DashLine)
-        pen.setCosmetic(True)
-        self._preview.setPen(pen)
-        self._preview.setZValue(101)
-
-    def activate(self) -> None:
-        super().activate()
-        self.canvas.scene().addItem(self._preview)
+        self._preview = PreviewPathItem(QColor(0, 255, 0))
+        self._items = (self._preview,)
 
     def reset(self) -> None:
         self._points.clear()
@@ -183,10 +181,6 @@ class PolygonTool(Tool):
         self._pressed = False
         self._lasso = False
         self._draw(None)
-
-    def deactivate(self) -> None:
-        super().deactivate()
-        self.canvas.scene().removeItem(self._preview)
 
     @property
     def in_progress(self) -> bool:
@@ -262,23 +256,12 @@ class CaliperTool(Tool):
     def __init__(self, canvas: "Canvas") -> None:
         super().__init__(canvas)
         self._start: Point | None = None
-        self._preview = QGraphicsPathItem()
-        pen = QPen(QColor(255, 255, 255), 1.5, Qt.PenStyle.DashLine)
-        pen.setCosmetic(True)
-        self._preview.setPen(pen)
-        self._preview.setZValue(101)
-
-    def activate(self) -> None:
-        super().activate()
-        self.canvas.scene().addItem(self._preview)
+        self._preview = PreviewPathItem(QColor(255, 255, 255))
+        self._items = (self._preview,)
 
     def reset(self) -> None:
         self._start = None
         self._preview.setPath(QPainterPath())
-
-    def deactivate(self) -> None:
-        super().deactivate()
-        self.canvas.scene().removeItem(self._preview)
 
     @property
     def in_progress(self) -> bool:
@@ -338,22 +321,13 @@ class BoxTool(Tool):
         self.proposal: np.ndarray | None = None  # the answer to it, (H, W) bool
         self._box_item = BoxItem()
         self._proposal_item = ProposalItem()
-
-    def activate(self) -> None:
-        super().activate()
-        self.canvas.scene().addItem(self._box_item)
-        self.canvas.scene().addItem(self._proposal_item)
+        self._items = (self._box_item, self._proposal_item)
 
     def reset(self) -> None:
         self._from, self._dragging = None, False
         self.box = self.proposal = None
         self._box_item.hide()
         self._proposal_item.set_mask(None)
-
-    def deactivate(self) -> None:
-        super().deactivate()
-        self.canvas.scene().removeItem(self._box_item)
-        self.canvas.scene().removeItem(self._proposal_item)
 
     @property
     def in_progress(self) -> bool:

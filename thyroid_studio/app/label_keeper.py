@@ -45,6 +45,18 @@ class LabelKeeper:
         self.message, self.folder_chosen = message, folder_chosen
         self.black_out: bool | None = None  # the answer about DICOM frames, asked once a session
         self._writer: DatasetWriter | None = None  # one for the dataset folder, kept across saves
+        self._to_mirror: set[int] = set()  # rows changed since autosave_all last mirrored them
+        worklist.subscribe(self)
+
+    # worklist listener: which rows autosave must look at again
+    def rows_inserting(self, first: int, last: int) -> None:
+        pass
+
+    def rows_inserted(self) -> None:
+        pass
+
+    def row_changed(self, row: int) -> None:
+        self._to_mirror.add(row)
 
     def saved_folder(self) -> Path | None:
         """The dataset folder chosen before (None: not yet); never asks."""
@@ -163,13 +175,17 @@ class LabelKeeper:
         return False
 
     def autosave_all(self) -> None:
-        """Mirror every unsaved label on disk (undone edits included: a clean frame's file is removed)."""
-        for entry in self.worklist.entries:
+        """Mirror every unsaved label on disk (undone edits included: a clean frame's file is removed). Only
+        rows changed since the last call are written again: after a propagation through a long clip, an
+        edit of one frame must not rewrite the labels of all the others on the GUI thread."""
+        for row in sorted(self._to_mirror):
+            entry = self.worklist[row]
             if entry.unsaved:
                 self.autosave.store(entry.source, entry.index, entry.label.mask, entry.proposed_by, entry.name,
                                     entry.label.findings)
             elif entry.label is not None:
                 self.autosave.remove(entry.source, entry.index)
+            self._to_mirror.discard(row)
 
     def recover(self) -> int | None:
         """Offer the labels a crashed session left, naming their frames, and name the leftovers that

@@ -27,6 +27,14 @@ from ..engine.roles import PRIMARY_ROLE, ROLES
 HEATMAP = "probability"  # the layer showing the primary model's nodule probability
 HATCH_PERIOD, HATCH_WIDTH = 9, 2  # image pixels from one hatch line of a filled label to the next; line width
 TILE = 12  # screen pixels from one hatch line of a filled model layer to the next: apart, not blended
+PREVIEW_Z = 101  # what a tool is drawing (a polygon, a caliper, a box and its proposal): above every layer
+
+
+def screen_pen(colour: QColor, width: float, style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> QPen:
+    """A pen ``width`` screen pixels wide at any zoom (cosmetic)."""
+    pen = QPen(colour, width, style)
+    pen.setCosmetic(True)
+    return pen
 
 
 @dataclass(frozen=True)
@@ -158,9 +166,7 @@ class ContourLayerItem(QGraphicsPathItem):
     def __init__(self, spec: LayerSpec) -> None:
         super().__init__()
         self._spec = spec
-        pen = QPen(spec.colour(), spec.line_width)
-        pen.setCosmetic(True)
-        self.setPen(pen)
+        self.setPen(screen_pen(spec.colour(), spec.line_width))
         self.set_filled(False)
         self.setZValue(spec.z)
 
@@ -188,7 +194,7 @@ class ProposalItem(ContourLayerItem):
         pen = self.pen()
         pen.setStyle(Qt.PenStyle.DashLine)
         self.setPen(pen)
-        self.setZValue(101)
+        self.setZValue(PREVIEW_Z)
 
 
 class BoxItem(QGraphicsRectItem):
@@ -196,11 +202,18 @@ class BoxItem(QGraphicsRectItem):
 
     def __init__(self) -> None:
         super().__init__()
-        pen = QPen(QColor(255, 255, 255, 220), 1.0, Qt.PenStyle.DashLine)
-        pen.setCosmetic(True)
-        self.setPen(pen)
-        self.setZValue(101)
+        self.setPen(screen_pen(QColor(255, 255, 255, 220), 1.0, Qt.PenStyle.DashLine))
+        self.setZValue(PREVIEW_Z)
         self.hide()
+
+
+class PreviewPathItem(QGraphicsPathItem):
+    """A line a tool draws as it goes (a polygon so far, a caliper being measured): dashed, above every layer."""
+
+    def __init__(self, colour: QColor) -> None:
+        super().__init__()
+        self.setPen(screen_pen(colour, 1.5, Qt.PenStyle.DashLine))
+        self.setZValue(PREVIEW_Z)
 
 
 class DiametersItem(QGraphicsPathItem):
@@ -208,9 +221,7 @@ class DiametersItem(QGraphicsPathItem):
 
     def __init__(self) -> None:
         super().__init__()
-        pen = QPen(QColor(255, 255, 255, 200), 1.0, Qt.PenStyle.DashLine)
-        pen.setCosmetic(True)
-        self.setPen(pen)
+        self.setPen(screen_pen(QColor(255, 255, 255, 200), 1.0, Qt.PenStyle.DashLine))
         self.setZValue(5)
 
     def set_measurements(self, measurements: geometry.Measurements | None) -> None:
@@ -250,9 +261,7 @@ class CalipersItem(QGraphicsPathItem):
 
     def __init__(self) -> None:
         super().__init__()
-        pen = QPen(QColor(255, 255, 255), 1.5)
-        pen.setCosmetic(True)
-        self.setPen(pen)
+        self.setPen(screen_pen(QColor(255, 255, 255), 1.5))
         self.setZValue(6)
         self._texts: list[QGraphicsSimpleTextItem] = []
 
@@ -287,9 +296,7 @@ class CalipersItem(QGraphicsPathItem):
 
 def caliper_text(caliper: geometry.Caliper, spacing_mm: tuple[float, float] | None) -> str:
     """'12.3 mm (45.6 px)', or the pixels alone without a spacing."""
-    mm = caliper.length_mm(spacing_mm)
-    px = f"{caliper.length_px:.1f} px"
-    return px if mm is None else f"{mm:.1f} mm ({px})"
+    return geometry.size_text(caliper.length_px, caliper.length_mm(spacing_mm))
 
 
 class BrushCursor(QGraphicsEllipseItem):
@@ -297,9 +304,7 @@ class BrushCursor(QGraphicsEllipseItem):
 
     def __init__(self) -> None:
         super().__init__()
-        pen = QPen(QColor(255, 255, 255, 220), 1.5)
-        pen.setCosmetic(True)
-        self.setPen(pen)
+        self.setPen(screen_pen(QColor(255, 255, 255, 220), 1.5))
         self.setZValue(100)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         self.hide()

@@ -1,10 +1,10 @@
 """Box prompts off the GUI thread: the shown frame's LiteMedSAM embedding computed in the background
 as soon as the frame opens, boxes answered with proposed masks, and cine propagation as a job target.
 
-One :class:`PromptWorker` thread holds the prompt model (``engine.prompting.PromptSegmenter``, loaded
-on first use from ``models/litemedsam.pt`` unless one is given) and serves the newest request:
-a box on the shown frame first, else the shown frame's embedding. A frame left before its embedding
-started is never embedded; one being embedded finishes (a forward pass cannot be interrupted) and
+One :class:`PromptWorker` thread (a ``request_thread.RequestThread``) holds the prompt model
+(``engine.prompting.PromptSegmenter``, loaded on first use from ``models/litemedsam.pt`` unless one is
+given) and serves the newest request: a box on the shown frame first, else the shown frame's embedding.
+A frame left before its embedding started is never embedded; one being embedded finishes (a forward pass cannot be interrupted) and
 stays in the segmenter's cache for a step back. :func:`run_propagation` is the target of a
 ``workers.ThreadJob``: it reads the clip on its own thread and reports each frame's mask as a
 :class:`PropagatedFrame` progress event.
@@ -18,16 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Signal
 
 from ..engine.checkpoint import CheckpointError
 from ..engine.frames import Frame, FrameReadError, count_frames, read_frames
 from ..engine.model_library import default_prompt_model
 from ..engine.prompting import DEFAULT_MARGIN_PX, BoxXYXY, PromptSegmenter, propagate
 from ..engine.progress import ProgressEvent
+from .request_thread import RequestThread
 
 
-class PromptWorker(QThread):
+class PromptWorker(RequestThread):
     """Embeds the shown frame (:meth:`show_frame`) and answers boxes on it (:meth:`ask`), newest first."""
 
     embedded = Signal(object)  # key: the frame's embedding is ready, boxes on it are answered at once
@@ -36,10 +37,8 @@ class PromptWorker(QThread):
 
     def __init__(self, parent: QObject | None = None, prompter: PromptSegmenter | None = None) -> None:
         super().__init__(parent)
-        self._cond = threading.Condition()
         self._frame: tuple[Any, np.ndarray] | None = None  # to embed
         self._box: tuple[Any, np.ndarray, BoxXYXY] | None = None  # to answer
-        self._stopping = False
         self._load_lock = threading.Lock()
         self._prompter = prompter
 
@@ -75,27 +74,23 @@ class PromptWorker(QThread):
             self._box = (key, pixels, box)
             self._cond.notify()
 
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        self.wait()
+    def _has_work(self) -> bool:
+        return self._frame is not None or self._box is not None
 
-    def run(self) -> None:
-        while True:
-            with self._cond:
-                while self._frame is None and self._box is None and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                box, self._box = self._box, None
-                frame = None
-                if box is None:
-                    frame, self._frame = self._frame, None
-            if box is not None:
-                self._answer(*box)
-            else:
-                self._embed(*frame)
+    def _take(self) -> tuple[tuple[Any, np.ndarray, BoxXYXY] | None, tuple[Any, np.ndarray] | None]:
+        """(the box to answer, None) when one waits, else (None, the frame to embed)."""
+        box, self._box = self._box, None
+        frame = None
+        if box is None:
+            frame, self._frame = self._frame, None
+        return box, frame
+
+    def _serve(self, taken: tuple[tuple[Any, np.ndarray, BoxXYXY] | None, tuple[Any, np.ndarray] | None]) -> None:
+        box, frame = taken
+        if box is not None:
+            self._answer(*box)
+        else:
+            self._embed(*frame)
 
     def _embed(self, key: Any, pixels: np.ndarray) -> None:
         try:

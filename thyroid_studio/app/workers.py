@@ -1,5 +1,5 @@
 """Work off the GUI thread: inference (and background scoring for "worst first"), thumbnails and the
-look-up of opened frames in the dataset (resume) on QThreads; long jobs (batch segmentation on a
+look-up of opened frames in the dataset (resume) on ``request_thread.RequestThread``s; long jobs (batch segmentation on a
 thread, fine-tuning in a separate process) behind one :class:`Job` base that reports
 ``engine.progress`` events. Each emits signals with its results; the GUI thread only assigns them."""
 from __future__ import annotations
@@ -28,6 +28,7 @@ from ..engine.inference import Segmentation, Segmenter, network_threads
 from ..engine.progress import BatchProgress, Finished, Message, ProgressEvent
 from ..engine.roles import MODEL_ROLES, PRIMARY_ROLE
 from ..engine.uncertainty import contour_uncertainty
+from .request_thread import RequestThread
 
 POLL_MS = 100
 THUMB = 64  # pixels, the longer side
@@ -39,7 +40,7 @@ def leave_a_core_for_the_gui() -> None:
     torch.set_num_threads(network_threads())
 
 
-class InferenceWorker(QThread):
+class InferenceWorker(RequestThread):
     """Runs the chosen models on submitted frames, newest request first; stale requests are dropped
     (stepping quickly through a cine loop only segments where the user stops). When idle, it scores
     frames queued with :meth:`score` (their primary model's uncertainty, for "worst first")."""
@@ -51,12 +52,10 @@ class InferenceWorker(QThread):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._cond = threading.Condition()
         self._request: tuple[Any, np.ndarray, tuple[str, ...]] | None = None
         self._background: list[tuple[Any, Path, int]] = []
         self._models: dict[str, Path | None] = {}
         self._segmenters: dict[str, tuple[Path, Segmenter]] = {}
-        self._stopping = False
 
     def set_models(self, models: dict[str, Path | None]) -> None:
         """Which checkpoint each role uses; loaded in the worker on next use. Drops queued scoring."""
@@ -76,32 +75,26 @@ class InferenceWorker(QThread):
             self._background = list(frames)
             self._cond.notify()
 
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        self.wait()
+    def _has_work(self) -> bool:
+        return self._request is not None or bool(self._background)
 
-    def run(self) -> None:
-        while True:
-            with self._cond:
-                while self._request is None and not self._background and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                models = dict(self._models)
-                request, self._request = self._request, None
-                item = self._background.pop(0) if request is None else None
-                left = len(self._background)
-            if request is not None:
-                self._foreground(*request, models)
-            else:
-                self.busy.emit(f"Scoring frames for worst first: {left + 1} left")
-                self._score(*item, models.get(PRIMARY_ROLE))
-            with self._cond:
-                idle = self._request is None and not self._background
-            if idle:
-                self.busy.emit("")
+    def _take(self) -> tuple[dict[str, Path | None], Any, Any, int]:
+        """(models, the frame asked for or None, else the next frame to score, frames left to score)."""
+        request, self._request = self._request, None
+        item = self._background.pop(0) if request is None else None
+        return dict(self._models), request, item, len(self._background)
+
+    def _serve(self, taken: tuple[dict[str, Path | None], Any, Any, int]) -> None:
+        models, request, item, left = taken
+        if request is not None:
+            self._foreground(*request, models)
+        else:
+            self.busy.emit(f"Scoring frames for worst first: {left + 1} left")
+            self._score(*item, models.get(PRIMARY_ROLE))
+        with self._cond:
+            idle = not self._has_work()
+        if idle:
+            self.busy.emit("")
 
     def _foreground(self, key: Any, pixels: np.ndarray, roles: tuple[str, ...], models: dict[str, Path | None]) -> None:
         self.busy.emit("Segmenting…")
@@ -142,16 +135,14 @@ class InferenceWorker(QThread):
         return None
 
 
-class ThumbnailLoader(QThread):
+class ThumbnailLoader(RequestThread):
     """Reads and shrinks frames for the frame list, the latest request first (the rows on screen now)."""
 
     loaded = Signal(object, object)  # key, QImage (None when the frame cannot be read)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._cond = threading.Condition()
         self._wanted: dict[Any, tuple[Path, int]] = {}
-        self._stopping = False
 
     def request(self, key: Any, source: Path, index: int) -> None:
         with self._cond:
@@ -159,28 +150,22 @@ class ThumbnailLoader(QThread):
             self._wanted[key] = (source, index)  # to the end: served first
             self._cond.notify()
 
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        self.wait()
+    def _has_work(self) -> bool:
+        return bool(self._wanted)
 
-    def run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._wanted and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                key, (source, index) = self._wanted.popitem()
-            try:
-                image = thumbnail(read_frame(source, index).gray())
-            except FrameReadError:
-                image = None
-            self.loaded.emit(key, image)
+    def _take(self) -> tuple[Any, tuple[Path, int]]:
+        return self._wanted.popitem()
+
+    def _serve(self, wanted: tuple[Any, tuple[Path, int]]) -> None:
+        key, (source, index) = wanted
+        try:
+            image = thumbnail(read_frame(source, index).gray())
+        except FrameReadError:
+            image = None
+        self.loaded.emit(key, image)
 
 
-class DatasetLookup(QThread):
+class DatasetLookup(RequestThread):
     """Finds which opened frames a dataset already holds (resume): each frame is read and hashed once
     (``content_hash``) against the dataset's ``hashes()``; only a frame whose hash or source the dataset
     knows is looked up (``DatasetIndex.find``: by content, else by record) and its saved mask read.
@@ -192,10 +177,8 @@ class DatasetLookup(QThread):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._cond = threading.Condition()
         self._folder: Path | None = None
         self._queue: dict[Any, tuple[Path, int]] = {}  # key -> (source, frame index), in request order
-        self._stopping = False
 
     def look_up(self, folder: Path, frames: list[tuple[Any, Path, int]]) -> None:
         """Queue (key, source, frame index) to be looked up in the dataset at ``folder``."""
@@ -205,29 +188,22 @@ class DatasetLookup(QThread):
             self._queue.update((key, (source, index)) for key, source, index in frames)
             self._cond.notify()
 
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        self.wait()
+    def _has_work(self) -> bool:
+        return bool(self._queue)
 
-    def run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                folder = self._folder
-            index = DatasetIndex(folder)
-            try:
-                known = index.hashes() if index.exists else frozenset()
-                sources = {item.source for item in index.items.values()} if known else set()
-            except DatasetError as exc:
-                self.failed.emit(f"Cannot look the opened frames up in the dataset: {exc}")
-                known, sources = frozenset(), set()
-            self._work(folder, index, known, sources)
-            self.busy.emit("")
+    def _take(self) -> Path:
+        return self._folder  # the frames themselves are taken a source at a time (_work)
+
+    def _serve(self, folder: Path) -> None:
+        index = DatasetIndex(folder)
+        try:
+            known = index.hashes() if index.exists else frozenset()
+            sources = {item.source for item in index.items.values()} if known else set()
+        except DatasetError as exc:
+            self.failed.emit(f"Cannot look the opened frames up in the dataset: {exc}")
+            known, sources = frozenset(), set()
+        self._work(folder, index, known, sources)
+        self.busy.emit("")
 
     def _work(self, folder: Path, index: DatasetIndex, known: frozenset[str], sources: set[str]) -> None:
         """Take the queued frames a source at a time (a video is decoded once) until none are left for ``folder``."""

@@ -126,6 +126,13 @@ class Caliper:
         return float(np.hypot((self.b[0] - self.a[0]) * col_mm, (self.b[1] - self.a[1]) * row_mm))
 
 
+def size_text(px: int | float, mm: float | None, unit: str = "mm", px_unit: str = "px") -> str:
+    """A size as shown and reported: '12.3 mm (45.6 px)', or the pixels alone without a spacing; a whole
+    number of pixels (an area, an extent) without decimals."""
+    text = f"{px:.1f} {px_unit}" if isinstance(px, float) else f"{px} {px_unit}"
+    return text if mm is None else f"{mm:.1f} {unit} ({text})"
+
+
 def measure(mask: np.ndarray, spacing_mm: tuple[float, float] | None = None) -> Measurements | None:
     """Measure all nodule pixels together (pass ``select_component`` first for one nodule).
 

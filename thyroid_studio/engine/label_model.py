@@ -36,6 +36,8 @@ class LabelChange:
 
 @dataclass(frozen=True)
 class MaskEdit:
+    """Mask pixels changed (a stroke, a replacement): the delta is applied, or reverted."""
+
     delta: MaskDelta
     text: str
 
@@ -52,6 +54,8 @@ class MaskEdit:
 
 @dataclass(frozen=True)
 class CaliperEdit:
+    """The caliper list before and after (a caliper added, the list cleared)."""
+
     before: tuple[Caliper, ...]
     after: tuple[Caliper, ...]
     text: str
@@ -69,6 +73,8 @@ class CaliperEdit:
 
 @dataclass(frozen=True)
 class FindingsEdit:
+    """The user's findings before and after."""
+
     before: Findings
     after: Findings
     text: str
@@ -159,8 +165,9 @@ class LabelModel:
     def end_stroke(self) -> None:
         """Close the open stroke (if any) into one edit; a stroke that changed nothing records none."""
         stroke, self._stroke = self._stroke, None
-        if stroke is not None:
-            self._record_mask(stroke.finish(), self._stroke_text)
+        delta = stroke.finish() if stroke is not None else None
+        if delta is not None:
+            self._record(MaskEdit(delta, self._stroke_text))
 
     # ----- whole edits
     def replace(self, mask: np.ndarray, text: str, findings: Findings | None = None) -> bool:
@@ -209,12 +216,6 @@ class LabelModel:
         edit = CaliperEdit(self.calipers, calipers, text)
         self.calipers = calipers
         self._record(edit)
-
-    def _record_mask(self, delta: MaskDelta | None, text: str) -> bool:
-        if delta is None:
-            return False
-        self._record(MaskEdit(delta, text))
-        return True
 
     def _record(self, edit: Edit) -> None:
         """Push an edit already applied and tell the listeners."""

@@ -67,7 +67,8 @@ def model_text(meta: ModelMeta | None) -> str:
 
 
 def _length(px: float, mm: float | None) -> str:
-    return f"{px:.1f} px" if mm is None else f"{mm:.1f} mm ({px:.1f} px)"
+    """``geometry.size_text`` with one decimal of pixels for every length, extents included."""
+    return geometry.size_text(float(px), mm)
 
 
 def _yes_no(value: bool) -> str:
@@ -79,9 +80,8 @@ def measurements_table(mask: np.ndarray, spacing_mm: tuple[float, float] | None,
     m = geometry.measure(mask, spacing_mm)
     if m is None:
         return Table("Measurements", ("", ""), ((f"No nodule in {of}", ""),))
-    area = f"{m.area_px} px" if m.area_mm2 is None else f"{m.area_mm2:.1f} mm² ({m.area_px} px)"
     rows = [
-        ("Area", area),
+        ("Area", geometry.size_text(m.area_px, m.area_mm2, "mm²")),
         ("Longest diameter", _length(m.longest_px, m.longest_mm)),
         ("Perpendicular diameter", _length(m.perpendicular_px, m.perpendicular_mm)),
         ("Height (antero-posterior)", _length(m.height_px, m.height_mm)),

@@ -25,15 +25,14 @@ from typing import Any, Iterable, Protocol
 
 import numpy as np
 
-from . import geometry
+from . import geometry, metrics
 from .checkpoint import ModelMeta
 from .dataset_writer import DatasetWriter
 from .datasets import DatasetError, Sample, find_mask, read_mask
 from .findings import Findings
-from .frames import IMAGE_EXTENSIONS, Frame, FrameReadError, count_frames, find_inputs, read_frame
+from .frames import IMAGE_EXTENSIONS, Frame, FrameReadError, count_frames, find_inputs, frame_name, read_frame
 from .inference import Segmentation
 from .label_model import LabelChange, LabelModel
-from .metrics import confusion, overlap_metrics
 from .preprocessing import ultrasound_region
 from .report_content import ReportPage, build_page
 from .roles import MODEL_ROLES, PRIMARY_ROLE
@@ -76,8 +75,8 @@ class Entry:
 
     @property
     def name(self) -> str:
-        """Same naming as ``Frame.name``: the stem, with ``_f0003`` for frames of multi-frame files."""
-        return self.source.stem if self.count == 1 else f"{self.source.stem}_f{self.index:04d}"
+        """``frames.frame_name``, as ``Frame.name``: the stem, with ``_f0003`` for frames of multi-frame files."""
+        return frame_name(self.source, self.index, self.count)
 
     @property
     def baseline(self) -> np.ndarray | None:
@@ -344,7 +343,7 @@ class Worklist:
         for role in MODEL_ROLES:
             result = entry.predictions.get(role)
             ok = result is not None and entry.ground_truth is not None
-            out[role] = _dice(result.nodule_mask, entry.ground_truth) if ok else None
+            out[role] = metrics.dice(result.nodule_mask, entry.ground_truth) if ok else None
         return out
 
     def record(self, row: int) -> dict[str, Any]:
@@ -353,7 +352,7 @@ class Worklist:
         entry = self.entries[row]
         label = entry.current_label()
         change = {
-            entry.models.get(role, role): round(_dice(result.nodule_mask, label), 4)
+            entry.models.get(role, role): round(metrics.dice(result.nodule_mask, label), 4)
             for role, result in entry.predictions.items()
         }
         return {
@@ -427,11 +426,6 @@ def cleaned(mask: np.ndarray, operation: str) -> np.ndarray:
     if operation == "clear":
         return np.zeros_like(mask, bool)
     raise ValueError(f"unknown clean-up {operation!r}")
-
-
-def _dice(pred: np.ndarray, truth: np.ndarray) -> float:
-    """Dice only (no distances: cheap enough to refresh while painting); 1 when both are empty."""
-    return float(overlap_metrics(*confusion(pred, truth))["dice"])
 
 
 def _ground_truth(entry: Entry, frame: Frame) -> np.ndarray | None:

@@ -6,7 +6,7 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 
-from ...engine.geometry import Caliper, Measurements, Point, components, measure, select_component
+from ...engine.geometry import Caliper, Measurements, Point, components, measure, select_component, size_text
 from ..layers import caliper_text
 
 THROTTLE_MS = 30  # at most one measurement per interval while a stroke streams in changes
@@ -21,12 +21,6 @@ FIELDS = {
     "taller": "Taller than wide",
     "calipers": "Calipers",
 }
-
-
-def _with_mm(px: int | float, mm: float | None, unit: str = "mm", px_unit: str = "px") -> str:
-    """'12.3 mm (45.6 px)', or the pixels alone without a spacing."""
-    text = f"{px:.1f} {px_unit}" if isinstance(px, float) else f"{px} {px_unit}"
-    return text if mm is None else f"{mm:.1f} {unit} ({text})"
 
 
 class MeasurementsPanel(QWidget):
@@ -78,9 +72,9 @@ class MeasurementsPanel(QWidget):
             for key in FIELDS.keys() - {"nodule", "calipers"}:
                 self.values[key].setText("–")
             return
-        self.values["area"].setText(_with_mm(m.area_px, m.area_mm2, "mm²", "px²"))
-        self.values["longest"].setText(_with_mm(m.longest_px, m.longest_mm))
-        self.values["perpendicular"].setText(_with_mm(m.perpendicular_px, m.perpendicular_mm))
-        self.values["height"].setText(_with_mm(m.height_px, m.height_mm))
-        self.values["width"].setText(_with_mm(m.width_px, m.width_mm))
+        self.values["area"].setText(size_text(m.area_px, m.area_mm2, "mm²", "px²"))
+        self.values["longest"].setText(size_text(m.longest_px, m.longest_mm))
+        self.values["perpendicular"].setText(size_text(m.perpendicular_px, m.perpendicular_mm))
+        self.values["height"].setText(size_text(m.height_px, m.height_mm))
+        self.values["width"].setText(size_text(m.width_px, m.width_mm))
         self.values["taller"].setText("yes" if m.taller_than_wide else "no")

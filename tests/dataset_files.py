@@ -1,0 +1,41 @@
+"""Tiny dataset files for the dataset tests (tests/test_datasets.py, tests/test_dataset_writer.py): gray
+frames, a square mask, and a TN3K copy laid out as published."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def write_png(path: Path, pixels: np.ndarray) -> Path:
+    """Write ``pixels`` with OpenCV (the format follows the suffix), making the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), pixels)
+    return path
+
+
+def gray(h: int = 12, w: int = 16, seed: int = 0) -> np.ndarray:
+    """Random uint8 pixels: a frame of its own for each seed."""
+    return np.random.default_rng(seed).integers(0, 256, (h, w), dtype=np.uint8)
+
+
+def square_mask(h: int = 12, w: int = 16, x: int = 3) -> np.ndarray:
+    """A 6 x 5 nodule at rows 2-7, columns x to x + 4."""
+    m = np.zeros((h, w), bool)
+    m[2:8, x:x + 5] = True
+    return m
+
+
+def tn3k_copy(root: Path, n: int, folds: int = 5, mask_suffix: str = ".jpg") -> Path:
+    """A TN3K copy as published: JPEG images and (lossy) masks, fold k's val = positions i with i % folds == k."""
+    for i in range(n):
+        write_png(root / "trainval-image" / f"{i:04d}.jpg", gray(seed=i))
+        write_png(root / "trainval-mask" / f"{i:04d}{mask_suffix}", square_mask().astype(np.uint8) * 255)
+    write_png(root / "test-image" / "0000.jpg", gray())
+    write_png(root / "test-mask" / "0000.png", square_mask().astype(np.uint8) * 255)
+    for k in range(folds):
+        fold = {"train": [i for i in range(n) if i % folds != k], "val": [i for i in range(n) if i % folds == k]}
+        (root / f"tn3k-trainval-fold{k}.json").write_text(json.dumps(fold))
+    return root

@@ -1,0 +1,52 @@
+"""One worker thread serving requests that the GUI thread queues: the loop, the lock and the stop that the
+app's background workers share (``workers.InferenceWorker``, ``ThumbnailLoader``, ``DatasetLookup``,
+``prompt_worker.PromptWorker``).
+
+A subclass keeps its queue in its own fields, changes them only under ``self._cond`` (then calls
+``self._cond.notify()``), and says three things: whether work waits (:meth:`_has_work`), what to take
+from the queue while the lock is held (:meth:`_take`), and what to do with it after the lock is released
+(:meth:`_serve`), so a new request can arrive (and replace a queued one) while one is served."""
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from PySide6.QtCore import QObject, QThread
+
+
+class RequestThread(QThread):
+    """A QThread that waits for requests under ``_cond`` and serves them one at a time until :meth:`stop`."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._cond = threading.Condition()
+        self._stopping = False  # read under _cond; a long _serve may check it to give up early
+
+    def stop(self) -> None:
+        """Stop after the request being served (if any) and wait for the thread to end."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self.wait()
+
+    def run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._has_work() and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                request = self._take()
+            self._serve(request)
+
+    def _has_work(self) -> bool:
+        """Whether a request waits (called with ``_cond`` held)."""
+        raise NotImplementedError
+
+    def _take(self) -> Any:
+        """Take the next request off the queue (called with ``_cond`` held, only when :meth:`_has_work`)."""
+        raise NotImplementedError
+
+    def _serve(self, request: Any) -> None:
+        """Do the work of one request (called without the lock)."""
+        raise NotImplementedError
