@@ -1,7 +1,6 @@
 """`thyroid-studio dataset`: add, check, --repair, stats; and two real processes at once, and kill -9."""
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess

@@ -14,7 +14,7 @@ from thyroid_studio.engine.dataset_writer import AlreadySaved
 from thyroid_studio.engine.datasets import DatasetWriter, read_mask
 from thyroid_studio.engine.findings import Findings, read_labels
 from thyroid_studio.engine.inference import Segmentation
-from thyroid_studio.engine.worklist import State, Worklist, cleaned, natural_key
+from thyroid_studio.engine.worklist import State, Worklist, natural_key
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 
@@ -178,18 +178,6 @@ def test_dice_against_ground_truth(worklist):
     work.set_prediction(row, "unet", _seg(np.zeros_like(truth)), "u")
     assert work.dice(row) == {"trfe": 1.0, "unet": 0.0}
     assert np.array_equal(work[row].current_label(), truth)  # the green layer starts as the ground truth
-
-
-def test_cleanups():
-    mask = np.zeros((30, 30), bool)
-    mask[2:12, 2:12] = True
-    mask[5:8, 5:8] = False
-    mask[20:23, 20:23] = True
-    assert cleaned(mask, "fill_holes")[6, 6]
-    assert not cleaned(mask, "largest")[21, 21]
-    assert not cleaned(mask, "clear").any()
-    with pytest.raises(ValueError):
-        cleaned(mask, "blur")
 
 
 def test_batch_results_become_predictions(worklist, tmp_path):

@@ -15,10 +15,11 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMe
 from ..engine.checkpoint import CheckpointError, ModelMeta, read_meta
 from ..engine.dataset_index import Match
 from ..engine.frames import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameReadError
+from ..engine import geometry
 from ..engine.geometry import Point
 from ..engine.inference import Segmentation
 from ..engine.roles import MODEL_ROLES, PRIMARY_ROLE, ROLES
-from ..engine.worklist import Entry, State, Worklist, cleaned
+from ..engine.worklist import Entry, State, Worklist
 from ..report_pdf import write_report_pdf
 from .autosave import Autosave
 from .canvas import Canvas
@@ -163,9 +164,9 @@ class MainWindow(QMainWindow):
         edit.addSeparator()
         for role, key in zip(MODEL_ROLES, ACCEPT_KEYS):
             a(edit, f"Accept {ROLES[role].title} mask as label", lambda r=role: self._accept(r), key)
-        a(edit, "&Fill holes", lambda: self._clean("fill_holes", "Fill holes"), "H")
-        a(edit, "Keep &largest component", lambda: self._clean("largest", "Keep largest component"), "L")
-        a(edit, "&Clear label", lambda: self._clean("clear", "Clear label"), "Shift+Del")
+        a(edit, "&Fill holes", lambda: self._clean(geometry.fill_holes, "Fill holes"), "H")
+        a(edit, "Keep &largest component", lambda: self._clean(geometry.largest_component, "Keep largest component"), "L")
+        a(edit, "&Clear label", lambda: self._clean(np.zeros_like, "Clear label"), "Shift+Del")
         a(edit, "Clear calip&ers", lambda: self.canvas.label_model.clear_calipers())
         a(edit, "&Discard unsaved edits", self._discard_current)
 
@@ -382,9 +383,10 @@ class MainWindow(QMainWindow):
             return
         self.canvas.set_label(mask, f"Accept {ROLES[role].title} mask")
 
-    def _clean(self, operation: str, text: str) -> None:
+    def _clean(self, operation: Callable[[np.ndarray], np.ndarray], text: str) -> None:
+        """Replace the label by ``operation(label)`` (fill holes, keep the largest component, clear): one edit."""
         if self.current is not None:
-            self.canvas.set_label(cleaned(self.canvas.label_model.mask, operation), text)
+            self.canvas.set_label(operation(self.canvas.label_model.mask), text)
 
     def _set_finding(self, name: str, value: str | None) -> None:
         """A drop-down of the Findings panel: an edit of the shown label (undone like any other)."""

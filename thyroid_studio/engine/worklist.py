@@ -25,7 +25,7 @@ from typing import Any, Iterable, Protocol
 
 import numpy as np
 
-from . import geometry, metrics
+from . import metrics
 from .checkpoint import ModelMeta
 from .dataset_writer import DatasetWriter
 from .datasets import DatasetError, Sample, find_mask, read_mask
@@ -415,17 +415,6 @@ class Worklist:
 def natural_key(path: str | os.PathLike) -> list:
     """Sort key putting numbers in numeric order: ``71.png`` before ``100.png``, ``img9`` before ``img10``."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", str(path))]
-
-
-def cleaned(mask: np.ndarray, operation: str) -> np.ndarray:
-    """The label after one clean-up: "fill_holes", "largest" (keep the largest component) or "clear"."""
-    if operation == "fill_holes":
-        return geometry.fill_holes(mask)
-    if operation == "largest":
-        return geometry.largest_component(mask)
-    if operation == "clear":
-        return np.zeros_like(mask, bool)
-    raise ValueError(f"unknown clean-up {operation!r}")
 
 
 def _ground_truth(entry: Entry, frame: Frame) -> np.ndarray | None:
