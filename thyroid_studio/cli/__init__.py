@@ -60,8 +60,10 @@ def _module(name: str):
     return importlib.import_module(f".{name}", __name__)
 
 
-def report(command: str, message: str) -> None:
-    """One line on stderr: ``thyroid-studio COMMAND: message``."""
+def print_error(command: str, message: str) -> None:
+    """One line on stderr: ``thyroid-studio COMMAND: message``.
+
+    (Not named ``report``: importing the ``report`` subcommand's module binds that name in this package.)"""
     print(f"thyroid-studio {command}: {message}", file=sys.stderr)
 
 
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except (OSError, MemoryError) as exc:  # the machine, not the input: a full disk, a lost drive, no memory left
         detail = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror else str(exc)
-        report(args.command, f"stopped: {type(exc).__name__}: {detail or 'out of memory'}")
+        print_error(args.command, f"stopped: {type(exc).__name__}: {detail or 'out of memory'}")
         return EXIT_SOME_FAILED
 
 
