@@ -109,8 +109,10 @@ def read_labels(path: str | os.PathLike) -> dict[str, Findings]:
     reader = csv.DictReader(io.StringIO(text), strict=True)
     labels: dict[str, Findings] = {}
     first_line: dict[str, int] = {}
+    line = 1  # the line of the row read last (the header's, to begin with)
     try:
         _check_columns(path, reader.fieldnames or [])
+        line = reader.line_num
         for row in reader:
             line = reader.line_num
             key = (row.get(KEY_COLUMN) or "").strip()
@@ -120,7 +122,7 @@ def read_labels(path: str | os.PathLike) -> dict[str, Findings]:
                 raise LabelsError(f"{path}, line {line}: {KEY_COLUMN} {key!r} is also on line {first_line[key]}")
             labels[key], first_line[key] = _findings_from_row(row, f"{path}, line {line}"), line
     except csv.Error as exc:  # an unbalanced quote, a field larger than the csv module's limit, ...
-        raise LabelsError(f"{path}, line {reader.line_num}: not a readable CSV ({exc})") from None
+        raise LabelsError(f"{path}, line {line + 1}: not a readable CSV ({exc})") from None
     return labels
 
 
