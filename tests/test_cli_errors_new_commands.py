@@ -170,6 +170,22 @@ def test_a_prompt_model_describing_a_huge_network_is_compared_before_it_is_built
     assert devices == ["meta", "meta", "cpu"]  # a good file: checked on meta, then built for real
 
 
+def test_a_weight_viewed_as_billions_of_values_is_refused_without_allocating_them(tmp_path, models, monkeypatch, capsys):
+    """One stored number expanded to 40 billion: checking it for NaN, or converting it, would allocate 160 GB."""
+    def bomb(payload):
+        payload["state_dict"]["bomb"] = torch.zeros(1).expand(200_000, 200_000)
+
+    segmenter = crafted(models["unet"], tmp_path / "bomb.pt", bomb)
+    with pytest.raises(CheckpointError, match="weight 'bomb' claims more values than the file stores"):
+        load_prompt_model(crafted(models["prompt"], tmp_path / "bombp.pt", bomb))
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    shutil.copy(segmenter, home / "models" / "bomb.pt")
+    monkeypatch.setenv("THYROID_STUDIO_HOME", str(home))
+    assert run("models") == 1  # the models list (and the app's dialog) skips it with a line
+    assert f"skipped {home / 'models' / 'bomb.pt'}: weight 'bomb' claims more values than the file stores" in capsys.readouterr().err
+
+
 def test_prompt_command_refuses_a_crafted_prompt_model_before_any_output(tmp_path, models, capsys):
     path = crafted(models["prompt"], tmp_path / "p.pt", lambda payload: payload.__setitem__("meta", "a string"))
     boxes = tmp_path / "boxes.csv"
@@ -277,7 +293,39 @@ def test_a_hostile_boxes_csv_is_one_usage_error(tmp_path, models, capsys, monkey
     assert not (tmp_path / "out").exists()
 
 
-# ---------------------------------------------------------------- inputs: a pipe, a cut Matroska file
+# ---------------------------------------------------------------- inputs: a pipe, a cut Matroska file, odd names
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5"])
+def test_a_bad_pixel_cap_stops_the_command_once(tmp_path, models, monkeypatch, capsys, value):
+    monkeypatch.setenv("THYROID_STUDIO_MAX_PIXELS", value)
+    assert run("segment", image(tmp_path / "in" / "a.png"), image(tmp_path / "in" / "b.png"), "--out", tmp_path / "out",
+               "--model", models["unet"]) == 2
+    assert errors(capsys) == [f"thyroid-studio segment: THYROID_STUDIO_MAX_PIXELS={value!r} is not a positive whole "
+                              "number of pixels"]
+
+
+def test_a_file_name_that_is_not_utf8_goes_through_segment_and_prompt(tmp_path, models):
+    """A file name is bytes; Python holds the undecodable ones as surrogates, which a strict UTF-8 CSV refused."""
+    name = os.fsdecode(b"scan-\xe9t\xe9.png")  # Latin-1, as an old scanner export names it
+    source = tmp_path / "in" / name
+    source.parent.mkdir()
+    pixels = np.full((48, 64), 90, np.uint8)
+    source.write_bytes(cv2.imencode(".png", pixels)[1].tobytes())
+    script = ("import sys; from thyroid_studio import cli; sys.exit(cli.main(sys.argv[1:]))")
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", script, "segment", source, "--out", out, "--model", models["unet"]],
+                          capture_output=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert done.returncode == 0, done.stderr
+    table = (out / "segmentation.csv").read_bytes()
+    assert os.fsencode(source) in table  # the file's own bytes: the row names the file
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_bytes(b"file,x0,y0,x1,y1\n" + os.fsencode(source) + b",2,2,30,30\n")
+    done = subprocess.run([sys.executable, "-c", script, "prompt", "--boxes", boxes, "--out", tmp_path / "masks",
+                           "--model", models["prompt"]], capture_output=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "masks" / f"{Path(name).stem}.png").is_file()
+    assert os.fsencode(source) in (tmp_path / "masks" / "prompt.csv").read_bytes()
 
 
 @pytest.fixture

@@ -79,6 +79,15 @@ def main(argv: list[str] | None = None) -> int:
 
         return launch_app(argv)
     args = build_parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # file names that are not UTF-8 are printed as their own bytes
+        sys.stdout.reconfigure(errors="surrogateescape")
+    try:
+        from ..engine.frames import max_pixels
+
+        max_pixels()  # a bad $THYROID_STUDIO_MAX_PIXELS stops the command here, not once per file
+    except ValueError as exc:
+        print_error(args.command, str(exc))
+        return EXIT_USAGE
     try:
         return _module(args.command).run(args)
     except KeyboardInterrupt:

@@ -158,6 +158,9 @@ def read_payload(
     state = payload.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise CheckpointError(f"{path}: state_dict is not a mapping of parameter names to tensors")
+    viewed = next((k for k, v in state.items() if v.numel() * v.element_size() > v.untyped_storage().nbytes()), None)
+    if viewed is not None:  # e.g. one stored number expanded to billions: checking or converting it would allocate them
+        raise CheckpointError(f"{path}: weight {viewed!r:.80} claims more values than the file stores")
     broken = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
     if broken is not None:
         raise CheckpointError(f"{path}: weight {broken!r:.80} holds NaN or infinite values (a training that diverged?)")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .batch import check_output_dir
-from .files import write_mask_png, write_text_atomic
+from .files import TEXT_ERRORS, write_mask_png, write_text_atomic
 from .frames import Frame, FrameReadError, read_frame
 from .prompting import BoxXYXY, PromptSegmenter
 
@@ -63,17 +63,18 @@ class PromptReport:
 
 def read_box_table(path: str | os.PathLike) -> list[tuple[int, dict[str, str]]]:
     """(line number, record) per data row, column names stripped and lower-cased; BoxTableError for the whole file
-    (missing, over MAX_TABLE_BYTES, not UTF-8, not parseable as CSV, required columns absent)."""
+    (missing, over MAX_TABLE_BYTES, not parseable as CSV, required columns absent). UTF-8, but bytes that are
+    not (a file name in another encoding, as segment writes it) are kept, so such a row names its file."""
     path = Path(path)
     try:
         if (size := path.stat().st_size) > MAX_TABLE_BYTES:
             raise BoxTableError(f"{path}: {size / 2**20:.0f} MB; a boxes table is read whole and may hold at most "
                                 f"{MAX_TABLE_BYTES >> 20} MB (about 300 000 boxes)")
-        text = path.read_text(encoding="utf-8-sig")
+        text = path.read_text(encoding="utf-8-sig", errors=TEXT_ERRORS)  # as segment wrote a non-UTF-8 file name
     except FileNotFoundError:
         raise BoxTableError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BoxTableError(f"{path}: cannot be read as UTF-8 text ({exc})") from exc
+    except OSError as exc:
+        raise BoxTableError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
     reader = csv.reader(io.StringIO(text))
     try:
         header = [name.strip().lower() for name in next(reader, [])]
