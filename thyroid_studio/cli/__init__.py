@@ -60,8 +60,10 @@ def _module(name: str):
     return importlib.import_module(f".{name}", __name__)
 
 
-def report(command: str, message: str) -> None:
-    """One line on stderr: ``thyroid-studio COMMAND: message``."""
+def print_error(command: str, message: str) -> None:
+    """One line on stderr: ``thyroid-studio COMMAND: message``.
+
+    (Not named ``report``: importing the ``report`` subcommand's module binds that name in this package.)"""
     print(f"thyroid-studio {command}: {message}", file=sys.stderr)
 
 
@@ -77,6 +79,15 @@ def main(argv: list[str] | None = None) -> int:
 
         return launch_app(argv)
     args = build_parser().parse_args(argv)
+    if hasattr(sys.stdout, "reconfigure"):  # file names that are not UTF-8 are printed as their own bytes
+        sys.stdout.reconfigure(errors="surrogateescape")
+    try:
+        from ..engine.frames import max_pixels
+
+        max_pixels()  # a bad $THYROID_STUDIO_MAX_PIXELS stops the command here, not once per file
+    except ValueError as exc:
+        print_error(args.command, str(exc))
+        return EXIT_USAGE
     try:
         return _module(args.command).run(args)
     except KeyboardInterrupt:
@@ -84,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except (OSError, MemoryError) as exc:  # the machine, not the input: a full disk, a lost drive, no memory left
         detail = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror else str(exc)
-        report(args.command, f"stopped: {type(exc).__name__}: {detail or 'out of memory'}")
+        print_error(args.command, f"stopped: {type(exc).__name__}: {detail or 'out of memory'}")
         return EXIT_SOME_FAILED
 
 

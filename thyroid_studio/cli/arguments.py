@@ -67,9 +67,18 @@ def input_size(text: str) -> int:
     return value
 
 
-def checkpoint_path(text: str) -> Path:
-    """A checkpoint file to write: named ``*.pt`` (its model card is written beside it as ``*.md``)."""
-    path = Path(text)
-    if path.suffix.lower() != ".pt":
-        raise argparse.ArgumentTypeError(f"must name a .pt file (its card goes beside it as .md), got {text!r}")
-    return path
+def file_named(suffix: str, why: str) -> Callable[[str], Path]:
+    """A file to write, whose name must end in ``suffix`` (so it can never be an input image, mask or table)."""
+
+    def parse(text: str) -> Path:
+        path = Path(text)
+        if path.suffix.lower() != suffix:
+            raise argparse.ArgumentTypeError(f"must name a {suffix} file ({why}), got {text!r}")
+        return path
+
+    parse.__name__ = f"{suffix} file"
+    return parse
+
+
+checkpoint_path = file_named(".pt", "its card goes beside it as .md")
+json_path = file_named(".json", "so that it can never overwrite an image, mask or CSV")

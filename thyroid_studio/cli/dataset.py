@@ -7,8 +7,10 @@ Exit status: 0 all done, 1 some inputs failed or problems were found, 2 usage er
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error
+from .interruption import StopRequest
 
 ACTIONS = {
     "add": "append the image/mask pairs of SOURCE (image/ + mask/, or TN3K) to DATASET; duplicates are skipped",
@@ -37,12 +39,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _error(action: str, message: str) -> None:
-    print(f"thyroid-studio dataset {action}: {message}", file=sys.stderr)
+    print_error(f"dataset {action}", message)
 
 
 def _add(args: argparse.Namespace) -> int:
     from ..engine.dataset_writer import AlreadySaved, DatasetWriter
     from ..engine.datasets import DatasetError, open_dataset, read_mask
+    from ..engine.files import output_folder_problem
     from ..engine.findings import LABELS_FILE, LabelsError, read_labels
 
     try:
@@ -51,10 +54,13 @@ def _add(args: argparse.Namespace) -> int:
         samples = source.split(split)
     except DatasetError as exc:
         _error("add", str(exc))
-        return 2
+        return EXIT_USAGE
     if args.dataset.resolve() == source.root.resolve():
         _error("add", f"{args.dataset}: the dataset and SOURCE are the same folder")
-        return 2
+        return EXIT_USAGE
+    if problem := output_folder_problem(args.dataset):
+        _error("add", f"DATASET {args.dataset} {problem}")
+        return EXIT_USAGE
     failed = 0
     labels = {}
     if (source.root / LABELS_FILE).is_file():
@@ -67,38 +73,47 @@ def _add(args: argparse.Namespace) -> int:
         writer = DatasetWriter(args.dataset)
     except (DatasetError, OSError) as exc:
         _error("add", str(exc))
-        return 1
+        return EXIT_USAGE
     for line in writer.recovered:
         print(f"recovered: {line}")
     added = skipped = 0
-    for sample in samples:
-        if sample.mask is None:
-            _error("add", f"{sample.image}: no mask; not added")
-            failed += 1
-            continue
-        try:
-            writer.add(sample.image, read_mask(sample.mask), source=sample.image.resolve(),
-                       findings=labels.get(sample.key))
-            added += 1
-        except AlreadySaved as exc:
-            print(f"skipped {sample.image}: already in the dataset as {exc.key}"
-                  + ("" if exc.same_mask else " (with another mask; not merged)"))
-            skipped += 1
-        except (DatasetError, ValueError, OSError) as exc:
-            _error("add", f"{sample.image}: {exc}")
-            failed += 1
-    print(f"{args.dataset}: added {added}, skipped {skipped} already there, {failed} failed "
-          f"(from {len(samples)} in {split} of {args.source})")
-    return 1 if failed else 0
+    with StopRequest("dataset add", "the current frame (the dataset stays consistent)") as stop:
+        for sample in samples:
+            if stop():
+                break
+            if sample.mask is None:
+                _error("add", f"{sample.image}: no mask; not added")
+                failed += 1
+                continue
+            try:
+                writer.add(sample.image, read_mask(sample.mask), source=sample.image.resolve(),
+                           findings=labels.get(sample.key))
+                added += 1
+            except AlreadySaved as exc:
+                print(f"skipped {sample.image}: already in the dataset as {exc.key}"
+                      + ("" if exc.same_mask else " (with another mask; not merged)"))
+                skipped += 1
+            except (DatasetError, ValueError, OSError) as exc:
+                _error("add", f"{sample.image}: {exc}")
+                failed += 1
+    print(f"{args.dataset}: {'interrupted; ' if stop() else ''}added {added}, skipped {skipped} already there, "
+          f"{failed} failed (from {len(samples)} in {split} of {args.source})")
+    if stop():
+        return EXIT_INTERRUPTED
+    return EXIT_SOME_FAILED if failed else EXIT_OK
 
 
 def _check(args: argparse.Namespace) -> int:
     from ..engine.dataset_check import check, repair
     from ..engine.datasets import DatasetError
+    from ..engine.files import output_folder_problem
 
     if not args.dataset.is_dir():
         _error("check", f"{args.dataset}: not a folder")
-        return 2
+        return EXIT_USAGE
+    if args.repair and (problem := output_folder_problem(args.dataset)):
+        _error("check", f"--repair writes into {args.dataset}, which {problem}")
+        return EXIT_USAGE
     try:
         if args.repair:
             fixed, problems = repair(args.dataset)
@@ -108,11 +123,11 @@ def _check(args: argparse.Namespace) -> int:
             problems = check(args.dataset)
     except (DatasetError, OSError) as exc:
         _error("check", str(exc))
-        return 1
+        return EXIT_SOME_FAILED
     for line in problems:
         print(line)
     print(f"{args.dataset}: {len(problems)} problem(s)" if problems else f"{args.dataset}: consistent")
-    return 1 if problems else 0
+    return EXIT_SOME_FAILED if problems else EXIT_OK
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -123,7 +138,7 @@ def _stats(args: argparse.Namespace) -> int:
         stats = dataset_stats(args.dataset)
     except DatasetError as exc:
         _error("stats", str(exc))
-        return 2
+        return EXIT_USAGE
     print(f"{stats.root}: {stats.layout} layout, {stats.items} items, {stats.masks} with a mask "
           f"({stats.empty_masks} empty)")
     print("splits: " + ", ".join(f"{name} {count}" for name, count in stats.splits.items() if isinstance(count, int)))
@@ -139,4 +154,4 @@ def _stats(args: argparse.Namespace) -> int:
         print(f"findings: {stats.labelled} items labelled")
         for name, counts in stats.findings.items():
             print(f"  {name}: " + (", ".join(f"{value} {n}" for value, n in sorted(counts.items())) or "-"))
-    return 1 if stats.labels_error or any(isinstance(c, str) for c in stats.splits.values()) else 0
+    return EXIT_SOME_FAILED if stats.labels_error or any(isinstance(c, str) for c in stats.splits.values()) else EXIT_OK

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.inference import DEVICE_CHOICES
-from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, report
-from .arguments import whole
+from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error
+from .arguments import json_path, whole
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,8 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", type=Path, help="folder of images (or DICOM/video)")
     parser.add_argument("--masks", type=Path, help="folder of ground-truth masks, matched by stem")
     parser.add_argument("--dataset", type=Path, help="dataset root (TN3K, TG3K, image/ + mask/) instead of --images/--masks")
-    parser.add_argument("--split", default="all", help="split of --dataset to score (default: all)")
-    parser.add_argument("--json", type=Path, help="write the summary and per-image metrics to this JSON file")
+    parser.add_argument("--split", help="split of --dataset to score (default: all)")
+    parser.add_argument("--json", type=json_path, help="write the summary and per-image metrics to this .json file")
     parser.add_argument("--labels", type=Path, help="labels.csv of the frames' findings (default: a labels.csv "
                         "in the --masks folder or beside it, or in the --dataset root)")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
@@ -81,8 +81,12 @@ def _inputs(args: argparse.Namespace) -> tuple[list[Path], dict[str, Path]]:
     from ..engine.frames import find_inputs
 
     if args.dataset:
-        samples = open_dataset(args.dataset).split(args.split)
+        if args.images or args.masks:
+            raise ValueError("give --dataset ROOT or --images DIR and --masks DIR, not both")
+        samples = open_dataset(args.dataset).split(args.split or "all")
         return [s.image for s in samples], {s.key: s.mask for s in samples if s.mask is not None}
+    if args.split:
+        raise ValueError("--split chooses a split of --dataset; give --dataset ROOT")
     if not (args.images and args.masks):
         raise ValueError("give --images DIR and --masks DIR, or --dataset ROOT [--split NAME]")
     for folder in (args.images, args.masks):
@@ -92,11 +96,14 @@ def _inputs(args: argparse.Namespace) -> tuple[list[Path], dict[str, Path]]:
 
 
 def check_outputs(args: argparse.Namespace) -> None:
-    """ValueError, before any scoring, for a predictions folder that is missing or a --json that cannot be written."""
+    """ValueError, before any scoring, for a predictions folder that is missing, options that need --model,
+    or a --json that cannot be written."""
     from ..engine.files import output_folder_problem
 
     if args.predictions and not args.predictions.is_dir():
         raise ValueError(f"{args.predictions}: not a folder")
+    if args.predictions and (args.tta or args.inside_gland):
+        raise ValueError("--tta and --inside-gland change what a model predicts; they need --model, not --predictions")
     if args.json:
         if args.json.is_dir():
             raise ValueError(f"--json {args.json} is a folder")
@@ -197,11 +204,11 @@ def run(args: argparse.Namespace) -> int:
             evaluation.add(Case(frame.name, frame.pixels, gt, spacing, labels.get(frame.name)), result)
             with_findings += result.findings is not None
     except (CheckpointError, DatasetError, LabelsError, ValueError) as exc:
-        report("evaluate", str(exc))
+        print_error("evaluate", str(exc))
         return EXIT_USAGE
     problems.report()
     if not evaluation.masks.per_image:
-        report("evaluate", "nothing to score")
+        print_error("evaluate", "nothing to score")
         return EXIT_USAGE
     summary = evaluation.summary()
     findings = summary.pop("findings", None)
@@ -210,8 +217,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"findings scored on {len(evaluation.findings)} of {with_findings} frames (labels: {labels_file})", file=sys.stderr)
         print("\n" + format_findings_table(findings))
     elif labels:
-        print(f"findings not scored: {labels_file} is there, but no labelled frame got predicted findings "
-              "(that needs --model with a model that has findings heads)", file=sys.stderr)
+        scored = [row["name"] for row in evaluation.masks.per_image]
+        why = ("no labelled frame got predicted findings (that needs --model with a model that has findings heads)"
+               if any(name in labels for name in scored) else
+               f"none of its {len(labels)} ids names a scored frame (ids like {next(iter(labels))!r}, frames like "
+               f"{scored[0]!r})")
+        print(f"findings not scored: {labels_file} is there, but {why}", file=sys.stderr)
     if prior := summary.get("gland_prior"):
         print(f"\ngland prior on {prior['n']} nodule frames: the predicted gland covers a median "
               f"{100 * prior['coverage_median']:.1f} % of the true nodule (10th percentile {100 * prior['coverage_p10']:.1f} %) "
@@ -224,6 +235,6 @@ def run(args: argparse.Namespace) -> int:
         try:
             write_text_atomic(args.json, json.dumps(_json_safe(payload), indent=2) + "\n")
         except OSError as exc:
-            report("evaluate", f"cannot write --json {args.json} ({exc.strerror or exc})")
+            print_error("evaluate", f"cannot write --json {args.json} ({exc.strerror or exc})")
             return EXIT_SOME_FAILED
     return EXIT_SOME_FAILED if problems else EXIT_OK

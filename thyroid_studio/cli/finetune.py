@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, report
+from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error
 from .arguments import checkpoint_path, non_negative, positive, probability, whole
+from .interruption import StopRequest
 from .train import SEED, labelled_keys
 
 from ..engine.finetuning import MIN_CORRECTED_FRAMES, TRAINABLE, FinetuneConfig
@@ -38,14 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_inputs(args: argparse.Namespace) -> None:
     """ValueError with the first thing that would stop this fine-tuning, found before any work."""
-    from ..engine.checkpoint import CheckpointError, read_meta
+    from ..engine.checkpoint import CheckpointError, load_checkpoint
     from ..engine.files import output_folder_problem
     from ..engine.finetuning import check_output
     from ..engine.inference import resolve_device
+    from ..engine.model_library import user_dir
     from ..engine.splits import holdout_split
 
     try:
-        read_meta(args.source)
+        load_checkpoint(args.source)  # the weights too: a file whose weights do not fit fails here, not mid-run
     except CheckpointError as exc:
         raise ValueError(str(exc)) from exc
     keys = labelled_keys(args.nodules, "--nodules")
@@ -61,6 +63,8 @@ def check_inputs(args: argparse.Namespace) -> None:
             raise ValueError(f"--out {args.out}: its card {card} exists and would be overwritten; choose another --out")
         if problem := output_folder_problem(args.out.parent):
             raise ValueError(f"--out {args.out}: its folder {problem}")
+    elif problem := output_folder_problem(user_dir()):
+        raise ValueError(f"the user model folder {user_dir()} {problem}; pass --out FILE.pt")
     resolve_device(args.device)
 
 
@@ -71,15 +75,19 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_inputs(args)
     except (ValueError, FileExistsError) as exc:
-        report("finetune", str(exc))
+        print_error("finetune", str(exc))
         return EXIT_USAGE
     fields = {k: v for k, v in vars(args).items() if k in FinetuneConfig.__dataclass_fields__ and k != "command"}
     fields["out"] = str(args.out) if args.out is not None else None
     try:
-        result = finetune(FinetuneConfig(**fields, command=command_line()))
+        with StopRequest("finetune", "the current step; nothing will be written") as stop:
+            result = finetune(FinetuneConfig(**fields, command=command_line()), should_stop=stop)
     except (ValueError, OSError, MemoryError) as exc:
-        report("finetune", f"failed: {exc}")
+        print_error("finetune", f"failed: {exc}")
         return EXIT_SOME_FAILED
+    if result.status != "finished":  # Ctrl-C: stopped at a step, nothing written
+        print_error("finetune", "interrupted; nothing written")
+        return EXIT_INTERRUPTED
     print(format_table(result.table))
     print(f"wrote {result.checkpoint} (+ card) in {result.seconds:.0f} s")
     return EXIT_OK

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, report
+from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,23 +48,23 @@ def run(args: argparse.Namespace) -> int:
         try:
             card = resolve_model(args.card).with_suffix(".md")
         except CheckpointError as exc:
-            report("models", str(exc))
+            print_error("models", str(exc))
             return EXIT_USAGE
         if not card.is_file():
-            report("models", f"{args.card} has no card ({card} is missing)")
+            print_error("models", f"{args.card} has no card ({card} is missing)")
             return EXIT_SOME_FAILED
         try:
             print(card.read_text(encoding="utf-8", errors="replace"))
         except OSError as exc:
-            report("models", f"{card}: cannot be read ({exc.strerror or exc})")
+            print_error("models", f"{card}: cannot be read ({exc.strerror or exc})")
             return EXIT_SOME_FAILED
         return EXIT_OK
     skipped: list[str] = []
     entries = list_models(on_problem=skipped.append)
     for line in skipped:
-        report("models", f"skipped {line}")
+        print_error("models", f"skipped {line}")
     if not entries:
-        report("models", f"no models in {shipped_dir()} or {user_dir()}")
+        print_error("models", f"no models in {shipped_dir()} or {user_dir()}")
         return EXIT_SOME_FAILED
     print(table(entries, _defaults()))
     print("* default (defaults.json)")

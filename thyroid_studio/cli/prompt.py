@@ -9,7 +9,9 @@ import argparse
 import sys
 
 from ..engine.inference import DEVICE_CHOICES
+from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error
 from .arguments import whole
+from .interruption import StopRequest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
         model = resolve_model(args.model) if args.model else default_prompt_model()
         prompter = PromptSegmenter.from_checkpoint(model, device=args.device)
     except (BoxTableError, CheckpointError, ValueError) as exc:
-        print(f"thyroid-studio prompt: {exc}", file=sys.stderr)
-        return 2
+        print_error("prompt", str(exc))
+        return EXIT_USAGE
     with tqdm(unit="box", desc="prompt", file=sys.stderr, dynamic_ncols=True) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -52,10 +54,15 @@ def run(args: argparse.Namespace) -> int:
             bar.write(f"skipped line {line}: {message}", file=sys.stderr)
 
         try:
-            report = prompt_boxes(args.boxes, args.out, prompter, progress, failed)
+            with StopRequest("prompt", "the current box") as stop:
+                report = prompt_boxes(args.boxes, args.out, prompter, progress, failed, should_stop=stop)
         except (BoxTableError, ValueError) as exc:
-            bar.write(f"thyroid-studio prompt: {exc}", file=sys.stderr)
-            return 2
-    print(f"{report.masks} masks from {report.rows} rows in {report.seconds:.1f} s; summary: {report.csv_path}",
+            bar.clear()
+            print_error("prompt", str(exc))
+            return EXIT_USAGE
+    done = "interrupted: " if report.cancelled else ""
+    print(f"{done}{report.masks} masks from {report.rows} rows in {report.seconds:.1f} s; summary: {report.csv_path}",
           file=sys.stderr)
-    return 0 if report.ok else 1
+    if report.cancelled:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if report.ok else EXIT_SOME_FAILED

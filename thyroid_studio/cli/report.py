@@ -13,6 +13,7 @@ from itertools import islice
 from pathlib import Path
 
 from ..engine.inference import DEVICE_CHOICES
+from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error
 from .arguments import whole
 
 MAX_PAGES = 20  # frames per report by default: a long clip would give a PDF nobody reads
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from ..report_pdf import ensure_gui_application, write_report_pdf
 
     def fail(message: str) -> None:
-        print(f"thyroid-studio report: {message}", file=sys.stderr)
+        print_error("report", message)
 
     try:
         check_output_dir(args.paths, args.out)
@@ -58,16 +59,16 @@ def run(args: argparse.Namespace) -> int:
         jobs = plan_jobs(args.paths, args.out)
     except (CheckpointError, ValueError) as exc:
         fail(str(exc))
-        return 2
+        return EXIT_USAGE
     if not jobs:
         fail("no supported files among the inputs")
-        return 2
+        return EXIT_USAGE
     ensure_gui_application()
-    written: set[Path] = set()
+    written: set[str] = set()  # the reports' paths, case-folded: names differing in case are one file on macOS/Windows
     failed = 0
     for job in jobs:
         target = job.out_folder / f"{job.source.stem}.pdf"
-        if target in written:
+        if str(target).casefold() in written:
             fail(f"skipped {job.source}: its report {target.name} would overwrite another input's; rename it")
             failed += 1
             continue
@@ -78,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
                 results = segmenter.segment([frame.pixels for frame in batch])
                 pages += [build_page(frame, result, findings=labels.get(frame.name), meta=segmenter.meta)
                           for frame, result in zip(batch, results)]
-            write_report_pdf(target, pages, title=f"Thyroid nodule report: {job.source.name}")
         except FrameReadError as exc:  # its message names the file
             fail(f"skipped {exc}")
             failed += 1
@@ -87,8 +87,14 @@ def run(args: argparse.Namespace) -> int:
             fail(f"skipped {job.source}: {exc}")
             failed += 1
             continue
-        written.add(target)
+        try:
+            write_report_pdf(target, pages, title=f"Thyroid nodule report: {job.source.name}")
+        except OSError as exc:  # its message would name the temporary file
+            fail(f"skipped {job.source}: {target} cannot be written ({exc.strerror or exc})")
+            failed += 1
+            continue
+        written.add(str(target).casefold())
         if total > len(frames):
             print(f"{job.source}: {total} frames; the report holds the first {len(frames)} (--max-pages)", file=sys.stderr)
         print(target)
-    return 1 if failed else 0
+    return EXIT_SOME_FAILED if failed else EXIT_OK

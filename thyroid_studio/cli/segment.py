@@ -9,8 +9,9 @@ from ..engine.checkpoint import CheckpointError
 from ..engine.inference import DEVICE_CHOICES
 from ..engine.preprocessing import CONTRAST_MODES
 from ..engine.refinement import REFINEMENTS
-from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, report
+from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error
 from .arguments import probability, whole
+from .interruption import StopRequest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads or network_threads())
     if not find_inputs(args.paths):
-        report("segment", f"no images, DICOM or video found in {', '.join(args.paths)}")
+        print_error("segment", f"no images, DICOM or video found in {', '.join(args.paths)}")
         return EXIT_USAGE
     try:
         check_output_dir(args.paths, args.out)
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         segmenter = with_refinement(segmenter, args.refine)
         make_output_dir(args.out)
     except (CheckpointError, ValueError) as exc:
-        report("segment", str(exc))
+        print_error("segment", str(exc))
         return EXIT_USAGE
     with tqdm(unit="frame", desc="segment", file=sys.stderr, dynamic_ncols=True) as bar:
 
@@ -93,15 +94,19 @@ def run(args: argparse.Namespace) -> int:
         warnings = _BarWarnings(bar)  # e.g. a DICOM calibration refused: a line of its own, not inside the bar
         logging.getLogger("thyroid_studio").addHandler(warnings)
         try:
-            result = segment_paths(
-                args.paths, args.out, segmenter, BatchOptions(args.overlay, args.batch_size, gland=args.gland), progress, on_failure=failed
-            )
+            with StopRequest("segment", "the current batch of frames") as stop:
+                result = segment_paths(args.paths, args.out, segmenter,
+                                       BatchOptions(args.overlay, args.batch_size, gland=args.gland), progress,
+                                       should_stop=stop, on_failure=failed)
         finally:
             logging.getLogger("thyroid_studio").removeHandler(warnings)
     summary = f"summary: {result.csv_path}" if result.csv_path else "no summary CSV"
+    done = "interrupted after " if result.cancelled else ""
     print(
-        f"{result.frames} frames from {result.files - len(result.failures)} of {result.files} files "
+        f"{done}{result.frames} frames from {result.files - len(result.failures)} of {result.files} files "
         f"in {result.seconds:.1f} s ({result.frames_per_second:.1f} frames/s); {summary}",
         file=sys.stderr,
     )
+    if result.cancelled:
+        return EXIT_INTERRUPTED
     return EXIT_OK if result.ok else EXIT_SOME_FAILED

@@ -17,7 +17,8 @@ from ..engine.losses import LOSSES
 from ..engine.preprocessing import CONTRAST_MODES
 from ..engine.architectures import ARCHITECTURES, arch_spec
 from ..engine.nets.encoders import ENCODERS, encoder_spec
-from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, report
+from ..engine.splits import MAX_FOLDS
+from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error
 from .arguments import input_size, network_width, non_negative, positive, whole
 
 SEED = whole(0, 2**32 - 1)  # numpy's generators take no negative seeds
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", metavar="CSV", help="findings labels.csv (default: <nodules>/labels.csv when present)")
     parser.add_argument("--fold", type=fold_number, default=0,
                         help="validation fold, 0-based, or 'all' to train on every frame (default 0)")
-    parser.add_argument("--folds", type=whole(2, 1000), default=5, help="exam-grouped contiguous folds (default 5)")
+    parser.add_argument("--folds", type=whole(2, MAX_FOLDS), default=5, help="exam-grouped contiguous folds (default 5)")
     parser.add_argument("--epochs", type=whole(1, 100_000), default=40)
     parser.add_argument("--encoder", choices=list(ENCODERS), default="plain",
                         help="plain (the paper's, from scratch) or efficientnet-lite0 (ImageNet-pretrained)")
@@ -89,6 +90,7 @@ def labelled_keys(root: str, what: str, split: str | None = None) -> list[str]:
 def check_inputs(args: argparse.Namespace) -> None:
     """ValueError with the first thing that would stop this run, found before anything is created."""
     from ..engine.files import output_folder_problem
+    from ..engine.findings import LABELS_FILE, read_labels
     from ..engine.inference import resolve_device
     from ..engine.splits import fold_split
 
@@ -102,8 +104,14 @@ def check_inputs(args: argparse.Namespace) -> None:
     keys = labelled_keys(args.nodules, "--nodules")
     if args.fold is not None:
         fold_split(keys, args.fold, args.folds)  # enough exams for the folds?
-    if args.labels and not Path(args.labels).is_file():
+    labels = Path(args.labels) if args.labels else Path(args.nodules) / LABELS_FILE
+    if args.labels and not labels.is_file():
         raise ValueError(f"--labels {args.labels}: no such file")
+    if labels.is_file():
+        ids = read_labels(labels)  # a LabelsError (a ValueError) names the file and line
+        if ids and args.findings_weight > 0 and not set(ids) & set(keys):
+            raise ValueError(f"{labels}: none of its {len(ids)} ids names a frame of --nodules (ids like "
+                             f"{next(iter(ids))!r}, frames like {keys[0]!r}); the findings heads would learn nothing")
     if arch_spec(args.arch).has_gland:
         if not args.glands:
             raise ValueError(f"--arch {args.arch} has a gland head and needs a gland dataset: pass --glands DATASET")
@@ -114,6 +122,8 @@ def check_inputs(args: argparse.Namespace) -> None:
     has_run = (Path(args.out) / "state_last.pt").exists()
     if not args.resume and has_run:
         raise ValueError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")
+    if not args.resume and Path(args.out).is_dir() and any(Path(args.out).iterdir()):
+        raise ValueError(f"--out {args.out} holds other files; a run gets a new or an empty folder")
     if args.resume and not has_run:
         raise ValueError(f"--resume: {args.out} holds no run to continue (no state_last.pt)")
     resolve_device(args.device)
@@ -126,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         check_inputs(args)
     except ValueError as exc:
-        report("train", str(exc))
+        print_error("train", str(exc))
         return EXIT_USAGE
     out = Path(args.out)
     creates_run_folder = not out.exists() and os.environ.get("RANK", "0") == "0"
@@ -136,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, MemoryError) as exc:  # a frame that cannot be read, a full disk, ...
         if creates_run_folder:
             shutil.rmtree(out, ignore_errors=True)
-        report("train", f"the run failed, nothing kept: {exc}" if creates_run_folder else f"the run failed: {exc}")
+        print_error("train", f"the run failed, nothing kept: {exc}" if creates_run_folder else f"the run failed: {exc}")
         return EXIT_SOME_FAILED
     except BaseException:
         if creates_run_folder:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import geometry
-from .files import output_folder_problem, write_image_atomic, write_mask_png
+from .files import TEXT_ERRORS, output_folder_problem, write_image_atomic, write_mask_png
 from .findings import FIELDS
 from .frames import Frame, FrameReadError, count_frames, find_inputs, frame_name, read_frames
 from .inference import Segmentation, Segmenter
@@ -322,7 +322,7 @@ class _Writer:
         self.partial = out_dir / f"{CSV_NAME}.partial"
         self.csv_problem: str | None = None
         try:
-            self.handle = open(self.partial, "w", newline="", encoding="utf-8")
+            self.handle = open(self.partial, "w", newline="", encoding="utf-8", errors=TEXT_ERRORS)
             self.csv = csv.DictWriter(self.handle, fieldnames=CSV_COLUMNS)
             self.csv.writeheader()
         except OSError as exc:

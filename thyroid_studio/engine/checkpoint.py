@@ -15,6 +15,7 @@ import datetime as _dt
 import io
 import math
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -25,17 +26,25 @@ from torch import nn
 
 from .architectures import ARCHITECTURES, MAX_WIDTH, arch_spec, build_model
 from .files import write_bytes_atomic
+from .findings import FIELDS
 from .nets.encoders import ENCODERS, IMAGENET_MEAN, IMAGENET_STD, encoder_spec
 
 FORMAT = "thyroid-studio-checkpoint"
 FORMAT_VERSION = 1
 MIN_INPUT_SIDE, MAX_INPUT_SIDE = 32, 2048  # pixels per side of the network input
 INPUT_MULTIPLE = 16  # the plain encoder's four 2x poolings; deeper encoders need their deepest stride (checked too)
-MAX_CLASSES = 32  # classes of one findings head
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated, foreign or inconsistent."""
+
+
+class OtherFormatError(CheckpointError):
+    """A file of another format than the one asked for; ``found`` is its ``format`` string (None: not ours)."""
+
+    def __init__(self, message: str, found: str | None) -> None:
+        super().__init__(message)
+        self.found = found
 
 
 @dataclass
@@ -125,9 +134,11 @@ def read_payload(
 ) -> dict[str, Any]:
     """The dict of a ``fmt`` file, loaded without running code (weights_only); a CheckpointError otherwise."""
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise CheckpointError(f"{path}: {'is a folder, not a checkpoint file' if path.is_dir() else 'no such checkpoint file'}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a foreign file's pickle protocol before refusing it
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad file
         # torch's first sentence says what is wrong; the rest advises weights_only=False, which would run the file's code
         reason = str(exc).strip().split(". ")[0].splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
@@ -136,8 +147,9 @@ def read_payload(
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != fmt:
         found = payload.get("format") if isinstance(payload, dict) else None
-        kind = f"a {found!r:.60} file" if isinstance(found, str) else "a bare state_dict or another program's file"
-        raise CheckpointError(f"{path}: not a {what} ({kind})")
+        found = found if isinstance(found, str) else None
+        kind = f"a {found!r:.60} file" if found else "a bare state_dict or another program's file"
+        raise OtherFormatError(f"{path}: not a {what} ({kind})", found)
     found_version = payload.get("format_version")
     if not isinstance(found_version, int) or isinstance(found_version, bool) or found_version < 1:
         raise CheckpointError(f"{path}: format_version {found_version!r:.40} is not a format version (a whole number from 1)")
@@ -146,6 +158,12 @@ def read_payload(
     state = payload.get("state_dict")
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise CheckpointError(f"{path}: state_dict is not a mapping of parameter names to tensors")
+    viewed = next((k for k, v in state.items() if v.numel() * v.element_size() > v.untyped_storage().nbytes()), None)
+    if viewed is not None:  # e.g. one stored number expanded to billions: checking or converting it would allocate them
+        raise CheckpointError(f"{path}: weight {viewed!r:.80} claims more values than the file stores")
+    broken = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if broken is not None:
+        raise CheckpointError(f"{path}: weight {broken!r:.80} holds NaN or infinite values (a training that diverged?)")
     return payload
 
 
@@ -158,39 +176,62 @@ def float_state(payload: dict[str, Any]) -> dict[str, torch.Tensor]:
 Check = Callable[[Any], "str | None"]  # the problem with a value, or None when it is acceptable
 
 
-def _is_number(value: Any) -> bool:
+def is_finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _whole(low: int, high: int) -> Check:
+def is_whole_number(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def whole_number(low: int, high: int) -> Check:
     def check(value: Any) -> str | None:
-        ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-        return None if ok else f"must be a whole number from {low} to {high}"
+        return None if is_whole_number(value, low, high) else f"must be a whole number from {low} to {high}"
     return check
 
 
-def _one_of(choices) -> Check:
+def whole_numbers(count: int, low: int, high: int) -> Check:
+    """A list of ``count`` whole numbers, each from ``low`` to ``high``."""
+    def check(value: Any) -> str | None:
+        ok = isinstance(value, (list, tuple)) and len(value) == count and all(is_whole_number(v, low, high) for v in value)
+        return None if ok else f"must be {count} whole numbers, each from {low} to {high}"
+    return check
+
+
+def number_between(low: float, high: float) -> Check:
+    """A finite number from ``low`` to ``high`` (inclusive)."""
+    def check(value: Any) -> str | None:
+        return None if is_finite_number(value) and low <= value <= high else f"must be a number from {low:g} to {high:g}"
+    return check
+
+
+def one_of(choices) -> Check:
     def check(value: Any) -> str | None:
         ok = isinstance(value, (str, int)) and not isinstance(value, bool) and value in choices
         return None if ok else f"must be one of {', '.join(map(str, choices))}"
     return check
 
 
-def _of_type(kind: type, description: str) -> Check:
+def of_type(kind: type, description: str) -> Check:
     def check(value: Any) -> str | None:
         return None if isinstance(value, kind) else f"must be {description}"
     return check
 
 
+def first_problem(data: dict[str, Any], checks: dict[str, Check]) -> str | None:
+    """``'<field>' <problem>, got <value>`` for the first field of ``data`` its check refuses (absent fields pass)."""
+    for name, check in checks.items():
+        if name in data and (problem := check(data[name])) is not None:
+            return f"{name!r} {problem}, got {data[name]!r:.60}"
+    return None
+
+
 def _probability(value: Any) -> str | None:
-    return None if _is_number(value) and 0 < value < 1 else "must be a number between 0 and 1 (exclusive)"
+    return None if is_finite_number(value) and 0 < value < 1 else "must be a number between 0 and 1 (exclusive)"
 
 
 def _input_size(value: Any) -> str | None:
-    sides_ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(
-        isinstance(v, int) and not isinstance(v, bool) and MIN_INPUT_SIDE <= v <= MAX_INPUT_SIDE and v % INPUT_MULTIPLE == 0
-        for v in value
-    )
+    sides_ok = whole_numbers(2, MIN_INPUT_SIDE, MAX_INPUT_SIDE)(value) is None and all(v % INPUT_MULTIPLE == 0 for v in value)
     return None if sides_ok else (
         f"must be [height, width], each a multiple of {INPUT_MULTIPLE} from {MIN_INPUT_SIDE} to {MAX_INPUT_SIDE}"
     )
@@ -199,7 +240,7 @@ def _input_size(value: Any) -> str | None:
 def _per_channel(positive: bool) -> Check:
     def check(value: Any) -> str | None:
         ok = isinstance(value, (list, tuple)) and len(value) in (1, 3) and all(
-            _is_number(v) and (v > 0 or not positive) for v in value
+            is_finite_number(v) and (v > 0 or not positive) for v in value
         )
         return None if ok else f"must be 1 or 3 finite numbers{' above 0' if positive else ''}"
     return check
@@ -208,35 +249,37 @@ def _per_channel(positive: bool) -> Check:
 def _contrast(value: Any) -> str | None:
     from .preprocessing import CONTRAST_MODES  # imported here: preprocessing imports this module
 
-    return _one_of(CONTRAST_MODES)(value)
+    return one_of(CONTRAST_MODES)(value)
 
 
 def _vocabulary(value: Any) -> str | None:
+    """Findings heads: names from findings.FIELDS, each with two or more distinct classes of that field (a head
+    whose classes the app does not know would give findings nothing can show or score)."""
     ok = isinstance(value, dict) and all(
-        isinstance(name, str) and isinstance(classes, list) and 2 <= len(classes) <= MAX_CLASSES
-        and all(isinstance(c, str) for c in classes) for name, classes in value.items()
+        name in FIELDS and isinstance(classes, list) and len(classes) >= 2 and len(set(classes)) == len(classes)
+        and all(c in FIELDS[name] for c in classes) for name, classes in value.items()
     )
-    return None if ok else f"must map finding names to lists of 2 to {MAX_CLASSES} class names"
+    return None if ok else f"must map finding names ({', '.join(FIELDS)}) to two or more of their classes"
 
 
 META_CHECKS: dict[str, Check] = {
-    "arch": _one_of(tuple(ARCHITECTURES)),
-    "width": _whole(1, MAX_WIDTH),
-    "encoder": _one_of(tuple(ENCODERS)),
+    "arch": one_of(tuple(ARCHITECTURES)),
+    "width": whole_number(1, MAX_WIDTH),
+    "encoder": one_of(tuple(ENCODERS)),
     "findings": _vocabulary,
     "input_size": _input_size,
-    "in_channels": _one_of((1, 3)),
+    "in_channels": one_of((1, 3)),
     "mean": _per_channel(positive=False),
     "std": _per_channel(positive=True),
     "threshold": _probability,
-    "keep_aspect": _of_type(bool, "true or false"),
+    "keep_aspect": of_type(bool, "true or false"),
     "contrast": _contrast,
-    "name": _of_type(str, "text"),
-    "version": _of_type(str, "text"),
-    "created": _of_type(str, "text"),
-    "training": _of_type(dict, "a mapping"),
-    "metrics": _of_type(dict, "a mapping"),
-    "notes": _of_type(str, "text"),
+    "name": of_type(str, "text"),
+    "version": of_type(str, "text"),
+    "created": of_type(str, "text"),
+    "training": of_type(dict, "a mapping"),
+    "metrics": of_type(dict, "a mapping"),
+    "notes": of_type(str, "text"),
 }
 REQUIRED_META = ("arch", "width")
 
@@ -249,9 +292,8 @@ def check_meta(data: Any) -> ModelMeta:
     for name in REQUIRED_META:
         if name not in data:
             raise ValueError(f"metadata has no {name!r}")
-    for name, check in META_CHECKS.items():
-        if name in data and (problem := check(data[name])) is not None:
-            raise ValueError(f"metadata {name!r} {problem}, got {data[name]!r:.60}")
+    if problem := first_problem(data, META_CHECKS):
+        raise ValueError(f"metadata {problem}")
     meta = ModelMeta.from_dict(data)
     if len(meta.mean) != meta.in_channels or len(meta.std) != meta.in_channels:
         raise ValueError(f"metadata 'mean' and 'std' need one value per input channel ({meta.in_channels})")

@@ -32,6 +32,7 @@ import numpy as np
 
 from .datasets import DatasetError, read_mask, sort_key
 from .findings import Findings, LabelsError
+from .splits import MAX_FOLDS
 
 RECORDS = "records.jsonl"
 HEADER = {"records": "thyroid-studio", "version": 2}
@@ -140,9 +141,12 @@ class DatasetIndex:
 
     def _take(self, line: dict, number: int) -> None:
         if self.folds is None:
-            if line.get("records") != HEADER["records"] or not isinstance(line.get("folds"), int):
+            folds = line.get("folds")
+            if line.get("records") != HEADER["records"] or not isinstance(folds, int):
                 raise DatasetError(f"{self.path}: line 1 is not a thyroid-studio records header "
                                    "(written by an older version? `thyroid-studio dataset check --repair` converts it)")
+            if not 2 <= folds <= MAX_FOLDS:
+                raise DatasetError(f"{self.path}: line 1 gives {folds} folds; a dataset has 2 to {MAX_FOLDS}")
             if line.get("version") != HEADER["version"]:
                 raise DatasetError(f"{self.path}: records version {line.get('version')}; this version reads "
                                    f"{HEADER['version']}")
@@ -199,15 +203,31 @@ def _parse(raw: bytes, path: Path, number: int) -> dict:
     return line
 
 
+def inside(root: Path, name: object) -> Path:
+    """``root / name`` for a relative path that stays inside the dataset; ValueError otherwise, so that a damaged
+    or crafted record or journal can never make the writer (or ``check --repair``) touch a file elsewhere."""
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts or "\\" in name:
+        raise ValueError(f"{name!r:.80} is not a path inside the dataset")
+    return root / name
+
+
+def item_key(value: object) -> str:
+    """A record's key: a plain name (it names files: ``<key>.png``, ``history/<key>.r1.png``); ValueError otherwise."""
+    key = str(value)
+    if not key or key in (".", "..") or any(c in key for c in "/\\\0"):
+        raise ValueError(f"key {key!r:.80} is not a plain name")
+    return key
+
+
 def apply(items: dict[str, Item], line: dict, root: Path) -> dict[str, Item]:
     """The items after one committed change (a new dict; ``items`` is left as it was)."""
-    op, key = line["op"], str(line["key"])
+    op, key = line["op"], item_key(line["key"])
     items = dict(items)
     if op in ("add", "adopt"):
         if key in items:
             raise ValueError(f"{op} of {key}, which is already an item")
         items[key] = Item(
-            key=key, image=root / line["image"], mask=root / line["mask"], shape=tuple(line["shape"]),
+            key=key, image=inside(root, line["image"]), mask=inside(root, line["mask"]), shape=tuple(line["shape"]),
             sha256=line["sha256"], image_sha256=line["image_sha256"], mask_sha256=line["mask_sha256"],
             fold=line.get("fold"), source=line.get("source"), frame_index=int(line.get("frame_index", 0)),
             saved_at=line.get("saved_at"), spacing_mm=_spacing(line.get("spacing_mm")),
@@ -215,11 +235,11 @@ def apply(items: dict[str, Item], line: dict, root: Path) -> dict[str, Item]:
     elif op == "replace":
         old = items[key]
         items[key] = replace(
-            old, mask=root / line["mask"], mask_sha256=line["mask_sha256"], source=line.get("source", old.source),
+            old, mask=inside(root, line["mask"]), mask_sha256=line["mask_sha256"], source=line.get("source", old.source),
             frame_index=int(line.get("frame_index", old.frame_index)), saved_at=line.get("saved_at"),
             spacing_mm=_spacing(line["spacing_mm"]) if "spacing_mm" in line else old.spacing_mm,
             findings=Findings(line["findings"]) if "findings" in line else old.findings,
-            history=(*old.history, root / line["history"]), record=line)
+            history=(*old.history, inside(root, line["history"])), record=line)
     elif op == "remove":
         del items[key]
     else:

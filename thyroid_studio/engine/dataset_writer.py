@@ -44,9 +44,10 @@ from typing import Iterator
 import numpy as np
 from filelock import FileLock, Timeout
 
-from .dataset_index import HEADER, RECORDS, SAVES, DatasetIndex, Item, bytes_hash, content_hash, fold_lists, labels_of
+from .dataset_index import (HEADER, RECORDS, SAVES, DatasetIndex, Item, bytes_hash, content_hash, fold_lists, inside,
+                            item_key, labels_of)
 from .datasets import (IMAGE_EXTENSIONS, TN3K_FOLDERS, DatasetError, Sample, find_mask, fold_files, image_files,
-                       read_json, read_mask, sort_key)
+                       open_dataset, read_json, read_mask, sort_key)
 from .files import append_durable, encode_image, fsync, is_temporary, mask_png, write_bytes_atomic, write_text_atomic
 from .findings import FIELDS, KEY_COLUMN, LABELS_FILE, Findings, LabelsError, labels_text, read_labels
 from .frames import IMAGE_EXTENSIONS as FRAME_IMAGE_EXTENSIONS
@@ -79,8 +80,10 @@ class DatasetWriter:
 
     def __init__(self, root: str | os.PathLike, folds: int | None = None, lock_timeout: float = LOCK_TIMEOUT_S):
         """Open (creating if needed) the dataset at ``root``; ``folds``: for a new dataset (default 5),
-        else it must match. ``recovered`` lists what recovery found to finish or undo."""
+        else it must match. ``recovered`` lists what recovery found to finish or undo. DatasetError for a folder
+        that holds a dataset of another layout (its frames would be hidden behind the new TN3K folders)."""
         self.root = Path(root)
+        _refuse_other_layout(self.root)
         for name in TN3K_FOLDERS:
             (self.root / name).mkdir(parents=True, exist_ok=True)
         self.image_dir, self.mask_dir = self.root / IMAGES, self.root / MASKS
@@ -259,9 +262,32 @@ class DatasetWriter:
     def _begin(self, journal: dict) -> None:
         write_text_atomic(self.root / JOURNAL, json.dumps(journal) + "\n", durable=True)
 
+    def _journal(self) -> dict:
+        """The journal of the change in progress, checked: an op this writer writes, naming files inside the dataset."""
+        path = self.root / JOURNAL
+        journal = read_json(path)
+        try:
+            if not isinstance(journal["key"], str):
+                raise TypeError("its key is not text")
+            item_key(journal["key"])
+            if journal["op"] == "add":
+                names = journal["files"]
+            elif journal["op"] == "replace":
+                names = [journal[k] for k in ("mask", "previous", "history")]
+            else:
+                raise ValueError(f"unknown op {journal['op']!r:.40}")
+            if not isinstance(names, list):
+                raise ValueError("its files are not a list")
+            for name in names:
+                inside(self.root, name)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"{path}: not a journal this program wrote ({type(exc).__name__}: {exc}); "
+                               "check the dataset, then delete the file by hand") from exc
+        return journal
+
     def _finish(self) -> None:
         """After the commit: the derived files, a previous mask of another name, then the journal."""
-        journal = read_json(self.root / JOURNAL)
+        journal = self._journal()
         if journal["op"] == "replace" and journal["previous"] != journal["mask"]:
             (self.root / journal["previous"]).unlink(missing_ok=True)
         self.write_derived()
@@ -284,7 +310,7 @@ class DatasetWriter:
                     done.append(f"deleted {self.relative(path)}, a temporary file of an interrupted write")
         journal_path = self.root / JOURNAL
         if journal_path.is_file():
-            journal = read_json(journal_path)
+            journal = self._journal()
             if self._committed(journal):
                 self._finish()
                 done.append(f"finished the committed {journal['op']} of {journal['key']}")
@@ -397,6 +423,21 @@ class DatasetWriter:
         if not rows and not path.is_file():
             return False
         return _write_if_changed(path, labels_text(rows, extra, columns))
+
+
+def _refuse_other_layout(root: Path) -> None:
+    """DatasetError for a folder that holds a dataset of another layout (image/ + mask/, TG3K, bare image files):
+    the writer's TN3K folders, which readers look for first, would hide its frames from every reader."""
+    if not root.is_dir() or (root / RECORDS).exists():
+        return
+    try:
+        layout = open_dataset(root).layout
+    except DatasetError:  # empty, or no dataset at all: the writer makes one here
+        return
+    if layout != "tn3k":
+        raise DatasetError(f"{root}: holds a {layout}-layout dataset; the writer keeps TN3K-layout datasets, whose "
+                           f"folders would hide these frames. Add them to a new folder instead: "
+                           f"thyroid-studio dataset add NEW_FOLDER {root}")
 
 
 def _extra_columns(path: Path) -> tuple[list[str], dict[str, dict[str, str]]]:

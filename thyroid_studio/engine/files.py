@@ -24,6 +24,7 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
+TEXT_ERRORS = "surrogateescape"  # text files that name files (CSV, summaries) keep a non-UTF-8 name's bytes
 TEMPORARY_MARK = ".tmp"  # temporary files are named ".<stem>.<random>.tmp<suffix>"
 
 
@@ -88,7 +89,8 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes, durable: bool = Fal
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, durable: bool = False) -> Path:
-    return write_bytes_atomic(path, text.encode("utf-8"), durable)
+    """UTF-8; a file name that is not UTF-8 (Python holds its bytes as surrogates) is written as its own bytes."""
+    return write_bytes_atomic(path, text.encode("utf-8", TEXT_ERRORS), durable)
 
 
 def encode_image(image: np.ndarray, suffix: str = ".png") -> bytes:

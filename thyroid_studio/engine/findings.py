@@ -12,6 +12,7 @@ an empty cell meaning unknown; other columns (sex, age, ...) are kept as they ar
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import os
 from collections.abc import Iterable, Mapping
@@ -37,6 +38,7 @@ TITLES: dict[str, str] = {  # how reports and panels name each field
 SUSPICIOUS_FROM = "4a"  # TI-RADS categories from this one up are "suspicious"
 LABELS_FILE = "labels.csv"
 KEY_COLUMN = "id"
+MAX_LABELS_BYTES = 32 << 20  # a labels.csv is read whole: 32 MB is about half a million frames (about 0.6 GB in memory)
 
 
 class LabelsError(ValueError):
@@ -93,22 +95,48 @@ def _findings_from_row(row: Mapping[str, str], where: str) -> Findings:
 
 
 def read_labels(path: str | os.PathLike) -> dict[str, Findings]:
-    """``labels.csv`` -> {frame key: Findings}; a malformed file or value is a LabelsError naming the line."""
+    """``labels.csv`` -> {frame key: Findings}; a LabelsError naming the file (and line) for a file that cannot be
+    read or parsed (an unbalanced quote, a field over the csv module's limit), no ``id`` or no findings column, a
+    column that looks like a misspelt finding, an empty or repeated id, or a value outside the vocabulary."""
     path = Path(path)
     try:
+        if (size := path.stat().st_size) > MAX_LABELS_BYTES:
+            raise LabelsError(f"{path}: {size / 2**20:.0f} MB; a labels.csv is read whole and may hold at most "
+                              f"{MAX_LABELS_BYTES >> 20} MB (about half a million frames)")
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise LabelsError(f"{path}: cannot read the labels ({exc})") from exc
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or KEY_COLUMN not in reader.fieldnames:
-        raise LabelsError(f"{path}: no {KEY_COLUMN!r} column; expected {KEY_COLUMN},{','.join(FIELDS)},...")
+    reader = csv.DictReader(io.StringIO(text), strict=True)
     labels: dict[str, Findings] = {}
-    for line, row in enumerate(reader, start=2):
-        key = (row.get(KEY_COLUMN) or "").strip()
-        if not key:
-            raise LabelsError(f"{path}, line {line}: empty {KEY_COLUMN}")
-        labels[key] = _findings_from_row(row, f"{path}, line {line}")
+    first_line: dict[str, int] = {}
+    line = 1  # the line of the row read last (the header's, to begin with)
+    try:
+        _check_columns(path, reader.fieldnames or [])
+        line = reader.line_num
+        for row in reader:
+            line = reader.line_num
+            key = (row.get(KEY_COLUMN) or "").strip()
+            if not key:
+                raise LabelsError(f"{path}, line {line}: empty {KEY_COLUMN}")
+            if key in labels:
+                raise LabelsError(f"{path}, line {line}: {KEY_COLUMN} {key!r} is also on line {first_line[key]}")
+            labels[key], first_line[key] = _findings_from_row(row, f"{path}, line {line}"), line
+    except csv.Error as exc:  # an unbalanced quote, a field larger than the csv module's limit, ...
+        raise LabelsError(f"{path}, line {line + 1}: not a readable CSV ({exc})") from None
     return labels
+
+
+def _check_columns(path: Path, columns: list[str]) -> None:
+    """The header must name the id and at least one finding; a column that is nearly a finding's name is a typo."""
+    expected = f"expected {KEY_COLUMN},{','.join(FIELDS)},..."
+    if KEY_COLUMN not in columns:
+        raise LabelsError(f"{path}: no {KEY_COLUMN!r} column; {expected}")
+    for column in columns:
+        near = difflib.get_close_matches((column or "").strip().lower(), FIELDS, n=1, cutoff=0.8)
+        if near and column != near[0]:
+            raise LabelsError(f"{path}: column {column!r} is not a finding; did you mean {near[0]!r}?")
+    if not set(FIELDS) & set(columns):
+        raise LabelsError(f"{path}: no findings column; {expected}")
 
 
 def labels_text(labels: Mapping[str, Findings], extra: Mapping[str, Mapping[str, str]] | None = None,

@@ -33,6 +33,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, ite
 from .dicom_header import Calibration, DicomHeader, calibration, describe_region, read_header
 from .image_header import FORMATS, image_size
 from .preprocessing import to_gray
+from .video_header import MATROSKA_EXTENSIONS, truncated_matroska
 
 log = logging.getLogger(__name__)
 
@@ -405,7 +406,9 @@ def _dicom_to_uint8(raw: np.ndarray, ds: Dataset) -> np.ndarray:
 # ---------------------------------------------------------------- video
 
 # Containers whose header gives an exact frame count, so fewer frames in the stream means a truncated file.
-# (Others, e.g. Matroska and MPEG program streams, give only an estimate from duration and frame rate.)
+# (Others give only an estimate from duration and frame rate; for Matroska/WebM the estimate counts as the
+# promise when the file is shorter than its header says, video_header.truncated_matroska. MPEG program
+# streams say nothing about their length.)
 _EXACT_COUNT_EXTENSIONS = frozenset({".avi", ".mp4", ".m4v", ".mov"})
 
 
@@ -481,7 +484,9 @@ class VideoReader(Reader):
         """(packets in the stream, frames the container's header promises, or 0 where it only estimates)."""
         capture = self._open(path)
         try:
-            promised = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if path.suffix.lower() in _EXACT_COUNT_EXTENSIONS else 0
+            suffix = path.suffix.lower()
+            header_count = suffix in _EXACT_COUNT_EXTENSIONS or (suffix in MATROSKA_EXTENSIONS and truncated_matroska(path))
+            promised = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) if header_count else 0
             capture.set(cv2.CAP_PROP_FORMAT, -1)  # raw packets: count without decoding (decodes where unsupported)
             packets = 0
             while capture.grab():
@@ -505,6 +510,8 @@ def _claimed(path: Path) -> Reader | None:
     for reader in READERS:
         if suffix in reader.extensions:
             return reader
+    if not path.is_file():  # a pipe or device: reading its content to sniff it could block forever
+        return None
     return next((reader for reader in READERS if reader.sniff(path)), None)
 
 
@@ -519,6 +526,8 @@ def reader_for(path: str | os.PathLike) -> Reader:
         except OSError as exc:
             raise FrameReadError(path, f"is a folder that cannot be read ({exc.strerror or _reason(exc)})") from exc
         raise FrameReadError(path, "is a folder, not a file")
+    if not path.is_file():
+        raise FrameReadError(path, "not a regular file (a pipe, socket or device)")
     reader = _claimed(path)
     if reader is None:
         raise FrameReadError(path, f"unsupported file type {path.suffix.lower() or '(no extension)'!r}")

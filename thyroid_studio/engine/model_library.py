@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checkpoint import CheckpointError, ModelMeta, read_meta
+from .checkpoint import CheckpointError, ModelMeta, OtherFormatError, read_meta
+from .prompt_checkpoint import PROMPT_FORMAT
 from .roles import MODEL_ROLES, PRIMARY_ROLE
 
 
@@ -45,7 +46,8 @@ class ModelEntry:
 
 def list_models(on_problem: Callable[[str], None] | None = None) -> list[ModelEntry]:
     """Every valid checkpoint in the shipped and user folders. A file that is not one (truncated, foreign,
-    crafted metadata) is skipped, and ``on_problem`` receives one line saying which and why."""
+    crafted metadata) is skipped, and ``on_problem`` receives one line saying which and why; a prompt model
+    (the shipped LiteMedSAM, a sibling format listed by its own card) is skipped without a word."""
     entries = []
     for folder, shipped in ((shipped_dir(), True), (user_dir(), False)):
         try:
@@ -57,6 +59,9 @@ def list_models(on_problem: Callable[[str], None] | None = None) -> list[ModelEn
         for path in paths:
             try:
                 entries.append(ModelEntry(path, read_meta(path), shipped))
+            except OtherFormatError as exc:
+                if on_problem and exc.found != PROMPT_FORMAT:
+                    on_problem(str(exc))
             except CheckpointError as exc:
                 if on_problem:
                     on_problem(str(exc))

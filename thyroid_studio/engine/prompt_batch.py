@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .batch import check_output_dir
-from .files import write_mask_png, write_text_atomic
+from .files import TEXT_ERRORS, write_mask_png, write_text_atomic
 from .frames import Frame, FrameReadError, read_frame
 from .prompting import BoxXYXY, PromptSegmenter
 
@@ -32,6 +32,7 @@ BOX_COLUMNS = ("file", "x0", "y0", "x1", "y1")
 FRAME_COLUMN = "frame"
 SUMMARY_NAME = "prompt.csv"
 SUMMARY_COLUMNS = ("line", "file", "frame", "x0", "y0", "x1", "y1", "area_px", "mask")
+MAX_TABLE_BYTES = 16 << 20  # the table is read whole: 16 MB is about 300 000 boxes
 
 
 class BoxTableError(ValueError):
@@ -53,6 +54,7 @@ class PromptReport:
     failures: list[tuple[int, str]] = field(default_factory=list)  # (CSV line, one-line message)
     csv_path: Path | None = None
     seconds: float = 0.0
+    cancelled: bool = False  # should_stop() ended it early; prompt.csv lists the rows done
 
     @property
     def ok(self) -> bool:
@@ -60,21 +62,29 @@ class PromptReport:
 
 
 def read_box_table(path: str | os.PathLike) -> list[tuple[int, dict[str, str]]]:
-    """(line number, record) per data row, column names stripped and lower-cased; BoxTableError for the whole file."""
+    """(line number, record) per data row, column names stripped and lower-cased; BoxTableError for the whole file
+    (missing, over MAX_TABLE_BYTES, not parseable as CSV, required columns absent). UTF-8, but bytes that are
+    not (a file name in another encoding, as segment writes it) are kept, so such a row names its file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        if (size := path.stat().st_size) > MAX_TABLE_BYTES:
+            raise BoxTableError(f"{path}: {size / 2**20:.0f} MB; a boxes table is read whole and may hold at most "
+                                f"{MAX_TABLE_BYTES >> 20} MB (about 300 000 boxes)")
+        text = path.read_text(encoding="utf-8-sig", errors=TEXT_ERRORS)  # as segment wrote a non-UTF-8 file name
     except FileNotFoundError:
         raise BoxTableError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BoxTableError(f"{path}: cannot be read as UTF-8 text ({exc})") from exc
+    except OSError as exc:
+        raise BoxTableError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
     reader = csv.reader(io.StringIO(text))
-    header = [name.strip().lower() for name in next(reader, [])]
-    missing = [name for name in BOX_COLUMNS if name not in header]
-    if missing:
-        raise BoxTableError(f"{path}: no column {', '.join(missing)} in the header (needs {', '.join(BOX_COLUMNS)}"
-                            f"[, {FRAME_COLUMN}])")
-    return [(reader.line_num, dict(zip(header, values))) for values in reader if any(v.strip() for v in values)]
+    try:
+        header = [name.strip().lower() for name in next(reader, [])]
+        missing = [name for name in BOX_COLUMNS if name not in header]
+        if missing:
+            raise BoxTableError(f"{path}: no column {', '.join(missing)} in the header (needs {', '.join(BOX_COLUMNS)}"
+                                f"[, {FRAME_COLUMN}])")
+        return [(reader.line_num, dict(zip(header, values))) for values in reader if any(v.strip() for v in values)]
+    except csv.Error as exc:  # a field larger than the csv module's limit, ...
+        raise BoxTableError(f"{path}, line {reader.line_num}: not a readable CSV ({exc})") from None
 
 
 def parse_row(line: int, record: dict[str, str]) -> BoxRow:
@@ -118,12 +128,14 @@ def prompt_boxes(
     prompter: PromptSegmenter,
     progress: Callable[[int, int], None] | None = None,
     on_failure: Callable[[int, str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> PromptReport:
     """Segment every row of ``boxes_csv`` into ``out_dir`` (see the module docstring).
 
     BoxTableError for an unusable table and ValueError when ``out_dir`` is the folder of an
     input file, both before anything is written. ``progress(done, total)`` in rows;
-    ``on_failure(line, message)`` for each bad row.
+    ``on_failure(line, message)`` for each bad row; ``should_stop()`` is polled before each row
+    (the rows done keep their masks and their lines in prompt.csv).
     """
     started = time.perf_counter()
     table = read_box_table(boxes_csv)
@@ -137,6 +149,9 @@ def prompt_boxes(
     writer.writeheader()
     frame: Frame | None = None
     for done, (line, record) in enumerate(table, start=1):
+        if should_stop and should_stop():
+            report.cancelled = True
+            break
         try:
             row = parse_row(line, record)
             if frame is None or (frame.source, frame.index) != (row.file, row.frame):

@@ -22,12 +22,40 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError, float_state, read_payload, write_payload
+from .checkpoint import (MAX_INPUT_SIDE, Check, CheckpointError, first_problem, float_state, number_between, of_type,
+                         read_payload, whole_number, whole_numbers, write_payload)
 from .nets.litemedsam import LiteMedSAM, LiteMedSAMConfig
 
 PROMPT_FORMAT = "thyroid-studio-prompt-model"
 PROMPT_FORMAT_VERSION = 1
 ARCH = "litemedsam"
+
+# The schema of the metadata and of the network's dimensions, checked before anything is built. The bounds are
+# generous (LiteMedSAM's own values are far inside them); the network is then built on the "meta" device (no
+# memory) and its weights' shapes compared with the file's before the real one is allocated, so a file whose
+# dimensions describe a network bigger than its weights cannot make the program allocate it.
+META_CHECKS: dict[str, Check] = {name: of_type(str, "text") for name in
+                                 ("name", "arch", "source", "source_sha256", "licence", "created", "notes")}
+META_CHECKS["config"] = of_type(dict, "a mapping of the network's dimensions")
+_STAGES = len(LiteMedSAMConfig().embed_dims)
+CONFIG_CHECKS: dict[str, Check] = {
+    "image_size": whole_number(32, MAX_INPUT_SIDE),
+    "embed_dims": whole_numbers(_STAGES, 1, 1024),
+    "depths": whole_numbers(_STAGES, 1, 16),
+    "num_heads": whole_numbers(_STAGES, 1, 64),
+    "window_sizes": whole_numbers(_STAGES, 1, 64),
+    "mlp_ratio": number_between(0.25, 16),
+    "mbconv_expand_ratio": number_between(0.25, 16),
+    "local_conv_size": whole_number(1, 15),
+    "prompt_dim": whole_number(1, 1024),
+    "mask_in_chans": whole_number(1, 256),
+    "decoder_depth": whole_number(1, 16),
+    "decoder_heads": whole_number(1, 64),
+    "decoder_mlp_dim": whole_number(1, 16384),
+    "num_multimask_outputs": whole_number(1, 16),
+    "iou_head_depth": whole_number(1, 16),
+    "iou_head_hidden_dim": whole_number(1, 4096),
+}
 
 
 @dataclass
@@ -64,13 +92,25 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _meta(path: Path, payload: dict[str, Any]) -> PromptModelMeta:
-    try:
-        meta = PromptModelMeta.from_dict(payload["meta"])
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: metadata incomplete or malformed: {exc}") from exc
+    data = payload.get("meta")
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: metadata is a {type(data).__name__}, not a mapping")
+    problem = first_problem(data, META_CHECKS) or first_problem(data.get("config", {}), CONFIG_CHECKS)
+    if problem:
+        raise CheckpointError(f"{path}: metadata {problem}")
+    meta = PromptModelMeta.from_dict(data)
     if meta.arch != ARCH:
         raise CheckpointError(f"{path}: unknown prompt-model architecture {meta.arch!r} (this version reads {ARCH!r})")
     return meta
+
+
+def _shape_problem(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str | None:
+    """How the file's weights differ from the network's (names and shapes), or None."""
+    missing, unexpected = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
+    resized = sorted(k for k in expected.keys() & found.keys() if expected[k].shape != found[k].shape)
+    parts = [f"{what} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+             for what, names in (("missing", missing), ("unexpected", unexpected), ("other shapes", resized)) if names]
+    return "; ".join(parts) or None
 
 
 def read_prompt_meta(path: str | os.PathLike) -> PromptModelMeta:
@@ -84,13 +124,15 @@ def load_prompt_model(path: str | os.PathLike, device: str | torch.device = "cpu
     path = Path(path)
     payload = _read(path)
     meta = _meta(path, payload)
+    state = float_state(payload)
     try:
-        model = LiteMedSAM(LiteMedSAMConfig.from_dict(meta.config))
-        state = float_state(payload)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"{path}: metadata or weights malformed: {exc}") from exc
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not match the network its metadata describes: {exc}") from exc
+        config = LiteMedSAMConfig.from_dict(meta.config)
+        with torch.device("meta"):  # shapes only, nothing allocated
+            skeleton = LiteMedSAM(config)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: metadata describes no LiteMedSAM network: {exc}") from exc
+    if problem := _shape_problem(skeleton.state_dict(), state):
+        raise CheckpointError(f"{path}: weights do not match the network its metadata describes: {problem}")
+    model = LiteMedSAM(config)
+    model.load_state_dict(state)
     return model.to(device).eval(), meta

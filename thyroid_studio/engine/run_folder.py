@@ -84,7 +84,14 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_state(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """state_last.pt; a ValueError naming the file when it cannot be read (truncated, damaged, not a state)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a bad file
+        raise ValueError(f"{path}: not a readable run state (truncated or damaged; {type(exc).__name__})") from exc
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not a run state (a {type(state).__name__}, not a mapping)")
+    return state
 
 
 def attach_log(logger: logging.Logger, run_dir: Path | None) -> logging.Handler | None:

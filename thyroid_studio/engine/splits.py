@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 DUAL_VIEW_MODULUS = 10000
+MAX_FOLDS = 1000  # folds of a training or a dataset: more would be one exam each, and a bomb in a crafted file
 
 
 def exam_id(key: str) -> int | str:

@@ -500,11 +500,17 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "best": self.best, "torch_rng": torch.get_rng_state()}
 
     def restore_state(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        self.start_epoch, self.best = int(state["epoch"]), dict(state["best"])
+        """Continue from ``state``; a ValueError when it belongs to another network or settings."""
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            self.start_epoch, self.best = int(state["epoch"]), dict(state["best"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            detail = " ".join(str(exc).split())[:160]
+            raise ValueError(f"state_last.pt does not fit this run's network and settings ({type(exc).__name__}: "
+                             f"{detail}); resume with the run's own settings (its config.json) or start a new --out") from exc
 
 
 def train(config: TrainConfig, progress: Progress | None = None, should_stop: ShouldStop | None = None,
