@@ -267,20 +267,25 @@ def test_finetune_stops_without_writing(synthetic, finished_run, tmp_path):
 
 
 @pytest.mark.parametrize("role", ["trfe", "unet"])
-def test_shipped_models_segment_validation_frames(role, shared_data):
+def test_shipped_models_segment_ddti_frames(role, shared_data):
+    """The shipped models were trained on all 509 DDTI frames (their cross-validated scores are on their cards):
+    on a dozen of those frames they must segment well, and TRFE-Net's gland must hold the nodule.
+    A broken, mismatched or half-written file fails here."""
     path = default_model(role)
     model, meta = load_checkpoint(path)
     assert path.stat().st_size <= 30 * 2**20
-    assert meta.training["split"]["fold"] == 0
-    val_keys = meta.training["split"]["validation_keys"]
-    samples = {s.key: s for s in open_dataset(shared_data / "ddti").samples}
-    chosen = [samples[k] for k in val_keys[:: max(1, len(val_keys) // 12)][:12]]
+    assert meta.training["split"]["fold"] is None and not Path(meta.training["data"]["nodules"]).is_absolute()
+    samples = open_dataset(shared_data / "ddti").samples
     segmenter = Segmenter(model, meta, device="cpu")
-    dice = []
-    for sample in chosen:
+    dice, coverage = [], []
+    for sample in samples[:: len(samples) // 12][:12]:
         frame, gt = read_sample(sample)
-        dice.append(binary_metrics(segmenter(frame).nodule_mask, gt)["dice"])
-    assert np.mean(dice) > 0.5, dice
+        result = segmenter(frame)
+        dice.append(binary_metrics(result.nodule_mask, gt)["dice"])
+        if result.gland_mask is not None:
+            coverage.append(result.gland_mask[gt].mean())
+    assert np.mean(dice) > 0.7, dice
+    assert meta.has_gland == bool(coverage) and (not coverage or np.median(coverage) > 0.9), coverage
 
 
 # ----------------------------------------------------------------------------- pretrained encoder, prior, findings
