@@ -3,7 +3,7 @@
 The scoring is ``engine.evaluation`` (the one that training and fine-tuning use): masks at each
 frame's original resolution, per image (mean ± std) and pooled over all pixels, printed in the
 paper's table style; for a model with a gland head, how much of the true nodule its gland
-covers (the region prior's coverage) and the gland's share of the frame; and when a
+covers (the region prior's coverage) and the gland's share of the ultrasound image; and when a
 ``labels.csv`` (engine.findings) lies beside the masks, or is given with ``--labels``, and the
 model has findings heads, its predicted findings (engine.classification_metrics).
 """
@@ -226,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
     if prior := summary.get("gland_prior"):
         print(f"\ngland prior on {prior['n']} nodule frames: the predicted gland covers a median "
               f"{100 * prior['coverage_median']:.1f} % of the true nodule (10th percentile {100 * prior['coverage_p10']:.1f} %) "
-              f"and {100 * prior['gland_share_mean']:.1f} % of the frame")
+              f"and {100 * prior['gland_share_mean']:.1f} % of the ultrasound image")
     if args.json:
         source = {"model": args.model} if args.model else {"predictions": str(args.predictions)}
         payload = {**source, "summary": summary, "per_image": evaluation.rows(), **asdict(problems)}

@@ -3,8 +3,8 @@
 Masks are scored at each frame's original resolution (what users get), per image and
 pooled (``metrics.MetricAccumulator``). Where the model has a gland head, the region
 prior is measured on nodule frames: the share of the true nodule that the predicted
-gland covers, and the gland's share of the frame (a gland everywhere covers everything
-and tells nothing). Where the model has findings heads and the frames have labels, the
+gland covers, and the gland's share of the ultrasound image (the frame without its borders
+and burnt-in text; a gland everywhere covers everything and tells nothing). Where the model has findings heads and the frames have labels, the
 predicted findings are kept with the labels for the classification metrics.
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ from .classification_metrics import findings_metrics
 from .findings import Findings, PredictedFindings
 from .inference import Segmentation, Segmenter
 from .metrics import MetricAccumulator
+from .preprocessing import to_gray, ultrasound_region
 from .splits import exam_id
 
 EVAL_BATCH = 16
@@ -51,13 +52,14 @@ class Evaluation:
         if self.head != "nodule":
             return
         if result.gland_mask is not None and case.mask.any():
+            box = ultrasound_region(to_gray(case.frame))
             self.prior.append({"case": case.key, "coverage": float(result.gland_mask[case.mask].mean()),
-                               "gland_share": float(result.gland_mask.mean())})
+                               "gland_share": float(result.gland_mask[box.y0 : box.y1, box.x0 : box.x1].mean())})
         if result.findings is not None and case.findings:
             self.findings.append((case.key, result.findings, case.findings))
 
     def prior_summary(self) -> dict[str, Any] | None:
-        """Median/mean coverage of the true nodule by the predicted gland, and the gland's mean share of the frame."""
+        """Median/mean coverage of the true nodule by the predicted gland, and its mean share of the ultrasound image."""
         if not self.prior:
             return None
         coverage = np.array([p["coverage"] for p in self.prior])

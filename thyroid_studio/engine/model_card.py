@@ -58,7 +58,7 @@ def _prior_lines(metrics: dict[str, Any]) -> str:
         return ""
     return (f"\nGland prior on the {prior['n']} nodule frames: the predicted gland covers a median "
             f"{_percent(prior['coverage_median'])} % of the true nodule (mean {_percent(prior['coverage_mean'])} %, "
-            f"10th percentile {_percent(prior['coverage_p10'])} %) and {_percent(prior['gland_share_mean'])} % of the frame.\n")
+            f"10th percentile {_percent(prior['coverage_p10'])} %) and {_percent(prior['gland_share_mean'])} % of the ultrasound image.\n")
 
 
 def _findings_lines(findings: dict[str, Any] | None) -> str:
