@@ -121,3 +121,27 @@ def test_overlay_colours():
     assert overlay.UNET in colours(unet) and overlay.TRFE not in colours(unet)
     assert image.ndim == 2 and (image == 100).all()  # drawn on a copy
     assert overlay.TRFE == (255, 0, 0) and overlay.UNET == (255, 255, 0) and overlay.LABEL == (0, 255, 0)
+
+
+def test_a_gland_over_the_whole_ultrasound_image_is_not_drawn_as_a_gland():
+    from thyroid_studio.engine.inference import WHOLE_IMAGE_GLAND, Segmentation
+
+    mask = np.zeros((40, 40), bool)
+    gland = np.ones((40, 40), bool)
+    prob = mask.astype(np.float32)
+    whole = Segmentation(prob, mask, gland.astype(np.float32), gland, gland_share=1.0)
+    part = Segmentation(prob, mask, gland.astype(np.float32), gland, gland_share=WHOLE_IMAGE_GLAND - 0.1)
+    assert whole.informative_gland is None and part.informative_gland is gland
+    assert Segmentation(prob, mask).informative_gland is None
+
+
+def test_segmenter_measures_the_gland_share_of_the_ultrasound_region():
+    torch.manual_seed(0)
+    meta = ModelMeta("trfe-a", 4, input_size=(64, 64))
+    model = build_model("trfe-a", 4)
+    with torch.no_grad():
+        model.gland_decoder.head.bias.fill_(50.0)  # the gland everywhere
+    frame = np.zeros((90, 120), np.uint8)
+    frame[10:80, 20:100] = np.random.default_rng(0).integers(40, 200, (70, 80))  # the ultrasound image, black borders
+    result = Segmenter(model, meta, device="cpu")(frame)
+    assert result.gland_share == pytest.approx(1.0) and result.informative_gland is None

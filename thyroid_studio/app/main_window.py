@@ -342,7 +342,10 @@ class MainWindow(QMainWindow):
         self.canvas.set_overlay(role, None if result is None else result.nodule_mask)
         for other in ROLES.values():
             if other.from_role == role:
-                self.canvas.set_overlay(other.key, None if result is None else result.gland_mask)
+                self.canvas.set_overlay(other.key, None if result is None else result.informative_gland)
+                if result is not None and result.gland_mask is not None and result.informative_gland is None:
+                    self.statusBar().showMessage(f"{other.title}: {ROLES[role].title} marks the whole ultrasound image "
+                                                 "here, so no outline is drawn (its prior tells nothing on this frame)", 8000)
         if role == PRIMARY_ROLE:
             self.canvas.set_probability(None if result is None else result.nodule_prob)
 

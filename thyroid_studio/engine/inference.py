@@ -35,6 +35,9 @@ class PostProcess:
     inside_gland: bool = False
 
 
+WHOLE_IMAGE_GLAND = 0.9  # a gland over this share of the ultrasound image outlines the image, not a gland
+
+
 @dataclass
 class Segmentation:
     """One frame's result, at the frame's resolution."""
@@ -44,6 +47,16 @@ class Segmentation:
     gland_prob: np.ndarray | None = None
     gland_mask: np.ndarray | None = None
     findings: PredictedFindings | None = None  # models with findings heads only
+    gland_share: float | None = None  # share of the ultrasound image (the region fed to the network) marked gland; None: not measured
+
+    @property
+    def informative_gland(self) -> np.ndarray | None:
+        """The gland mask worth drawing as a gland: None without a gland head, and None where the model marks
+        (nearly) the whole ultrasound image -- it does on frames zoomed onto the thyroid, as DDTI's are
+        (docs/training.md) -- since an outline of the image would pretend to be a gland."""
+        if self.gland_mask is None or (self.gland_share is not None and self.gland_share >= WHOLE_IMAGE_GLAND):
+            return None
+        return self.gland_mask
 
     def mean_confidence(self) -> float | None:
         """Mean nodule probability inside the mask; ``None`` for an empty mask."""
@@ -177,7 +190,9 @@ class Segmenter:
             gland = restore(probs["gland"][i], geom) if "gland" in probs else None
             gland_mask = gland > self.meta.threshold if gland is not None else None
             mask = self._clean(nodule > self.threshold, gland_mask)
-            results.append(Segmentation(nodule, mask, gland, gland_mask, self._findings(probs, i)))
+            crop = geom.crop
+            share = float(gland_mask[crop.y0 : crop.y1, crop.x0 : crop.x1].mean()) if gland_mask is not None else None
+            results.append(Segmentation(nodule, mask, gland, gland_mask, self._findings(probs, i), share))
         return results
 
     def __call__(self, image: np.ndarray) -> Segmentation:

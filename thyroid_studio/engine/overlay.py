@@ -45,8 +45,8 @@ def segmentation_overlay(image: np.ndarray, result: Segmentation, label: np.ndar
     """The frame with the gland (thin cyan), the label (green) and the nodule: red for TRFE-Net
     (a model with a gland head), yellow for U-Net."""
     layers = []
-    if result.gland_mask is not None:
-        layers.append((result.gland_mask, GLAND, GLAND_THICKNESS))
+    if result.informative_gland is not None:
+        layers.append((result.informative_gland, GLAND, GLAND_THICKNESS))
     if label is not None:
         layers.append((label, LABEL, NODULE_THICKNESS))
     colour = TRFE if result.gland_prob is not None else UNET

@@ -47,7 +47,7 @@ class RefinedSegmenter:
         if box is None:
             return first
         probability = self.prompter.probability(self.prompter.embed(image), box)
-        return Segmentation(probability, probability > 0.5, first.gland_prob, first.gland_mask)
+        return dataclasses.replace(first, nodule_prob=probability, nodule_mask=probability > 0.5)
 
     def segment(self, images: Sequence[np.ndarray]) -> list[Segmentation]:
         return [self.refine(image, result) for image, result in zip(images, self.first.segment(images))]

@@ -149,9 +149,9 @@ def build_page(frame: Frame, segmentation: Segmentation | None = None, *, label:
     user = findings or Findings()
     predicted = segmentation.findings if segmentation is not None else None
     layers, legend = [], []
-    if segmentation is not None and segmentation.gland_mask is not None:
+    if segmentation is not None and segmentation.informative_gland is not None:
         role = ROLES[GLAND_ROLE]
-        layers.append((segmentation.gland_mask, role.colour, role.thickness))
+        layers.append((segmentation.informative_gland, role.colour, role.thickness))
         legend.append((role.title, role.colour))
     if label is not None:
         role = ROLES[LABEL_ROLE]
