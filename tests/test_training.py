@@ -381,3 +381,20 @@ def test_finetuning_all_but_the_gland_leaves_the_gland_decoder_alone(synthetic, 
     changed = {k.split(".")[0] for k in old_state if not torch.equal(old_state[k], new_state[k])}
     assert changed == {"encoder", "nodule_decoder"}
     assert read_meta(out).training["recipe"]["finetune"]["trainable"] == "all-but-gland"
+
+
+def test_findings_loss_is_never_nan_when_the_weights_know_no_class():
+    """Fine-tuning on corrected frames without labels, replaying labelled ones: a head whose class weights
+    are all 0 (no labelled frame in the weighted sets) must add nothing, not NaN."""
+    from thyroid_studio.engine.frameset import FrameSet, class_weights
+    from thyroid_studio.engine.losses import findings_loss
+
+    empty = FrameSet([], np.zeros((0, 4, 4), np.uint8), np.zeros((0, 4, 4), np.uint8), {"suspicious": np.zeros(0, np.int64)})
+    labelled = FrameSet(["a", "b"], np.zeros((2, 4, 4), np.uint8), np.zeros((2, 4, 4), np.uint8),
+                        {"suspicious": np.array([1, 0])})
+    vocabulary = {"tirads": list(FIELDS["tirads"])}
+    assert class_weights([empty], vocabulary)["suspicious"].sum() == 0
+    assert torch.equal(class_weights([empty, labelled], vocabulary)["suspicious"], torch.tensor([1.0, 1.0]))
+    losses = findings_loss({"suspicious": torch.tensor([2.0, -2.0])}, {"suspicious": torch.tensor([1, 0])},
+                           class_weights([empty], vocabulary))
+    assert losses == {}

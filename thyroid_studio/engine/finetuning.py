@@ -196,6 +196,9 @@ class FinetuneTrainer(Trainer):
         self.replay_root = replay_root
         self.data_record = {}
 
+    def training_sets(self) -> list[FrameSet]:
+        return [self.sets[name] for name in ("train", "replay") if name in self.sets]
+
     def build_network(self) -> nn.Module:
         model = self.source_model.to(self.device, memory_format=torch.channels_last)
         prefixes = TRAINABLE[self.finetune.trainable]

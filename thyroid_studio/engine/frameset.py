@@ -158,15 +158,19 @@ def make_batch(items: Sequence[Item], meta: ModelMeta, augmentations: Mapping[bo
                  {head: torch.from_numpy(column) for head, column in labels.items()})
 
 
-def class_weights(frames: FrameSet, vocabulary: Mapping[str, Sequence[str]]) -> dict[str, torch.Tensor]:
-    """Inverse-frequency weights per class of each findings head (mean 1 over the known labels), for the skew.
+def class_weights(sets: Sequence[FrameSet], vocabulary: Mapping[str, Sequence[str]]) -> dict[str, torch.Tensor]:
+    """Inverse-frequency weights per class of each findings head over the labelled frames of ``sets``
+    (mean 1 over the known labels), for the skewed categories.
 
     A class absent from the training labels gets weight 0 (it cannot be learnt from them).
     """
+    if not vocabulary:
+        return {}
     weights = {}
-    for head in frames.labels:
+    for head in ["suspicious", *vocabulary]:
         classes = 2 if head == "suspicious" else len(vocabulary[head])
-        counts = np.bincount(frames.labels[head][frames.labels[head] != UNKNOWN], minlength=classes).astype(np.float64)
+        known = np.concatenate([f.labels[head][f.labels[head] != UNKNOWN] for f in sets if head in f.labels] or [np.zeros(0, np.int64)])
+        counts = np.bincount(known, minlength=classes).astype(np.float64)
         w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / max(1, (counts > 0).sum()), 0.0)
         weights[head] = torch.tensor(w, dtype=torch.float32)
     return weights

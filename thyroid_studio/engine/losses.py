@@ -54,10 +54,10 @@ def findings_loss(logits: Mapping[str, torch.Tensor], labels: Mapping[str, torch
     losses = {}
     for head, target in labels.items():
         known = target != UNKNOWN
-        if not known.any():
+        weight = weights[head].to(target.device)
+        if not known.any() or not weight[target[known]].sum() > 0:  # nothing known here that the weights count
             continue
         out, wanted = logits[head][known].float(), target[known]
-        weight = weights[head].to(out.device)
         if out.ndim == 1:  # the binary head: weight each frame by its class
             per_frame = F.binary_cross_entropy_with_logits(out, wanted.float(), reduction="none")
             losses[head] = (per_frame * weight[wanted]).sum() / weight[wanted].sum().clamp_min(1e-6)

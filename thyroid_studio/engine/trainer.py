@@ -291,7 +291,7 @@ class Trainer:
         self.augmentations = {True: build_augmentation(config.augment),
                               False: build_augmentation(config.augment, zoom_to_mask=config.gland_zoom)}
         self.loss_weights = LossWeights(config.loss, config.gland_weight, config.weak_gland, config.findings_weight,
-                                        class_weights(self.sets["train"], self.meta.findings))
+                                        class_weights(self.training_sets(), self.meta.findings))
         state_path = self.run_dir / "state_last.pt" if self.run_dir else None
         if config.resume and state_path is not None and state_path.exists():
             self.restore_state(load_state(state_path))
@@ -354,6 +354,10 @@ class Trainer:
             "recipe": recipe,
             "command": config.command,
         }
+
+    def training_sets(self) -> list[FrameSet]:
+        """The nodule frames the steps draw from (their findings labels set the class weights)."""
+        return [self.sets["train"]]
 
     def build_network(self) -> nn.Module:
         """The network of the config, with the encoder's pretrained weights when asked for."""
