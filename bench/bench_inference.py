@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=20, help="frames per measurement (a quarter for width >= 64)")
     parser.add_argument("--segment-frames", type=int, default=100, help="frames in the segment-loop folder")
     parser.add_argument("--widths", type=int, nargs="+", default=[8, 16, 64])
-    parser.add_argument("--archs", nargs="+", default=["unet", "trfe-a"])
+    parser.add_argument("--archs", nargs="*", default=["unet", "trfe-a"], help="untrained networks to measure (none: checkpoints only)")
     parser.add_argument("--encoder", choices=list(ENCODERS), default="plain", help="encoder of the untrained networks")
     parser.add_argument("--size", type=int, default=224, help="input size of the untrained networks")
     parser.add_argument("--checkpoints", type=Path, nargs="*", default=[],

@@ -18,6 +18,7 @@ from thyroid_studio.engine.checkpoint import load_checkpoint, save_checkpoint
 from thyroid_studio.engine.files import write_text_atomic
 from thyroid_studio.engine.model_card import write_model_card
 from thyroid_studio.engine.model_library import shipped_dir
+from thyroid_studio.engine.paths import project_relative, relative_command
 from thyroid_studio.engine.roles import MODEL_ROLES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +40,7 @@ def main() -> None:
         meta.metrics["cross_validation"] = {"description": args.cv_description,
                                             **{k: v for k, v in cv.items() if k != "frames"}}
     meta.name = args.name
+    meta.training["command"] = relative_command(meta.training.get("command", ""))
     target = save_checkpoint(shipped_dir() / f"{args.name}.pt", model, meta, half=True)
     write_model_card(target, meta)
 
@@ -50,6 +52,9 @@ def main() -> None:
     docs.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:
         shutil.copy(args.run / name, docs / name)
+    config = json.loads((args.run / "config.json").read_text())  # as it reads on any machine
+    config.update(out=project_relative(config["out"]), command=relative_command(config.get("command", "")))
+    write_text_atomic(docs / "config.json", json.dumps(config, indent=2) + "\n")
     shutil.copy(args.run / "validation" / "summary.json", docs / "validation_summary.json")
     print(f"{args.role}: {target} ({target.stat().st_size / 1e6:.1f} MB), card {target.with_suffix('.md').name}")
 

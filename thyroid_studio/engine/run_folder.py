@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from .files import atomic_path, write_text_atomic
+from .paths import relative_command
 
 
 def environment(device: torch.device, world: int) -> dict[str, Any]:
@@ -106,6 +107,6 @@ def attach_log(logger: logging.Logger, run_dir: Path | None) -> logging.Handler 
 
 
 def command_line() -> str:
-    """The exact command that is running, for the record."""
+    """The exact command that is running, for the record, with paths relative to the project."""
     prog = Path(sys.argv[0]).name
-    return " ".join(shlex.quote(a) for a in [prog, *sys.argv[1:]])
+    return relative_command(" ".join(shlex.quote(a) for a in [prog, *sys.argv[1:]]))
