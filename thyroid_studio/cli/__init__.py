@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 
@@ -65,6 +67,26 @@ def print_error(command: str, message: str) -> None:
 
     (Not named ``report``: importing the ``report`` subcommand's module binds that name in this package.)"""
     print(f"thyroid-studio {command}: {message}", file=sys.stderr)
+
+
+def use_network_threads(threads: int | None = None) -> None:
+    """Torch CPU threads for a subcommand that runs a network: ``--threads``, else one core fewer than the
+    machine has (``inference.network_threads``), so the reader and writer threads keep a core."""
+    import torch
+
+    from ..engine.inference import network_threads
+
+    torch.set_num_threads(threads or network_threads())
+
+
+def bar_progress(bar: Any) -> Callable[[int, int], None]:
+    """An engine progress callback ``(done, total)`` that moves a tqdm bar."""
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return progress
 
 
 def main(argv: list[str] | None = None) -> int:

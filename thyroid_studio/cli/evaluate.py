@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.inference import DEVICE_CHOICES
-from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error
+from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error, use_network_threads
 from .arguments import json_path, whole
 
 
@@ -182,6 +182,7 @@ def labels_path(args: argparse.Namespace) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    use_network_threads()
     from ..engine.checkpoint import CheckpointError
     from ..engine.classification_metrics import format_findings_table
     from ..engine.datasets import DatasetError

@@ -9,7 +9,15 @@ import argparse
 import sys
 
 from ..engine.inference import DEVICE_CHOICES
-from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error
+from . import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_USAGE,
+    bar_progress,
+    print_error,
+    use_network_threads,
+)
 from .arguments import whole
 from .interruption import StopRequest
 
@@ -23,11 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "and prompt.csv mapping rows to masks")
     parser.add_argument("--model", help="prompt model name or file (default: the shipped LiteMedSAM)")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    parser.add_argument("--threads", type=whole(1, 1024), help="CPU threads for the network (default: one per core)")
+    parser.add_argument("--threads", type=whole(1, 1024), help="CPU threads for the network (default: one core fewer than the machine has)")
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
     from ..engine.checkpoint import CheckpointError
@@ -35,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.prompt_batch import BoxTableError, prompt_boxes, read_box_table
     from ..engine.prompting import PromptSegmenter
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    use_network_threads(args.threads)
     try:
         read_box_table(args.boxes)  # a table that cannot be used fails before the model loads
         model = resolve_model(args.model) if args.model else default_prompt_model()
@@ -45,10 +51,7 @@ def run(args: argparse.Namespace) -> int:
         print_error("prompt", str(exc))
         return EXIT_USAGE
     with tqdm(unit="box", desc="prompt", file=sys.stderr, dynamic_ncols=True) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+        progress = bar_progress(bar)
 
         def failed(line: int, message: str) -> None:
             bar.write(f"skipped line {line}: {message}", file=sys.stderr)

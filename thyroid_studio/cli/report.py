@@ -13,7 +13,7 @@ from itertools import islice
 from pathlib import Path
 
 from ..engine.inference import DEVICE_CHOICES
-from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error
+from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error, use_network_threads
 from .arguments import whole
 
 MAX_PAGES = 20  # frames per report by default: a long clip would give a PDF nobody reads
@@ -40,6 +40,7 @@ def _frames(source: Path, max_pages: int) -> tuple[list, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    use_network_threads()
     from ..engine.batch import batches, check_output_dir, plan_jobs
     from ..engine.checkpoint import CheckpointError
     from ..engine.findings import read_labels

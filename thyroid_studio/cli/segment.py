@@ -9,7 +9,15 @@ from ..engine.checkpoint import CheckpointError
 from ..engine.inference import DEVICE_CHOICES
 from ..engine.preprocessing import CONTRAST_MODES
 from ..engine.refinement import REFINEMENTS
-from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error
+from . import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_USAGE,
+    bar_progress,
+    print_error,
+    use_network_threads,
+)
 from .arguments import probability, whole
 from .interruption import StopRequest
 
@@ -50,16 +58,21 @@ class _BarWarnings(logging.Handler):
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
     from tqdm import tqdm
 
-    from ..engine.batch import CSV_NAME, BatchOptions, check_output_dir, make_output_dir, segment_paths
+    from ..engine.batch import (
+        CSV_NAME,
+        BatchOptions,
+        check_output_dir,
+        make_output_dir,
+        segment_paths,
+    )
     from ..engine.frames import find_inputs
-    from ..engine.inference import PostProcess, Segmenter, network_threads
+    from ..engine.inference import PostProcess, Segmenter
     from ..engine.model_library import resolve_model
     from ..engine.refinement import with_refinement
 
-    torch.set_num_threads(args.threads or network_threads())
+    use_network_threads(args.threads)
     if not find_inputs(args.paths):
         print_error("segment", f"no images, DICOM or video found in {', '.join(args.paths)}")
         return EXIT_USAGE
@@ -82,10 +95,7 @@ def run(args: argparse.Namespace) -> int:
         print_error("segment", str(exc))
         return EXIT_USAGE
     with tqdm(unit="frame", desc="segment", file=sys.stderr, dynamic_ncols=True) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+        progress = bar_progress(bar)
 
         def failed(path, message: str) -> None:
             bar.write(f"thyroid-studio segment: {message}" if path.name == CSV_NAME else f"skipped {message}",
