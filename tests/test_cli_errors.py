@@ -15,16 +15,17 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
+from cli_files import image, scored_folder
 from test_frames import write_avi
 from test_hostile_frames import dicom_bomb, png_claiming
 from test_training import _write_pairs
+
 from thyroid_studio import cli
 from thyroid_studio.app import launch
 from thyroid_studio.engine import batch
+from thyroid_studio.engine.architectures import build_model
 from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
 from thyroid_studio.engine.datasets import read_mask
-from thyroid_studio.engine.architectures import build_model
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +33,6 @@ def checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     meta = ModelMeta("unet", 4, input_size=(32, 32), name="unet-tiny")
     return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt", build_model("unet", 4), meta)
-
-
-def image(path: Path, shape=(24, 32), level: int = 90) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.full(shape, level, np.uint8)
-    pixels[6:14, 8:20] = 30
-    assert cv2.imwrite(str(path), pixels)
-    return path
 
 
 def segment(*args: str | Path, model: Path) -> int:
@@ -196,14 +189,7 @@ def test_threshold_outside_0_1_is_a_usage_error(tmp_path, checkpoint, capsys, va
 
 @pytest.fixture
 def scored(tmp_path) -> Path:
-    for stem in ("a", "b", "c"):
-        image(tmp_path / "images" / f"{stem}.png")
-        mask = np.zeros((24, 32), np.uint8)
-        mask[6:14, 8:20] = 255
-        for folder in ("masks", "predictions"):
-            (tmp_path / folder).mkdir(exist_ok=True)
-            cv2.imwrite(str(tmp_path / folder / f"{stem}.png"), mask)
-    return tmp_path
+    return scored_folder(tmp_path, "abc")
 
 
 def evaluate(root: Path, *extra: str) -> int:

@@ -23,20 +23,29 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
+from cli_files import image, scored_folder
 from prompt_models import tiny_litemedsam
-from test_cli_errors import image
 from test_training import _write_pairs
+
 from thyroid_studio import cli
 from thyroid_studio.engine import frames, prompt_checkpoint
 from thyroid_studio.engine.architectures import build_model
-from thyroid_studio.engine.checkpoint import CheckpointError, ModelMeta, read_meta, save_checkpoint
+from thyroid_studio.engine.checkpoint import (
+    CheckpointError,
+    ModelMeta,
+    read_meta,
+    save_checkpoint,
+)
 from thyroid_studio.engine.dataset_check import check
 from thyroid_studio.engine.dataset_writer import DatasetWriter
 from thyroid_studio.engine.datasets import DatasetError
 from thyroid_studio.engine.findings import FIELDS, LabelsError, read_labels
 from thyroid_studio.engine.frames import FrameReadError, read_frames
-from thyroid_studio.engine.prompt_checkpoint import PromptModelMeta, load_prompt_model, save_prompt_model
+from thyroid_studio.engine.prompt_checkpoint import (
+    PromptModelMeta,
+    load_prompt_model,
+    save_prompt_model,
+)
 
 
 @pytest.fixture(scope="module")
@@ -382,14 +391,7 @@ def test_a_cut_matroska_file_reports_its_missing_frames(tmp_path):
 
 @pytest.fixture
 def scored(tmp_path) -> Path:
-    for stem in ("a", "b"):
-        image(tmp_path / "images" / f"{stem}.png")
-        mask = np.zeros((24, 32), np.uint8)
-        mask[6:14, 8:20] = 255
-        for folder in ("masks", "predictions"):
-            (tmp_path / folder).mkdir(exist_ok=True)
-            cv2.imwrite(str(tmp_path / folder / f"{stem}.png"), mask)
-    return tmp_path
+    return scored_folder(tmp_path, "ab")
 
 
 def evaluate(root: Path, *extra: str) -> int:
