@@ -1,7 +1,7 @@
 """Box-prompt benchmark (run by hand, not a test): LiteMedSAM with ground-truth boxes, as a refinement stage,
 with clicks, and its speed, on the exam-grouped validation frames of one DDTI fold.
 
-    PYTHONPATH=. .venv/bin/python bench/bench_prompt.py [--checkpoint models/trfe-a-w8.pt] [--fold 0] [--folds 5]
+    PYTHONPATH=. .venv/bin/python bench/bench_prompt.py [--checkpoint models/trfe-a-lite0.pt] [--fold 0] [--folds 5]
                                                         [--frames 0] [--margins 0 5 10] [--clicks] [--threads 1]
 
 Per frame (Dice against the ground truth, at the frame's resolution):
