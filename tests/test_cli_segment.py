@@ -156,6 +156,8 @@ def test_segment_writes_the_gland_and_takes_flip_tta(tmp_path, inputs, checkpoin
     expected = Segmenter.from_checkpoint(checkpoint, device="cpu", flip_tta=True)(frame)
     assert np.array_equal(gland > 0, expected.gland_mask)
     assert np.array_equal(read_mask(out / "1.png"), expected.nodule_mask)
+    (row,) = csv.DictReader((out / "segmentation.csv").open())
+    assert float(row["gland_share"]) == pytest.approx(expected.gland_share, abs=1e-4)
 
 
 def test_segment_gland_needs_a_gland_head(tmp_path, inputs, capsys):

@@ -61,7 +61,7 @@ OUTPUTS = {
 }
 CSV_COLUMNS = (
     "file", "frame", "nodule_area_px", "nodule_area_mm2", "x0", "y0", "x1", "y1",
-    "longest_diameter_px", "longest_diameter_mm", "mean_confidence", "model", "ms", "mask",
+    "longest_diameter_px", "longest_diameter_mm", "mean_confidence", "gland_share", "model", "ms", "mask",
 )
 # The nodule's shape, and what a model with findings heads predicts: P(suspicious), each finding's most
 # probable class and its probability, the ACR TI-RADS points and level (engine/tirads.py).
@@ -274,7 +274,8 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 
 def csv_row(frame: Frame, result: Segmentation, model: str, ms: float, mask_path: str) -> dict[str, str]:
     """The summary row of one frame: size from geometry.measure (mm only for a mask inside the calibrated
-    region), mean confidence inside the mask."""
+    region), mean confidence inside the mask, the predicted gland's share of the ultrasound image (a gland
+    over nearly all of it is no prior: ``Segmentation.informative_gland``)."""
     m = geometry.measure(result.nodule_mask, frame.spacing_for(result.nodule_mask))
     x0, y0, x1, y1 = m.bbox if m else ("",) * 4
     return {
@@ -282,7 +283,7 @@ def csv_row(frame: Frame, result: Segmentation, model: str, ms: float, mask_path
         "nodule_area_px": str(m.area_px if m else 0), "nodule_area_mm2": _fmt(m and m.area_mm2),
         "x0": str(x0), "y0": str(y0), "x1": str(x1), "y1": str(y1),
         "longest_diameter_px": _fmt(m and m.longest_px), "longest_diameter_mm": _fmt(m and m.longest_mm),
-        "mean_confidence": _fmt(result.mean_confidence(), 4), "model": model, "ms": f"{ms:.1f}", "mask": mask_path,
+        "mean_confidence": _fmt(result.mean_confidence(), 4), "gland_share": _fmt(result.gland_share, 4), "model": model, "ms": f"{ms:.1f}", "mask": mask_path,
         **findings_cells(frame, result),
     }
 
