@@ -173,19 +173,25 @@ def test_changing_models_keeps_batch_results(qtbot, window, models, tmp_path):
 
 # ----------------------------------------------------------------------------- fine-tuning (bug 10)
 
-def _finished(before: float, after: float) -> Finished:
+def _finished(before: float, after: float, original_change: float) -> Finished:
     row = {"n": 3, "before": {"dice": before}, "after": {"dice": after}}
-    return Finished("finished", 12.0, "/models/tuned-v2.pt", {"held_out": row})
+    original = {"n": 50, "before": {"dice": 0.75}, "after": {"dice": 0.75 + original_change}}
+    return Finished("finished", 12.0, "/models/tuned-v2.pt", {"held_out": row, "original_validation": original})
 
 
-@pytest.mark.parametrize("before, after, activated", [(0.6566, 0.6537, False), (0.60, 0.70, True)])
-def test_keep_current_model_is_the_default_unless_held_out_dice_improved(qtbot, tmp_path, before, after, activated):
+@pytest.mark.parametrize("before, after, original_change, activated", [
+    (0.6566, 0.6537, 0.0, False),  # the corrections were not learnt
+    (0.60, 0.70, -0.02, False),  # learnt, but the original frames lost 2 points
+    (0.60, 0.70, -0.005, True),
+])
+def test_keep_current_model_is_the_default_unless_held_out_dice_improved_without_forgetting(
+        qtbot, tmp_path, before, after, original_change, activated):
     dialog = FinetuneDialog(tmp_path / "corrected", tmp_path / "base.pt")
     qtbot.addWidget(dialog)
     requested = []
     dialog.activate_requested.connect(requested.append)
     dialog.show()
-    dialog.job.done.emit(_finished(before, after))  # no process: the test plays the job's end
+    dialog.job.done.emit(_finished(before, after, original_change))  # no process: the test plays the job's end
     assert dialog.keep_button.isDefault() is not activated and dialog.activate_button.isDefault() is activated
     qtbot.keyClick(dialog, Qt.Key.Key_Return)
     assert requested == ([Path("/models/tuned-v2.pt")] if activated else []) and not dialog.isVisible()

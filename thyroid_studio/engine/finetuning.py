@@ -40,6 +40,7 @@ from .progress import EpochProgress, StageProgress
 from .splits import holdout_split
 from .trainer import Progress, ShouldStop, TrainConfig, Trainer, build_optimizer, build_schedule, compact_metrics
 
+FORGETTING_TOLERANCE = 0.01  # Dice the original validation may lose before a new model is not advised
 MIN_CORRECTED_FRAMES = 8  # fewer cannot both teach the model and measure what it learnt
 TRAINABLE = {
     # which parameters learn, by the name prefixes of the network's modules
@@ -123,9 +124,11 @@ def format_table(table: dict[str, dict[str, Any]]) -> str:
 
 
 def improved(table: dict[str, dict[str, Any]]) -> bool:
-    """Did the held-out corrected frames gain Dice? (The app proposes the new model only then.)"""
-    row = table.get("held_out")
-    return bool(row) and row["after"]["dice"] > row["before"]["dice"]
+    """Did the held-out corrected frames gain Dice, without the original validation losing more than
+    ``FORGETTING_TOLERANCE``? (The app proposes the new model only then.)"""
+    held, original = table.get("held_out"), table.get("original_validation")
+    forgot = bool(original) and original["before"]["dice"] - original["after"]["dice"] > FORGETTING_TOLERANCE
+    return bool(held) and held["after"]["dice"] > held["before"]["dice"] and not forgot
 
 
 def _load(root: str | Path, keys: Sequence[str] | None, meta: ModelMeta, exclude: Sequence[str] = (),

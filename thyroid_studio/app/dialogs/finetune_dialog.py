@@ -77,7 +77,8 @@ class FinetuneDialog(JobDialog):
             return
         self._fill_table(result.table)
         better = improved(result.table)
-        advice = ("" if better else " The held-out Dice did not improve: keeping the current model is advised.")
+        advice = ("" if better else " The held-out Dice did not improve, or the original validation lost more than "
+                                    "1 point: keeping the current model is advised.")
         self.status.setText(f"Done in {result.seconds:.0f} s: {Path(result.checkpoint).name}. Activate it, or keep "
                             f"the current model (both stay in Model > Choose models).{advice}")
         self.cancel_button.hide()
