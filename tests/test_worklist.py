@@ -266,3 +266,17 @@ def test_report_page_of_a_frame_measures_the_label_and_lists_the_users_findings(
     assert page.title == "a" and "Measured on the label." in page.tables[0].note
     findings = {r[0]: r[1:] for r in page.tables[1].rows}
     assert findings["Margins"] == ("spiculated", "", "user")
+
+
+def test_millimetres_only_for_a_label_inside_the_calibrated_region(worklist, tmp_path):
+    from test_frames import us_region, write_dicom
+
+    work, _ = worklist
+    path = write_dicom(tmp_path / "us.dcm", np.zeros((30, 40), np.uint8), SequenceOfUltrasoundRegions=[us_region(25, 20, 0.01, 0.01)])
+    (row,), _ = work.add([path])
+    work.frame(row)
+    mask = np.zeros((30, 40), bool)
+    mask[5:10, 5:10] = True
+    assert work.spacing_for(row, mask) == pytest.approx((0.1, 0.1))
+    mask[25:28, 30:35] = True  # a piece outside the calibrated region
+    assert work.spacing_for(row, mask) is None

@@ -78,13 +78,19 @@ class Frame:
         return to_gray(self.pixels)
 
     def spacing_for(self, mask: np.ndarray) -> tuple[float, float] | None:
-        """``spacing_mm`` if every pixel of ``mask`` lies inside the calibrated ``region``, else None: the
-        scanner calibrated only that region, so millimetres measured across its border would be guesses."""
-        if self.spacing_mm is None or self.region is None:
-            return self.spacing_mm
-        x0, y0, x1, y1 = self.region
-        inside = np.count_nonzero(mask[y0 : y1 + 1, x0 : x1 + 1])
-        return self.spacing_mm if inside == np.count_nonzero(mask) else None
+        """The spacing that holds for ``mask`` on this frame (``spacing_inside``)."""
+        return spacing_inside(self.spacing_mm, self.region, mask)
+
+
+def spacing_inside(spacing_mm: tuple[float, float] | None, region: tuple[int, int, int, int] | None,
+                   mask: np.ndarray) -> tuple[float, float] | None:
+    """``spacing_mm`` if every pixel of ``mask`` lies inside the calibrated ``region`` (None: everywhere), else
+    None: the scanner calibrated only that region, so millimetres measured across its border would be guesses."""
+    if spacing_mm is None or region is None:
+        return spacing_mm
+    x0, y0, x1, y1 = region
+    inside = np.count_nonzero(mask[y0 : y1 + 1, x0 : x1 + 1])
+    return spacing_mm if inside == np.count_nonzero(mask) else None
 
 
 class FrameReadError(ValueError):

@@ -30,7 +30,7 @@ from .checkpoint import ModelMeta
 from .dataset_writer import DatasetWriter
 from .datasets import DatasetError, Sample, find_mask, read_mask
 from .findings import Findings
-from .frames import IMAGE_EXTENSIONS, Frame, FrameReadError, count_frames, find_inputs, frame_name, read_frame
+from .frames import IMAGE_EXTENSIONS, Frame, FrameReadError, count_frames, find_inputs, frame_name, read_frame, spacing_inside
 from .inference import Segmentation
 from .label_model import LabelChange, LabelModel
 from .preprocessing import ultrasound_region
@@ -67,6 +67,7 @@ class Entry:
     proposed_by: str | None = None  # model whose mask was accepted as the starting label
     propagated: bool = False  # the label was propagated from the frame before and is not yet accepted or saved
     spacing_mm: tuple[float, float] | None = None
+    region: tuple[int, int, int, int] | None = None  # where spacing_mm holds (Frame.region); None: everywhere
     error: str | None = None  # why the frame could not be read or segmented
 
     @property
@@ -196,7 +197,7 @@ class Worklist:
             self._cache(self.entries[row], frame)
 
     def _cache(self, entry: Entry, frame: Frame) -> None:
-        entry.spacing_mm = frame.spacing_mm
+        entry.spacing_mm, entry.region = frame.spacing_mm, frame.region
         if entry.ground_truth_file is not None:
             entry.ground_truth = _ground_truth(entry, frame)
             entry.ground_truth_file = None
@@ -308,8 +309,10 @@ class Worklist:
         return True
 
     def spacing_for(self, row: int, mask: np.ndarray) -> tuple[float, float] | None:
-        """Millimetres per pixel (row, column) for measuring ``mask`` on this frame, None when unknown."""
-        return self.entries[row].spacing_mm
+        """Millimetres per pixel (row, column) for measuring ``mask`` on this frame; None when unknown or when
+        ``mask`` reaches outside the calibrated region (``frames.spacing_inside``)."""
+        entry = self.entries[row]
+        return spacing_inside(entry.spacing_mm, entry.region, mask)
 
     def proposal(self, row: int, role: str) -> np.ndarray | None:
         """The ``role`` model's mask, to accept as the label (None before its prediction arrives)."""
