@@ -48,7 +48,7 @@ VARIANTS = {
     "adamw-decoder": dict(trainable="nodule-decoder", optimizer="adamw", lr=3e-4, epochs=8),
     "adamw-all-but-gland": dict(trainable="all-but-gland", optimizer="adamw", lr=1e-4, epochs=8),
     "adamw-all": dict(trainable="all", optimizer="adamw", lr=1e-4, epochs=8),
-    "adamw-all-but-gland-12-epochs": dict(trainable="all-but-gland", optimizer="adamw", lr=3e-4, epochs=12),
+    "adamw-all-but-gland-lr3e-4": dict(trainable="all-but-gland", optimizer="adamw", lr=3e-4, epochs=8),
     "adamw-all-but-gland-replay1": dict(trainable="all-but-gland", optimizer="adamw", lr=1e-4, epochs=8, replay_ratio=1.0),
 }
 

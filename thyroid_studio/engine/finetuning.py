@@ -59,7 +59,7 @@ class FinetuneConfig:
     out: str | None = None  # new checkpoint; default: the next free version in the user model folder
     replay: str | None = None  # default: the source's training nodule dataset, when it exists here
     replay_ratio: float = 2.0  # replayed frames per corrected frame
-    epochs: int = 8
+    epochs: int = 12
     held_fraction: float = 0.25  # corrected exams held out (last contiguous block) to measure the change
     # defaults: the best site gain in bench/finetune_gain.py without forgetting (bench/README.md)
     trainable: str = "all-but-gland"  # a key of TRAINABLE
