@@ -17,6 +17,7 @@ from typing import Any
 from .architectures import arch_spec
 from .checkpoint import ModelMeta
 from .files import write_text_atomic
+from .inference import WHOLE_IMAGE_GLAND
 from .nets.encoders import encoder_spec
 
 CITATIONS = (
@@ -47,6 +48,9 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
             f"| {_percent(m.get('recall'))} | {m.get('hd95_px', float('nan')):.1f} |"
         )
     if not rows:
+        if metrics.get("cross_validation"):
+            return ("No frame was held out from this model's training; the cross-validation below measures the same "
+                    "recipe on frames its models never saw.")
         return "No validation metrics recorded."
     header = "| head | frames | Jaccard % | Dice % | precision % | recall % | HD95 px |\n| --- | --- | --- | --- | --- | --- | --- |"
     return header + "\n" + "\n".join(rows)
@@ -64,7 +68,7 @@ def _prior_lines(metrics: dict[str, Any]) -> str:
 def _findings_lines(findings: dict[str, Any] | None) -> str:
     if not findings:
         return ""
-    lines = ["", "| finding | frames | accuracy % | balanced accuracy % | majority-class % | AUC [95 % CI] |",
+    lines = ["", "", "| finding | frames | accuracy % | balanced accuracy % | majority-class % | AUC [95 % CI] |",
              "| --- | ---: | ---: | ---: | ---: | --- |"]
     for name, m in findings.items():
         auc = f"{m['auc']:.3f} [{m.get('auc_low', math.nan):.3f}, {m.get('auc_high', math.nan):.3f}]" if "auc" in m else "-"
@@ -91,6 +95,23 @@ def _cross_validation(metrics: dict[str, Any]) -> str:
 Mean over folds: Dice {_percent(cv['dice_mean'])} ± {_percent(cv['dice_std'])} % (std over folds); over all
 {cv['n']} frames: {_percent(cv['dice_frames'])} %.{_findings_lines(cv.get('findings'))}
 """
+
+
+def _measured_limitations(metrics: dict[str, Any]) -> str:
+    """Limitations that this model's own figures show (cross-validation, else validation), one line each."""
+    source = metrics.get("cross_validation") or metrics.get("nodule") or {}
+    prior = source if "gland_share_mean" in source else source.get("gland_prior") or {}
+    findings = (source.get("findings") or {}).get("suspicious") or {}
+    lines = []
+    share = prior.get("gland_share_mean")
+    if isinstance(share, float) and share >= WHOLE_IMAGE_GLAND:
+        lines.append(f"- The gland head marks {_percent(share)} % of the ultrasound image as gland on these nodule frames "
+                     "(on average): there it is no prior, and the app neither draws nor uses such a gland.")
+    low = findings.get("auc_low")
+    if isinstance(low, float) and low <= 0.5:
+        lines.append(f"- P(suspicious) separates TI-RADS 2-3 from 4a-5 with AUC {findings['auc']:.3f} (95 % CI down to "
+                     f"{low:.3f}): not reliably better than chance; treat every predicted finding as a proposal.")
+    return "".join(line + "\n" for line in lines)
 
 
 def _data_lines(training: dict[str, Any]) -> str:
@@ -174,7 +195,7 @@ Per-image mean ± std at the frames' original resolution (precision, recall, HD9
 - The TI-RADS category is a radiologist's reading on DDTI's Kwak-style scale, not pathology; the findings heads
   learn that reading, skewed towards suspicious categories (45 of the 344 labelled frames are 2-3).
 - Frames must be B-mode ultrasound; Doppler overlays, calipers and text inside the image can mislead it.
-
+{_measured_limitations(metrics)}
 Created {meta.created}; card written {_dt.date.today().isoformat()}.
 """
     return write_text_atomic(checkpoint_path.with_suffix(".md"), text)
