@@ -3,9 +3,9 @@ from thyroid_studio.engine.paths import PROJECT_ROOT, from_project, project_rela
 
 
 def test_paths_beside_the_project_are_recorded_relative_and_found_again():
-    shared = PROJECT_ROOT.parent / "shared" / "data" / "ddti"
-    assert project_relative(shared) == "../shared/data/ddti"
-    assert from_project("../shared/data/ddti") == shared.resolve()
+    beside = PROJECT_ROOT.parent / "no-such-folder-beside-the-project" / "ddti"  # not a link: stays as named
+    assert project_relative(beside) == "../no-such-folder-beside-the-project/ddti"
+    assert from_project("../no-such-folder-beside-the-project/ddti") == beside.resolve()
 
 
 def test_a_recorded_command_names_the_program_and_no_absolute_path():
