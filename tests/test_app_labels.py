@@ -131,6 +131,16 @@ def test_caliper_in_millimetres_when_the_spacing_is_known(qtbot):
     assert [t.text() for t in item.childItems()] == ["30.0 mm (60.0 px)"]
 
 
+def test_caliper_in_pixels_only_when_an_end_leaves_the_calibrated_region(qtbot):
+    canvas = shown_canvas(qtbot)
+    canvas.set_image(np.zeros((150, 200), np.uint8), spacing_mm=(0.5, 0.5), region=(10, 10, 100, 140))
+    canvas.set_tool("caliper")
+    for x in (20.5, 80.5, 50.5, 150.5):  # the first caliper inside the region, the second reaching out of it
+        qtbot.mouseClick(canvas.viewport(), LEFT, pos=canvas.mapFromScene(x, 50.5))
+    [item] = [i for i in canvas.scene().items() if isinstance(i, CalipersItem)]
+    assert [t.text() for t in item.childItems()] == ["30.0 mm (60.0 px)", "100.0 px"]
+
+
 def test_filled_layers_stay_apart_where_they_overlap(qtbot):
     """Filled red over filled green must not turn yellow (U-Net's colour): fills are hatched, not tinted."""
     canvas = shown_canvas(qtbot)

@@ -55,6 +55,7 @@ class Canvas(QGraphicsView):
 
         self.label_model = LabelModel(np.zeros((1, 1), bool))
         self.spacing_mm: tuple[float, float] | None = None
+        self.region: tuple[int, int, int, int] | None = None
 
         self._pixels = np.zeros((1, 1), np.uint8)
         self._window = (0.0, 1.0)
@@ -87,7 +88,7 @@ class Canvas(QGraphicsView):
 
     # ----- image and layers -------------------------------------------------------------
     def set_image(self, pixels: np.ndarray, label: LabelModel | np.ndarray | None = None,
-                  spacing_mm: tuple[float, float] | None = None) -> None:
+                  spacing_mm: tuple[float, float] | None = None, region: tuple[int, int, int, int] | None = None) -> None:
         """Show a uint8 gray or RGB frame with its label (a frame's LabelModel; a mask or None makes a new
         one); drops what the active tool had in progress on the previous frame, clears overlays, fits the view."""
         if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] != 3):
@@ -100,7 +101,7 @@ class Canvas(QGraphicsView):
         self.label_model.unsubscribe(self._label_changed)
         self.label_model = label
         label.subscribe(self._label_changed)
-        self.spacing_mm = spacing_mm
+        self.spacing_mm, self.region = spacing_mm, region  # region: where spacing_mm holds (Frame.region)
         self._pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         self._show_pixels()
         for overlay in self._overlays.values():
@@ -108,7 +109,7 @@ class Canvas(QGraphicsView):
         self._heatmap.set_probability(None)
         self._diameters.set_measurements(None)
         self._label_item.render(label.mask)
-        self._calipers.set_calipers(label.calipers, spacing_mm)
+        self._calipers.set_calipers(label.calipers, spacing_mm, region)
         self.setSceneRect(self.image_rect())
         self.zoom_fit()
 
@@ -192,7 +193,7 @@ class Canvas(QGraphicsView):
             self._label_item.render(self.label_model.mask, change.box)
             self.label_changed.emit()
         if change.calipers:
-            self._calipers.set_calipers(self.label_model.calipers, self.spacing_mm)
+            self._calipers.set_calipers(self.label_model.calipers, self.spacing_mm, self.region)
         if change.finished:
             self.edit_finished.emit()
 

@@ -301,7 +301,7 @@ class CaliperTool(Tool):
         path.moveTo(self._start[0] + 0.5, self._start[1] + 0.5)
         path.lineTo(end[0] + 0.5, end[1] + 0.5)
         self._preview.setPath(path)
-        self.canvas.status_text.emit(caliper_text(Caliper(self._start, end), self.canvas.spacing_mm))
+        self.canvas.status_text.emit(caliper_text(Caliper(self._start, end), self.canvas.spacing_mm, self.canvas.region))
 
 
 class BoxTool(Tool):

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsPat
 import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
 
 from ..engine import geometry
+from ..engine.frames import spacing_at
 from ..engine.painting import Box
 from ..engine.roles import PRIMARY_ROLE, ROLES
 
@@ -265,7 +266,8 @@ class CalipersItem(QGraphicsPathItem):
         self.setZValue(6)
         self._texts: list[QGraphicsSimpleTextItem] = []
 
-    def set_calipers(self, calipers: tuple[geometry.Caliper, ...], spacing_mm: tuple[float, float] | None) -> None:
+    def set_calipers(self, calipers: tuple[geometry.Caliper, ...], spacing_mm: tuple[float, float] | None,
+                     region: tuple[int, int, int, int] | None = None) -> None:
         for text in self._texts:
             text.setParentItem(None)
             if text.scene() is not None:
@@ -282,7 +284,7 @@ class CalipersItem(QGraphicsPathItem):
             for end in (a, b):
                 path.moveTo(end - normal)
                 path.lineTo(end + normal)
-            self._texts.append(self._label(caliper_text(caliper, spacing_mm), b))
+            self._texts.append(self._label(caliper_text(caliper, spacing_mm, region), b))
         self.setPath(path)
 
     def _label(self, text: str, at: QPointF) -> QGraphicsSimpleTextItem:
@@ -294,9 +296,10 @@ class CalipersItem(QGraphicsPathItem):
         return item
 
 
-def caliper_text(caliper: geometry.Caliper, spacing_mm: tuple[float, float] | None) -> str:
-    """'12.3 mm (45.6 px)', or the pixels alone without a spacing."""
-    return geometry.size_text(caliper.length_px, caliper.length_mm(spacing_mm))
+def caliper_text(caliper: geometry.Caliper, spacing_mm: tuple[float, float] | None,
+                 region: tuple[int, int, int, int] | None = None) -> str:
+    """'12.3 mm (45.6 px)', or the pixels alone without a spacing or with an end outside the calibrated region."""
+    return geometry.size_text(caliper.length_px, caliper.length_mm(spacing_at(spacing_mm, region, (caliper.a, caliper.b))))
 
 
 class BrushCursor(QGraphicsEllipseItem):

@@ -257,7 +257,7 @@ class MainWindow(QMainWindow):
             self.worklist.release(previous)
         entry = self.worklist[row]
         self.frames_model.frame_decoded(row)
-        self.canvas.set_image(frame.pixels, label, entry.spacing_mm)
+        self.canvas.set_image(frame.pixels, label, entry.spacing_mm, entry.region)
         self._pixels = frame.pixels
         self.prompt_worker.show_frame(entry.key, frame.pixels)
         self._show_predictions()
@@ -460,7 +460,7 @@ class MainWindow(QMainWindow):
             self.layers_panel.set_dice(role, dice)
         self._measure()
         label, entry = self.canvas.label_model, self.worklist[self.current]
-        self.measurements.show_calipers(label.calipers, entry.spacing_mm)
+        self.measurements.show_calipers(label.calipers, entry.spacing_mm, entry.region)
         self.findings_panel.show_frame(label.findings, entry.predictions.get(PRIMARY_ROLE), label.mask,
                                        self.worklist.spacing_for(self.current, label.mask))
 

@@ -93,6 +93,16 @@ def spacing_inside(spacing_mm: tuple[float, float] | None, region: tuple[int, in
     return spacing_mm if inside == np.count_nonzero(mask) else None
 
 
+def spacing_at(spacing_mm: tuple[float, float] | None, region: tuple[int, int, int, int] | None,
+               points: Iterable[tuple[float, float]]) -> tuple[float, float] | None:
+    """``spacing_mm`` if every (x, y) point lies inside the calibrated ``region`` (None: everywhere), else None
+    (a caliper's ends, as ``spacing_inside`` for a mask)."""
+    if spacing_mm is None or region is None:
+        return spacing_mm
+    x0, y0, x1, y1 = region
+    return spacing_mm if all(x0 <= x <= x1 and y0 <= y <= y1 for x, y in points) else None
+
+
 class FrameReadError(ValueError):
     """A file could not be read as frames; the message names the file and the problem."""
 

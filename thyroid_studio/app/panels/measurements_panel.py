@@ -52,8 +52,9 @@ class MeasurementsPanel(QWidget):
         if not self._timer.isActive():
             self._timer.start()
 
-    def show_calipers(self, calipers: tuple[Caliper, ...], spacing_mm: tuple[float, float] | None) -> None:
-        self.values["calipers"].setText("\n".join(caliper_text(c, spacing_mm) for c in calipers) or "–")
+    def show_calipers(self, calipers: tuple[Caliper, ...], spacing_mm: tuple[float, float] | None,
+                      region: tuple[int, int, int, int] | None = None) -> None:
+        self.values["calipers"].setText("\n".join(caliper_text(c, spacing_mm, region) for c in calipers) or "–")
 
     def _measure(self) -> None:
         if self._pending is None:
