@@ -343,7 +343,8 @@ class MainWindow(QMainWindow):
         for other in ROLES.values():
             if other.from_role == role:
                 self.canvas.set_overlay(other.key, None if result is None else result.informative_gland)
-                if result is not None and result.gland_mask is not None and result.informative_gland is None:
+                if (result is not None and result.gland_mask is not None and result.informative_gland is None
+                        and not self.statusBar().currentMessage()):  # a note, never over a message the user needs
                     self.statusBar().showMessage(f"{other.title}: {ROLES[role].title} marks the whole ultrasound image "
                                                  "here, so no outline is drawn (its prior tells nothing on this frame)", 8000)
         if role == PRIMARY_ROLE:
