@@ -22,7 +22,7 @@ from thyroid_studio.engine.paths import project_relative, relative_command
 from thyroid_studio.engine.roles import MODEL_ROLES
 
 REPO = Path(__file__).resolve().parents[1]
-RUN_FILES = ("metrics.jsonl", "progress.png", "config.json", "env.json", "data.json")
+RUN_FILES = ("metrics.jsonl", "progress.png", "env.json", "data.json")  # copied as they are; config.json is rewritten
 
 
 def main() -> None:
@@ -52,7 +52,7 @@ def main() -> None:
     docs.mkdir(parents=True, exist_ok=True)
     for name in RUN_FILES:
         shutil.copy(args.run / name, docs / name)
-    config = json.loads((args.run / "config.json").read_text())  # as it reads on any machine
+    config = json.loads((args.run / "config.json").read_text())  # rewritten as it reads on any machine
     config.update(out=project_relative(config["out"]), command=relative_command(config.get("command", "")))
     write_text_atomic(docs / "config.json", json.dumps(config, indent=2) + "\n")
     shutil.copy(args.run / "validation" / "summary.json", docs / "validation_summary.json")

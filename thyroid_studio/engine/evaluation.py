@@ -20,7 +20,6 @@ from .classification_metrics import findings_metrics
 from .findings import Findings, PredictedFindings
 from .inference import Segmentation, Segmenter
 from .metrics import MetricAccumulator
-from .preprocessing import to_gray, ultrasound_region
 from .splits import exam_id
 
 EVAL_BATCH = 16
@@ -52,9 +51,8 @@ class Evaluation:
         if self.head != "nodule":
             return
         if result.gland_mask is not None and case.mask.any():
-            box = ultrasound_region(to_gray(case.frame))
             self.prior.append({"case": case.key, "coverage": float(result.gland_mask[case.mask].mean()),
-                               "gland_share": float(result.gland_mask[box.y0 : box.y1, box.x0 : box.x1].mean())})
+                               "gland_share": result.gland_share})
         if result.findings is not None and case.findings:
             self.findings.append((case.key, result.findings, case.findings))
 
