@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from PySide6.QtCore import QElapsedTimer, QSettings, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from thyroid_studio.app.autosave import Autosave  # noqa: E402
-from thyroid_studio.app.dialogs.models_dialog import chosen_models  # noqa: E402
-from thyroid_studio.app.launch import SAMPLES, open_window  # noqa: E402
+from thyroid_studio.app.autosave import Autosave
+from thyroid_studio.app.dialogs.models_dialog import chosen_models
+from thyroid_studio.app.launch import SAMPLES, open_window
 
 TICK_MS = 10
 

@@ -31,12 +31,13 @@ from PySide6.QtCore import QPointF, QSettings, Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from thyroid_studio.app.autosave import Autosave
+from thyroid_studio.app.launch import SAMPLES, open_window
+from thyroid_studio.engine.datasets.layouts import find_mask, read_mask
+from thyroid_studio.engine.inference.prompting import box_around
+from thyroid_studio.engine.labels.worklist import natural_key
+
 from bench_app import LatencyProbe, wait  # noqa: E402
-from thyroid_studio.app.autosave import Autosave  # noqa: E402
-from thyroid_studio.app.launch import SAMPLES, open_window  # noqa: E402
-from thyroid_studio.engine.datasets import find_mask, read_mask  # noqa: E402
-from thyroid_studio.engine.prompting import box_around  # noqa: E402
-from thyroid_studio.engine.worklist import natural_key  # noqa: E402
 
 DDTI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ddti" / "image"
 LEFT = Qt.MouseButton.LeftButton

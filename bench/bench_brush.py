@@ -21,7 +21,7 @@ from PySide6.QtCore import QEvent, QObject, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from thyroid_studio.app.canvas import Canvas  # noqa: E402
+from thyroid_studio.app.canvas import Canvas
 
 H, W = 960, 1280
 DABS = 1500

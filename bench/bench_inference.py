@@ -5,7 +5,7 @@
 - latency: one frame end to end (read + preprocess + forward + post-process), batch 1:
   median and p90 over the frames, after warm-up;
 - throughput: frames/s of Segmenter.segment at batch 1, 4 and 8 (frames already in memory);
-- segment: the whole `thyroid-studio segment` loop (engine.batch.segment_paths, read and write
+- segment: the whole `thyroid-studio segment` loop (engine.inference.batch.segment_paths, read and write
   included) on a folder of DDTI frames with the default model.
 
 Networks are untrained (build_model): speed does not depend on the weights. Prints a Markdown table.
@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from thyroid_studio.engine.batch import BatchOptions, segment_paths
-from thyroid_studio.engine.checkpoint import CheckpointError, ModelMeta, read_meta
-from thyroid_studio.engine.frames import read_frame
-from thyroid_studio.engine.inference import PostProcess, Segmenter, resolve_device
-from thyroid_studio.engine.model_library import default_model
-from thyroid_studio.engine.architectures import build_model
+from thyroid_studio.engine.inference.batch import BatchOptions, segment_paths
+from thyroid_studio.engine.inference.segmenter import PostProcess, Segmenter, resolve_device
+from thyroid_studio.engine.io.frames import read_frame
+from thyroid_studio.engine.models.architectures import build_model
+from thyroid_studio.engine.models.checkpoint import CheckpointError, ModelMeta, read_meta
+from thyroid_studio.engine.models.library import default_model
 from thyroid_studio.engine.nets.encoders import ENCODERS, encoder_spec
 
 DDTI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ddti" / "image"

@@ -29,20 +29,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from bench_inference import cpu_model  # bench/ is the script's folder, on sys.path
 
 from thyroid_studio.engine import geometry
-from thyroid_studio.engine.datasets import open_dataset, read_mask
-from thyroid_studio.engine.frames import read_frame
-from thyroid_studio.engine.frameset import evenly_spaced
-from thyroid_studio.engine.inference import Segmenter
+from thyroid_studio.engine.datasets.layouts import open_dataset, read_mask
+from thyroid_studio.engine.datasets.splits import fold_split
+from thyroid_studio.engine.inference.prompting import Embedding, PromptSegmenter, box_around, box_to_model
+from thyroid_studio.engine.inference.refinement import RefinedSegmenter
+from thyroid_studio.engine.inference.segmenter import Segmenter
+from thyroid_studio.engine.io.frames import read_frame
 from thyroid_studio.engine.metrics import dice
-from thyroid_studio.engine.model_library import default_model, shipped_dir
+from thyroid_studio.engine.models.library import default_model, shipped_dir
 from thyroid_studio.engine.preprocessing import restore
-from thyroid_studio.engine.prompting import Embedding, PromptSegmenter, box_around, box_to_model
-from thyroid_studio.engine.refinement import RefinedSegmenter
-from thyroid_studio.engine.splits import fold_split
-
-from bench_inference import cpu_model  # bench/ is the script's folder, on sys.path
+from thyroid_studio.engine.training.frameset import evenly_spaced
 
 DDTI = Path(__file__).resolve().parents[2] / "shared" / "data" / "ddti"
 GT_MARGIN_PX = 5

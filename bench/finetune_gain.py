@@ -11,7 +11,7 @@ never trained on. That fold's exams are split into two contiguous halves:
   measure what fine-tuning taught;
 - the **original validation**: unchanged frames, never trained on, measure forgetting.
 
-Each variant fine-tunes the base with ``engine.finetuning`` (replaying the base's own training
+Each variant fine-tunes the base with ``engine.training.finetuning`` (replaying the base's own training
 frames) and is scored before/after on both sets at original resolution; the wall time includes
 everything ``finetune`` does. Prints a Markdown table; record it in bench/README.md.
 """
@@ -30,15 +30,15 @@ import cv2
 import numpy as np
 import torch
 
-from thyroid_studio.engine.checkpoint import read_meta
-from thyroid_studio.engine.datasets import open_dataset
-from thyroid_studio.engine.evaluation import Case, evaluate
-from thyroid_studio.engine.files import write_image_atomic, write_mask_png
-from thyroid_studio.engine.finetuning import FinetuneConfig, finetune
-from thyroid_studio.engine.frameset import read_sample
-from thyroid_studio.engine.inference import Segmenter
-from thyroid_studio.engine.paths import from_project
-from thyroid_studio.engine.splits import exam_groups
+from thyroid_studio.engine.datasets.layouts import open_dataset
+from thyroid_studio.engine.datasets.splits import exam_groups
+from thyroid_studio.engine.inference.segmenter import Segmenter
+from thyroid_studio.engine.io.files import write_image_atomic, write_mask_png
+from thyroid_studio.engine.io.paths import from_project
+from thyroid_studio.engine.models.checkpoint import read_meta
+from thyroid_studio.engine.training.evaluation import Case, evaluate
+from thyroid_studio.engine.training.finetuning import FinetuneConfig, finetune
+from thyroid_studio.engine.training.frameset import read_sample
 
 CORRECTED_FRAMES = 20
 VARIANTS = {

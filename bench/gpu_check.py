@@ -32,14 +32,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from thyroid_studio.engine.architectures import build_model
-from thyroid_studio.engine.checkpoint import ModelMeta, load_checkpoint
-from thyroid_studio.engine.datasets import open_dataset
-from thyroid_studio.engine.frames import read_frame
-from thyroid_studio.engine.inference import Segmenter, resolve_device
-from thyroid_studio.engine.model_library import default_model
+from thyroid_studio.engine.datasets.layouts import open_dataset
+from thyroid_studio.engine.inference.segmenter import Segmenter, resolve_device
+from thyroid_studio.engine.io.frames import read_frame
+from thyroid_studio.engine.models.architectures import build_model
+from thyroid_studio.engine.models.checkpoint import ModelMeta, load_checkpoint
+from thyroid_studio.engine.models.library import default_model
 from thyroid_studio.engine.progress import EpochProgress
-from thyroid_studio.engine.trainer import TrainConfig, Trainer
+from thyroid_studio.engine.training.trainer import TrainConfig, Trainer
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

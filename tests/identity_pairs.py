@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from thyroid_studio.engine.datasets import open_dataset, read_mask
+from thyroid_studio.engine.datasets.layouts import open_dataset, read_mask
 
 SIZE = 64
 BITS = 8  # ids 0..255

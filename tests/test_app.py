@@ -19,10 +19,11 @@ from thyroid_studio.app.dialogs.about_dialog import AboutDialog
 from thyroid_studio.app.dialogs.models_dialog import ModelsDialog, chosen_models
 from thyroid_studio.app.launch import parse_args
 from thyroid_studio.app.main_window import MainWindow
-from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
-from thyroid_studio.engine.datasets import DatasetWriter, read_mask
-from thyroid_studio.engine.architectures import build_model
-from thyroid_studio.engine.worklist import State
+from thyroid_studio.engine.datasets.layouts import read_mask
+from thyroid_studio.engine.datasets.writer import DatasetWriter
+from thyroid_studio.engine.labels.worklist import State
+from thyroid_studio.engine.models.architectures import build_model
+from thyroid_studio.engine.models.checkpoint import ModelMeta, save_checkpoint
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 SAMPLE = SAMPLES / "image" / "1.png"

@@ -13,19 +13,18 @@ import pypdfium2 as pdfium
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QTabWidget
-
-from test_app import SAMPLE, SAMPLES, open_and_wait, paint, tiny_defaults
-from test_app import answers, window  # noqa: F401 (fixtures)
+from test_app import SAMPLE, SAMPLES, answers, open_and_wait, paint, tiny_defaults, window  # noqa: F401 (fixtures)
 from test_app_saving import burnt_in_dicom
+
 from thyroid_studio.app.autosave import Autosave
 from thyroid_studio.app.dialogs.about_dialog import AboutDialog
 from thyroid_studio.app.launch import open_window
 from thyroid_studio.app.panels.findings_panel import NO_HEADS
-from thyroid_studio.engine.datasets import read_mask
-from thyroid_studio.engine.findings import FIELDS, Findings, merged
-from thyroid_studio.engine.shape import shape_of
-from thyroid_studio.engine.tirads import score
-from thyroid_studio.engine.worklist import State
+from thyroid_studio.engine.datasets.layouts import read_mask
+from thyroid_studio.engine.findings.fields import FIELDS, Findings, merged
+from thyroid_studio.engine.findings.shape import shape_of
+from thyroid_studio.engine.findings.tirads import score
+from thyroid_studio.engine.labels.worklist import State
 
 CTRL, SHIFT = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +54,8 @@ def table(window) -> dict[str, tuple[str, ...]]:
 
 def expected_level(window) -> str:
     entry, label = window.worklist[window.current], window.canvas.label_model
-    result = score(merged(label.findings, entry.predictions["trfe"].findings), shape_of(label.mask, entry.spacing_mm))
+    result = score(merged(label.findings, entry.predictions["trfe"].findings), 
+                   shape_of(label.mask, window.worklist.spacing_for(window.current, label.mask)))
     return f"{result.level.name} ({result.level.title}): {result.total} points"
 
 

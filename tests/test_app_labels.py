@@ -7,15 +7,15 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMessageBox
-
-from test_app import SAMPLES, at, open_and_wait, paint
-from test_app import answers, models, window  # noqa: F401 (fixtures)
+from test_app import SAMPLES, answers, at, models, open_and_wait, paint, window  # noqa: F401 (fixtures)
 from test_canvas import shown_canvas
+
 from thyroid_studio.app.layers import CalipersItem
 from thyroid_studio.app.panels.layers_panel import LayersPanel
 from thyroid_studio.engine import geometry
-from thyroid_studio.engine.datasets import read_mask
-from thyroid_studio.engine.worklist import State
+from thyroid_studio.engine.calibration import Calibration
+from thyroid_studio.engine.datasets.layouts import read_mask
+from thyroid_studio.engine.labels.worklist import State
 
 LEFT = Qt.MouseButton.LeftButton
 CTRL = Qt.KeyboardModifier.ControlModifier
@@ -123,7 +123,7 @@ def test_caliper_two_clicks_drawn_listed_and_undone(qtbot, window):
 
 def test_caliper_in_millimetres_when_the_spacing_is_known(qtbot):
     canvas = shown_canvas(qtbot)
-    canvas.set_image(np.zeros((150, 200), np.uint8), spacing_mm=(0.5, 0.5))
+    canvas.set_image(np.zeros((150, 200), np.uint8), calibration=Calibration((0.5, 0.5)))
     canvas.set_tool("caliper")
     for x in (20.5, 80.5):
         qtbot.mouseClick(canvas.viewport(), LEFT, pos=canvas.mapFromScene(x, 50.5))
@@ -133,7 +133,7 @@ def test_caliper_in_millimetres_when_the_spacing_is_known(qtbot):
 
 def test_caliper_in_pixels_only_when_an_end_leaves_the_calibrated_region(qtbot):
     canvas = shown_canvas(qtbot)
-    canvas.set_image(np.zeros((150, 200), np.uint8), spacing_mm=(0.5, 0.5), region=(10, 10, 100, 140))
+    canvas.set_image(np.zeros((150, 200), np.uint8), calibration=Calibration((0.5, 0.5), (10, 10, 100, 140)))
     canvas.set_tool("caliper")
     for x in (20.5, 80.5, 50.5, 150.5):  # the first caliper inside the region, the second reaching out of it
         qtbot.mouseClick(canvas.viewport(), LEFT, pos=canvas.mapFromScene(x, 50.5))

@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox
-
-from test_app import SAMPLE, SAMPLES, open_and_wait, paint
-from test_app import answers, models, window  # noqa: F401 (fixtures)
+from test_app import SAMPLE, SAMPLES, answers, models, open_and_wait, paint, window  # noqa: F401 (fixtures)
 from test_frames import write_dicom
+
 from thyroid_studio.app.autosave import Autosave
 from thyroid_studio.app.dialogs.finetune_dialog import FinetuneDialog
 from thyroid_studio.app.dialogs.models_dialog import ModelsDialog, chosen_models
 from thyroid_studio.app.label_keeper import AS_IS, BLACK_OUT
 from thyroid_studio.app.launch import open_window
 from thyroid_studio.app.layers import HEATMAP
-from thyroid_studio.engine.architectures import build_model
-from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
-from thyroid_studio.engine.datasets import DatasetWriter, read_mask
+from thyroid_studio.engine.datasets.layouts import read_mask
+from thyroid_studio.engine.datasets.writer import DatasetWriter
+from thyroid_studio.engine.models.architectures import build_model
+from thyroid_studio.engine.models.checkpoint import ModelMeta, save_checkpoint
 from thyroid_studio.engine.progress import Finished
 
 LEFT = Qt.MouseButton.LeftButton

@@ -14,18 +14,18 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QMessageBox
-
-from prompt_models import BoxEcho, tiny_litemedsam
-from test_app import at
-from test_app import answers, models, window  # noqa: F401 (fixtures)
+from test_app import answers, at, models, window  # noqa: F401 (fixtures)
 from test_frames import write_dicom
+
 from thyroid_studio.app.autosave import Autosave
 from thyroid_studio.app.main_window import MainWindow
-from thyroid_studio.engine.datasets import read_mask
+from thyroid_studio.engine.datasets.layouts import read_mask
+from thyroid_studio.engine.inference.prompting import PromptSegmenter, box_around
+from thyroid_studio.engine.labels.worklist import State
 from thyroid_studio.engine.metrics import dice
-from thyroid_studio.engine.prompt_checkpoint import PromptModelMeta, save_prompt_model
-from thyroid_studio.engine.prompting import PromptSegmenter, box_around
-from thyroid_studio.engine.worklist import State
+from thyroid_studio.engine.models.prompt_checkpoint import PromptModelMeta, save_prompt_model
+
+from prompt_models import BoxEcho, tiny_litemedsam
 
 LEFT = Qt.MouseButton.LeftButton
 SHIFT, ALT = Qt.KeyboardModifier.ShiftModifier, Qt.KeyboardModifier.AltModifier

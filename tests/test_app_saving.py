@@ -12,20 +12,19 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
-
-from test_app import paint
-from test_app import answers, models, window  # noqa: F401 (fixtures)
+from test_app import answers, models, paint, window  # noqa: F401 (fixtures)
 from test_app_models import button_named, click_in_next_modal, reactivate
 from test_frames import write_dicom
+
 from thyroid_studio.app import label_keeper
 from thyroid_studio.app.label_keeper import BLACK_OUT
 from thyroid_studio.app.main_window import MainWindow
-from thyroid_studio.engine.dataset_writer import DatasetWriter
-from thyroid_studio.engine.datasets import read_mask
-from thyroid_studio.engine.findings import Findings, read_labels
-from thyroid_studio.engine.frames import read_frame
+from thyroid_studio.engine.datasets.layouts import read_mask
+from thyroid_studio.engine.datasets.writer import DatasetWriter
+from thyroid_studio.engine.findings.fields import Findings, read_labels
+from thyroid_studio.engine.io.frames import read_frame
+from thyroid_studio.engine.labels.worklist import State
 from thyroid_studio.engine.preprocessing import ultrasound_region
-from thyroid_studio.engine.worklist import State
 
 Button = QMessageBox.StandardButton
 CTRL = Qt.KeyboardModifier.ControlModifier

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from thyroid_studio.engine.checkpoint import CheckpointError, ModelMeta, load_checkpoint, read_meta, save_checkpoint
-from thyroid_studio.engine.architectures import build_model
+from thyroid_studio.engine.models.architectures import build_model
+from thyroid_studio.engine.models.checkpoint import (CheckpointError, ModelMeta, load_checkpoint, read_meta,
+                                                     save_checkpoint)
 
 
 def _saved(tmp_path: Path, half: bool = False) -> tuple[torch.nn.Module, Path]:
@@ -120,7 +121,7 @@ CRAFTED = [
 @pytest.mark.parametrize(("change", "message"), [c[1:] for c in CRAFTED], ids=[c[0] for c in CRAFTED])
 def test_crafted_metadata_is_one_clear_checkpoint_error(tmp_path: Path, monkeypatch, change, message) -> None:
     path = _crafted(tmp_path, change)
-    monkeypatch.setattr("thyroid_studio.engine.checkpoint.build_model", lambda *a: pytest.fail("built a network"))
+    monkeypatch.setattr("thyroid_studio.engine.models.checkpoint.build_model", lambda *a: pytest.fail("built a network"))
     for reader in (read_meta, load_checkpoint):
         with pytest.raises(CheckpointError, match=f"^{path}: .*{message}") as caught:
             reader(path)
@@ -131,7 +132,7 @@ def test_every_metadata_field_has_exactly_one_check() -> None:
     """Adding a ModelMeta field means adding its validator to META_CHECKS (one entry)."""
     from dataclasses import fields
 
-    from thyroid_studio.engine.checkpoint import META_CHECKS
+    from thyroid_studio.engine.models.checkpoint import META_CHECKS
 
     assert set(META_CHECKS) == {f.name for f in fields(ModelMeta)}
 

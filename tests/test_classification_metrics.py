@@ -7,11 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from thyroid_studio.engine.classification_metrics import (
-    accuracy, balanced_accuracy, bootstrap_interval, confusion_matrix, findings_metrics, format_findings_table,
-    majority_accuracy, per_class_accuracy, reliability, roc_auc, top_label, write_figure,
-)
-from thyroid_studio.engine.findings import FIELDS, Findings, PredictedFindings
+from thyroid_studio.engine.findings.classification_metrics import (accuracy, balanced_accuracy, bootstrap_interval,
+                                                                   confusion_matrix, findings_metrics,
+                                                                   format_findings_table, majority_accuracy,
+                                                                   per_class_accuracy, reliability, roc_auc, top_label,
+                                                                   write_figure)
+from thyroid_studio.engine.findings.fields import FIELDS, Findings, PredictedFindings
 
 
 def test_auc_counts_ordered_pairs_and_ties_as_half():

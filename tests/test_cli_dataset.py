@@ -12,10 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from identity_pairs import Tally, tally, write_pairs
 from thyroid_studio.cli import main
-from thyroid_studio.engine.dataset_index import DatasetIndex
-from thyroid_studio.engine.findings import Findings, read_labels
+from thyroid_studio.engine.datasets.index import DatasetIndex
+from thyroid_studio.engine.findings.fields import Findings, read_labels
+
+from identity_pairs import Tally, tally, write_pairs
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -15,17 +15,19 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from cli_files import image, scored_folder
 from test_frames import write_avi
 from test_hostile_frames import dicom_bomb, png_claiming
 from test_training import _write_pairs
 
 from thyroid_studio import cli
 from thyroid_studio.app import launch
-from thyroid_studio.engine import batch
-from thyroid_studio.engine.architectures import build_model
-from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
-from thyroid_studio.engine.datasets import read_mask
+from thyroid_studio.engine.calibration import Calibration
+from thyroid_studio.engine.datasets.layouts import read_mask
+from thyroid_studio.engine.inference import batch
+from thyroid_studio.engine.models.architectures import build_model
+from thyroid_studio.engine.models.checkpoint import ModelMeta, save_checkpoint
+
+from cli_files import image, scored_folder
 
 
 @pytest.fixture(scope="module")
@@ -405,10 +407,10 @@ def test_empty_input_and_resume_without_a_run_are_usage_errors(tmp_path, checkpo
 
 
 def test_millimetres_only_for_a_nodule_inside_the_calibrated_region():
-    from thyroid_studio.engine.frames import Frame
-    from thyroid_studio.engine.inference import Segmentation
+    from thyroid_studio.engine.inference.segmenter import Segmentation
+    from thyroid_studio.engine.io.frames import Frame
 
-    frame = Frame(np.zeros((40, 60), np.uint8), Path("us.dcm"), spacing_mm=(0.1, 0.1), region=(10, 5, 49, 34))
+    frame = Frame(np.zeros((40, 60), np.uint8), Path("us.dcm"), calibration=Calibration((0.1, 0.1), (10, 5, 49, 34)))
     mask = np.zeros((40, 60), bool)
     mask[10:20, 15:30] = True
     result = Segmentation(mask.astype(np.float32), mask, None, None)

@@ -23,29 +23,22 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from cli_files import image, scored_folder
-from prompt_models import tiny_litemedsam
 from test_training import _write_pairs
 
 from thyroid_studio import cli
-from thyroid_studio.engine import frames, prompt_checkpoint
-from thyroid_studio.engine.architectures import build_model
-from thyroid_studio.engine.checkpoint import (
-    CheckpointError,
-    ModelMeta,
-    read_meta,
-    save_checkpoint,
-)
-from thyroid_studio.engine.dataset_check import check
-from thyroid_studio.engine.dataset_writer import DatasetWriter
-from thyroid_studio.engine.datasets import DatasetError
-from thyroid_studio.engine.findings import FIELDS, LabelsError, read_labels
-from thyroid_studio.engine.frames import FrameReadError, read_frames
-from thyroid_studio.engine.prompt_checkpoint import (
-    PromptModelMeta,
-    load_prompt_model,
-    save_prompt_model,
-)
+from thyroid_studio.engine.datasets.check import check
+from thyroid_studio.engine.datasets.layouts import DatasetError
+from thyroid_studio.engine.datasets.writer import DatasetWriter
+from thyroid_studio.engine.findings.fields import FIELDS, LabelsError, read_labels
+from thyroid_studio.engine.io import frames
+from thyroid_studio.engine.io.frames import FrameReadError, read_frames
+from thyroid_studio.engine.models import prompt_checkpoint
+from thyroid_studio.engine.models.architectures import build_model
+from thyroid_studio.engine.models.checkpoint import CheckpointError, ModelMeta, read_meta, save_checkpoint
+from thyroid_studio.engine.models.prompt_checkpoint import PromptModelMeta, load_prompt_model, save_prompt_model
+
+from cli_files import image, scored_folder
+from prompt_models import tiny_litemedsam
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +234,7 @@ def test_a_hostile_labels_csv_is_one_labels_error(tmp_path, text, message):
 
 
 def test_an_oversized_labels_csv_is_refused_before_it_is_read(tmp_path, monkeypatch):
-    monkeypatch.setattr("thyroid_studio.engine.findings.MAX_LABELS_BYTES", 1000)
+    monkeypatch.setattr("thyroid_studio.engine.findings.fields.MAX_LABELS_BYTES", 1000)
     path = tmp_path / "labels.csv"
     path.write_text("id,tirads\n" + "".join(f"{i},3\n" for i in range(500)))
     with pytest.raises(LabelsError, match="a labels.csv is read whole and may hold at most 0 MB"):
@@ -293,7 +286,7 @@ def test_train_refuses_labels_that_name_no_frame_before_creating_the_run(tmp_pat
 def test_a_hostile_boxes_csv_is_one_usage_error(tmp_path, models, capsys, monkeypatch, text, message):
     boxes = tmp_path / "boxes.csv"
     if text is None:
-        monkeypatch.setattr("thyroid_studio.engine.prompt_batch.MAX_TABLE_BYTES", 100)
+        monkeypatch.setattr("thyroid_studio.engine.inference.prompt_batch.MAX_TABLE_BYTES", 100)
         text = "file,x0,y0,x1,y1\n" + "a.png,1,1,5,5\n" * 20
     boxes.write_text(text)
     assert run("prompt", "--boxes", boxes, "--out", tmp_path / "out", "--model", models["prompt"]) == 2
@@ -498,7 +491,7 @@ def ctrl_c_on_first_call(monkeypatch, owner, name: str) -> None:
 
 
 def test_ctrl_c_during_finetune_writes_nothing_and_says_so(tmp_path, models, pairs, capsys, monkeypatch):
-    from thyroid_studio.engine.trainer import Trainer
+    from thyroid_studio.engine.training.trainer import Trainer
 
     ctrl_c_on_first_call(monkeypatch, Trainer, "train_step")
     assert finetune(models, pairs, "--out", tmp_path / "new.pt") == cli.EXIT_INTERRUPTED
@@ -513,7 +506,7 @@ def test_ctrl_c_during_finetune_writes_nothing_and_says_so(tmp_path, models, pai
 
 
 def test_ctrl_c_during_segment_keeps_a_whole_csv_of_the_frames_done(tmp_path, models, capsys, monkeypatch):
-    from thyroid_studio.engine.inference import Segmenter
+    from thyroid_studio.engine.inference.segmenter import Segmenter
 
     for stem in "abc":
         image(tmp_path / "in" / f"{stem}.png")
@@ -526,7 +519,7 @@ def test_ctrl_c_during_segment_keeps_a_whole_csv_of_the_frames_done(tmp_path, mo
 
 
 def test_ctrl_c_during_prompt_keeps_the_summary_of_the_rows_done(tmp_path, models, monkeypatch, capsys):
-    from thyroid_studio.engine.prompting import PromptSegmenter
+    from thyroid_studio.engine.inference.prompting import PromptSegmenter
 
     source = image(tmp_path / "in" / "a.png")
     boxes = tmp_path / "boxes.csv"

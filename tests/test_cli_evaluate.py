@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from thyroid_studio import cli
-from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
-from thyroid_studio.engine.architectures import build_model
+from thyroid_studio.engine.models.architectures import build_model
+from thyroid_studio.engine.models.checkpoint import ModelMeta, save_checkpoint
 
 
 def square(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:

@@ -11,16 +11,16 @@ import pytest
 import torch
 
 from thyroid_studio import cli
-from thyroid_studio.engine.architectures import build_model
-from thyroid_studio.engine.batch import FINDINGS_COLUMNS
-from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
-from thyroid_studio.engine.classification_metrics import roc_auc
-from thyroid_studio.engine.datasets import read_mask
-from thyroid_studio.engine.findings import FIELDS, Findings, read_labels, write_labels
-from thyroid_studio.engine.frames import read_frame
-from thyroid_studio.engine.inference import Segmenter
-from thyroid_studio.engine.shape import shape_of
-from thyroid_studio.engine.tirads import score
+from thyroid_studio.engine.datasets.layouts import read_mask
+from thyroid_studio.engine.findings.classification_metrics import roc_auc
+from thyroid_studio.engine.findings.fields import FIELDS, Findings, read_labels, write_labels
+from thyroid_studio.engine.findings.shape import shape_of
+from thyroid_studio.engine.findings.tirads import score
+from thyroid_studio.engine.inference.batch import FINDINGS_COLUMNS
+from thyroid_studio.engine.inference.segmenter import Segmenter
+from thyroid_studio.engine.io.frames import read_frame
+from thyroid_studio.engine.models.architectures import build_model
+from thyroid_studio.engine.models.checkpoint import ModelMeta, save_checkpoint
 
 FRAMES = ("3", "15", "85", "86", "125", "10")  # labelled in DDTI: 3 (4b), 15 (4a), 85 (3), 86 (2), 125 (2); 10 is not
 THRESHOLD = "0.3"

@@ -8,12 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from prompt_models import BoxEcho, tiny_litemedsam
 from thyroid_studio import cli
-from thyroid_studio.engine.datasets import read_mask
-from thyroid_studio.engine.prompt_batch import prompt_boxes
-from thyroid_studio.engine.prompt_checkpoint import PromptModelMeta, save_prompt_model
-from thyroid_studio.engine.prompting import PromptSegmenter
+from thyroid_studio.engine.datasets.layouts import read_mask
+from thyroid_studio.engine.inference.prompt_batch import prompt_boxes
+from thyroid_studio.engine.inference.prompting import PromptSegmenter
+from thyroid_studio.engine.models.prompt_checkpoint import PromptModelMeta, save_prompt_model
+
+from prompt_models import BoxEcho, tiny_litemedsam
 
 
 @pytest.fixture(scope="module")

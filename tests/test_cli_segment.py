@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from thyroid_studio import cli
-from thyroid_studio.engine import batch
-from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
-from thyroid_studio.engine.datasets import read_mask
-from thyroid_studio.engine.inference import PostProcess, Segmenter
-from thyroid_studio.engine.architectures import build_model
+from thyroid_studio.engine.datasets.layouts import read_mask
+from thyroid_studio.engine.inference import batch
+from thyroid_studio.engine.inference.segmenter import PostProcess, Segmenter
+from thyroid_studio.engine.models.architectures import build_model
+from thyroid_studio.engine.models.checkpoint import ModelMeta, save_checkpoint
 
 REAL = ("1.png", "10004.png", "20005.png")
 
@@ -168,7 +168,7 @@ def test_segment_gland_needs_a_gland_head(tmp_path, inputs, capsys):
 
 
 def test_network_threads_leave_a_core(monkeypatch):
-    from thyroid_studio.engine import inference
+    from thyroid_studio.engine.inference import segmenter as inference
 
     for cores, threads in ((1, 1), (2, 1), (16, 15), (None, 1)):
         monkeypatch.setattr(inference.os, "cpu_count", lambda cores=cores: cores)

@@ -10,13 +10,14 @@ import cv2
 import numpy as np
 import pytest
 
-from dataset_files import gray, square_mask, tn3k_copy, write_png
-from thyroid_studio.engine import datasets as D
-from thyroid_studio.engine.dataset_check import check, repair
-from thyroid_studio.engine.dataset_index import DatasetIndex, content_hash
-from thyroid_studio.engine.dataset_writer import JOURNAL, AlreadySaved, DatasetWriter
-from thyroid_studio.engine.findings import Findings, read_labels
+from thyroid_studio.engine.datasets import layouts as D
+from thyroid_studio.engine.datasets.check import check, repair
+from thyroid_studio.engine.datasets.index import DatasetIndex, content_hash
+from thyroid_studio.engine.datasets.writer import JOURNAL, AlreadySaved, DatasetWriter
+from thyroid_studio.engine.findings.fields import Findings, read_labels
 from thyroid_studio.engine.preprocessing import Box
+
+from dataset_files import gray, square_mask, tn3k_copy, write_png
 
 
 def _folds(root: Path, k: int) -> dict:

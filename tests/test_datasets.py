@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from thyroid_studio.engine.datasets import layouts as D
+
 from dataset_files import gray, tn3k_copy, write_png
-from thyroid_studio.engine import datasets as D
 
 
 def test_real_ddti(shared_data):

@@ -4,10 +4,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from thyroid_studio.engine.architectures import ARCHITECTURES, arch_spec, build_model, load_pretrained_encoder
-from thyroid_studio.engine.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
-from thyroid_studio.engine.findings import FIELDS
-from thyroid_studio.engine.nets.encoders import ENCODERS, EfficientNetLite, encoder_spec, lite0_state_dict, lite0_weights_file
+from thyroid_studio.engine.findings.fields import FIELDS
+from thyroid_studio.engine.models.architectures import ARCHITECTURES, arch_spec, build_model, load_pretrained_encoder
+from thyroid_studio.engine.models.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
+from thyroid_studio.engine.nets.encoders import (ENCODERS, EfficientNetLite, encoder_spec, lite0_state_dict,
+                                                 lite0_weights_file)
 
 VOCABULARY = {name: list(classes) for name, classes in FIELDS.items()}
 
@@ -89,7 +90,7 @@ def test_a_checkpoint_holds_every_weight_and_its_encoder(tmp_path):
 
 
 def test_an_input_size_the_encoder_cannot_take_is_refused(tmp_path):
-    from thyroid_studio.engine.checkpoint import CheckpointError
+    from thyroid_studio.engine.models.checkpoint import CheckpointError
 
     meta = ModelMeta("unet", 4, encoder="efficientnet-lite0", in_channels=1, mean=(0.5,), std=(0.5,), input_size=(48, 48))
     path = save_checkpoint(tmp_path / "m.pt", build_model("unet", 4, 1, "efficientnet-lite0"), meta)

@@ -1,7 +1,7 @@
 """Findings.with_defaults (the user's findings over the network's) and the field titles."""
 from __future__ import annotations
 
-from thyroid_studio.engine.findings import FIELDS, TITLES, Findings
+from thyroid_studio.engine.findings.fields import FIELDS, TITLES, Findings
 
 
 def test_known_fields_win_and_unknown_ones_are_filled():

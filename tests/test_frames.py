@@ -12,15 +12,8 @@ from pydicom.encaps import encapsulate
 from pydicom.pixels import convert_color_space
 from pydicom.uid import ExplicitVRLittleEndian, JPEGLSLossless, UltrasoundImageStorage, generate_uid
 
-from thyroid_studio.engine.frames import (
-    Frame,
-    FrameReadError,
-    count_frames,
-    find_inputs,
-    is_dicom,
-    read_frame,
-    read_frames,
-)
+from thyroid_studio.engine.io.frames import (Frame, FrameReadError, count_frames, find_inputs, is_dicom, read_frame,
+                                             read_frames)
 
 RNG = np.random.default_rng(0)
 
@@ -97,7 +90,7 @@ def test_lossless_gray_8bit_round_trips(tmp_path, suffix):
     pixels = RNG.integers(0, 256, (5, 7), dtype=np.uint8)
     frame = read_frame(write_image(tmp_path / f"scan{suffix}", pixels))
     assert frame.pixels.dtype == np.uint8 and np.array_equal(frame.pixels, pixels)
-    assert (frame.index, frame.count, frame.spacing_mm, frame.name) == (0, 1, None, "scan")
+    assert (frame.index, frame.count, frame.calibration, frame.name) == (0, 1, None, "scan")
 
 
 @pytest.mark.parametrize("suffix", [".png", ".bmp", ".tiff"])
@@ -195,18 +188,18 @@ def test_dicom_ultrasound_regions_give_spacing(tmp_path):
     path = write_dicom(tmp_path / "us.dcm", pixels, SequenceOfUltrasoundRegions=regions, PixelSpacing=[9, 9])
     frame = read_frame(path)
     assert np.array_equal(frame.pixels, pixels) and frame.name == "us" and frame.count == 1
-    assert frame.spacing_mm == pytest.approx((0.2, 0.1))  # largest cm region wins over PixelSpacing
+    assert frame.calibration.spacing_mm == pytest.approx((0.2, 0.1))  # largest cm region wins over PixelSpacing
 
 
 def test_dicom_single_region_0_01_cm_is_0_1_mm(tmp_path):
     path = write_dicom(tmp_path / "us.dcm", np.zeros((4, 4), np.uint8), SequenceOfUltrasoundRegions=[us_region(4, 4, 0.01, 0.01)])
-    assert read_frame(path).spacing_mm == pytest.approx((0.1, 0.1))
+    assert read_frame(path).calibration.spacing_mm == pytest.approx((0.1, 0.1))
 
 
 def test_dicom_pixel_spacing_only_and_none(tmp_path):
     pixels = np.zeros((4, 4), np.uint8)
-    assert read_frame(write_dicom(tmp_path / "ps.dcm", pixels, PixelSpacing=[0.3, 0.4])).spacing_mm == (0.3, 0.4)
-    assert read_frame(write_dicom(tmp_path / "none.dcm", pixels)).spacing_mm is None
+    assert read_frame(write_dicom(tmp_path / "ps.dcm", pixels, PixelSpacing=[0.3, 0.4])).calibration.spacing_mm == (0.3, 0.4)
+    assert read_frame(write_dicom(tmp_path / "none.dcm", pixels)).calibration is None
 
 
 def test_dicom_multi_frame(tmp_path):
@@ -216,7 +209,7 @@ def test_dicom_multi_frame(tmp_path):
     frames = list(read_frames(path))
     assert [f.name for f in frames] == ["clip_f0000", "clip_f0001", "clip_f0002"]
     assert all(np.array_equal(f.pixels, p) for f, p in zip(frames, pixels))
-    assert all(f.count == 3 and f.spacing_mm == (0.2, 0.2) for f in frames)
+    assert all(f.count == 3 and f.calibration.spacing_mm == (0.2, 0.2) for f in frames)
     middle = read_frame(path, 1)
     assert middle.index == 1 and np.array_equal(middle.pixels, pixels[1])
     with pytest.raises(FrameReadError, match="clip.dcm: frame 3 is out of range"):

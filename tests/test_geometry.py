@@ -1,7 +1,6 @@
 """Geometry: component operations and measurements on drawn shapes with known sizes."""
 from __future__ import annotations
 
-
 import cv2
 import numpy as np
 import pytest

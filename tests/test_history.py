@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from thyroid_studio.engine.history import History, MaskDelta, StrokeRecorder, apply, delta_between, revert
-from thyroid_studio.engine.painting import fill_polygon, paint_disc, paint_segment, snap_centre
+from thyroid_studio.engine.labels.history import History, MaskDelta, StrokeRecorder, apply, delta_between, revert
+from thyroid_studio.engine.labels.painting import fill_polygon, paint_disc, paint_segment, snap_centre
 
 
 def blank() -> np.ndarray:

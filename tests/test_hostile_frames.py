@@ -17,20 +17,12 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.uid import RLELossless
-
 from test_frames import us_region, write_avi, write_dicom
-from thyroid_studio.engine import frames
-from thyroid_studio.engine.frames import (
-    MAX_PIXELS_VARIABLE,
-    SUPPORTED_EXTENSIONS,
-    Frame,
-    FrameReadError,
-    count_frames,
-    find_inputs,
-    read_frame,
-    read_frames,
-)
-from thyroid_studio.engine.image_header import image_size
+
+from thyroid_studio.engine.io import frames
+from thyroid_studio.engine.io.frames import (MAX_PIXELS_VARIABLE, SUPPORTED_EXTENSIONS, Frame, FrameReadError,
+                                             count_frames, find_inputs, read_frame, read_frames)
+from thyroid_studio.engine.io.image_header import image_size
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -257,10 +249,10 @@ def test_calibration_region_inside_the_frame_gives_spacing_there_only(tmp_path):
     region.RegionLocationMinX0, region.RegionLocationMinY0 = 10, 5
     path = write_dicom(tmp_path / "us.dcm", np.zeros((20, 30), np.uint8), SequenceOfUltrasoundRegions=[region])
     frame = read_frame(path)
-    assert frame.spacing_mm == pytest.approx((0.2, 0.1)) and frame.region == (10, 5, 29, 19)
+    assert frame.calibration.spacing_mm == pytest.approx((0.2, 0.1)) and frame.calibration.region == (10, 5, 29, 19)
     mask = np.zeros((20, 30), bool)
     mask[6:10, 12:20] = True
-    assert frame.spacing_for(mask) == frame.spacing_mm
+    assert frame.spacing_for(mask) == frame.calibration.spacing_mm
     mask[2, 2] = True  # one pixel outside the calibrated region
     assert frame.spacing_for(mask) is None
 
@@ -269,10 +261,10 @@ def test_calibration_region_outside_the_frame_warns_and_gives_no_mm(tmp_path, ca
     outside = us_region(595, 414, 0.05, 0.05)  # like pydicom's examples_ybr_color.dcm on its 320 x 240 frame
     path = write_dicom(tmp_path / "far.dcm", np.zeros((3, 240, 320), np.uint8), frames=3,
                        SequenceOfUltrasoundRegions=[outside], PixelSpacing=[0.3, 0.3])
-    with caplog.at_level(logging.WARNING, logger="thyroid_studio.engine.frames"):
+    with caplog.at_level(logging.WARNING, logger="thyroid_studio.engine.io.frames"):
         frames_read = list(read_frames(path))
         read_frame(path, 1)
-    assert all(f.spacing_mm is None and f.region is None for f in frames_read)
+    assert all(f.calibration is None for f in frames_read)
     warnings = [r.getMessage() for r in caplog.records]
     assert warnings == ["far.dcm: its ultrasound calibration region (0, 0)-(595, 414) lies outside the 320 x 240 frame; "
                         "no millimetres for it"]  # once per file, not once per frame
@@ -283,12 +275,12 @@ def test_calibration_uses_the_region_inside_the_frame(tmp_path):
     inside, outside = us_region(15, 10, 0.01, 0.01), us_region(900, 900, 0.05, 0.05)
     path = write_dicom(tmp_path / "two.dcm", np.zeros((20, 30), np.uint8), SequenceOfUltrasoundRegions=[outside, inside])
     frame = read_frame(path)
-    assert frame.spacing_mm == pytest.approx((0.1, 0.1)) and frame.region == (0, 0, 15, 10)
+    assert frame.calibration.spacing_mm == pytest.approx((0.1, 0.1)) and frame.calibration.region == (0, 0, 15, 10)
 
 
 def test_pixel_spacing_holds_for_the_whole_frame(tmp_path):
     frame = read_frame(write_dicom(tmp_path / "ps.dcm", np.zeros((4, 4), np.uint8), PixelSpacing=[0.3, 0.4]))
-    assert frame.region is None and frame.spacing_for(np.ones((4, 4), bool)) == (0.3, 0.4)
+    assert frame.calibration.region is None and frame.spacing_for(np.ones((4, 4), bool)) == (0.3, 0.4)
 
 
 # ---------------------------------------------------------------- video
@@ -369,7 +361,7 @@ def _valid_samples(folder: Path) -> dict[str, bytes]:
 READ_EVERY_FILE = r"""
 import json, resource, sys, tracemalloc
 from pathlib import Path
-from thyroid_studio.engine.frames import FrameReadError, count_frames, read_frame, read_frames
+from thyroid_studio.engine.io.frames import FrameReadError, count_frames, read_frame, read_frames
 outcomes = {}
 tracemalloc.start()
 for path in sorted(Path(sys.argv[1]).iterdir()):

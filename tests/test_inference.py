@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from thyroid_studio.engine import overlay
-from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
-from thyroid_studio.engine.inference import PostProcess, Segmentation, Segmenter, resolve_device
-from thyroid_studio.engine.architectures import build_model
+from thyroid_studio.engine.inference import overlay
+from thyroid_studio.engine.inference.segmenter import PostProcess, Segmentation, Segmenter, resolve_device
+from thyroid_studio.engine.models.architectures import build_model
+from thyroid_studio.engine.models.checkpoint import ModelMeta, save_checkpoint
 
 
 def tiny(arch: str = "trfe-a") -> tuple[torch.nn.Module, ModelMeta]:
@@ -124,7 +124,8 @@ def test_overlay_colours():
 
 
 def test_a_gland_over_the_whole_ultrasound_image_is_not_drawn_as_a_gland():
-    from thyroid_studio.engine.inference import WHOLE_IMAGE_GLAND, Segmentation
+    from thyroid_studio.engine.inference.segmenter import Segmentation
+    from thyroid_studio.engine.models.roles import WHOLE_IMAGE_GLAND
 
     mask = np.zeros((40, 40), bool)
     gland = np.ones((40, 40), bool)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from thyroid_studio.engine.findings import Findings
+from thyroid_studio.engine.findings.fields import Findings
 from thyroid_studio.engine.geometry import Caliper
-from thyroid_studio.engine.label_model import LabelChange, LabelModel
-from thyroid_studio.engine.painting import paint_disc
+from thyroid_studio.engine.labels.label_model import LabelChange, LabelModel
+from thyroid_studio.engine.labels.painting import paint_disc
 
 
 def dab(label: LabelModel, x: float, y: float, radius: float = 3, value: bool = True) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from thyroid_studio.engine.architectures import ARCHITECTURES, build_model
+from thyroid_studio.engine.models.architectures import ARCHITECTURES, build_model
 
 
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))

@@ -1,5 +1,5 @@
 """Recorded paths and commands read the same on every machine (checkpoints, cards, docs/runs)."""
-from thyroid_studio.engine.paths import PROJECT_ROOT, from_project, project_relative, relative_command
+from thyroid_studio.engine.io.paths import PROJECT_ROOT, from_project, project_relative, relative_command
 
 
 def test_paths_beside_the_project_are_recorded_relative_and_found_again():

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from thyroid_studio.engine.checkpoint import ModelMeta
+from thyroid_studio.engine.models.checkpoint import ModelMeta
 from thyroid_studio.engine.preprocessing import apply_contrast, prepare, prepare_mask, restore, ultrasound_region
 
 

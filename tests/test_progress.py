@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from thyroid_studio.engine.datasets import DatasetWriter
-from thyroid_studio.engine.finetuning import MIN_CORRECTED_FRAMES, FinetuneConfig, finetune
+from thyroid_studio.engine.datasets.writer import DatasetWriter
+from thyroid_studio.engine.training.finetuning import MIN_CORRECTED_FRAMES, FinetuneConfig, finetune
 
 
 def test_finetuning_refuses_too_few_corrected_frames(tmp_path):

@@ -8,17 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from thyroid_studio.engine.models.architectures import build_model
+from thyroid_studio.engine.models.checkpoint import CheckpointError, ModelMeta, load_checkpoint, save_checkpoint
+from thyroid_studio.engine.models.library import shipped_dir
+from thyroid_studio.engine.models.prompt_checkpoint import (PROMPT_FORMAT, PromptModelMeta, load_prompt_model,
+                                                            read_prompt_meta, save_prompt_model)
+
 from prompt_models import TINY, tiny_litemedsam
-from thyroid_studio.engine.checkpoint import CheckpointError, ModelMeta, load_checkpoint, save_checkpoint
-from thyroid_studio.engine.model_library import shipped_dir
-from thyroid_studio.engine.prompt_checkpoint import (
-    PROMPT_FORMAT,
-    PromptModelMeta,
-    load_prompt_model,
-    read_prompt_meta,
-    save_prompt_model,
-)
-from thyroid_studio.engine.architectures import build_model
 
 LITEMEDSAM_SHA256 = "79d8c9dca6db4d69d3f905579e5250af05e859fff9c1f543e89a513c3028ce76"
 

@@ -7,22 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from prompt_models import TINY, BoxEcho, tiny_litemedsam
-from thyroid_studio.engine.datasets import read_mask
-from thyroid_studio.engine.frames import read_frame
+from thyroid_studio.engine.datasets.layouts import read_mask
+from thyroid_studio.engine.inference.prompting import (PromptSegmenter, box_around, box_to_model, clip_box,
+                                                       model_geometry, model_input, propagate)
+from thyroid_studio.engine.io.frames import read_frame
 from thyroid_studio.engine.metrics import dice
-from thyroid_studio.engine.model_library import shipped_dir
+from thyroid_studio.engine.models.library import shipped_dir
 from thyroid_studio.engine.nets.litemedsam import LiteMedSAMConfig
 from thyroid_studio.engine.nets.tinyvit import relative_offset_index
-from thyroid_studio.engine.prompting import (
-    PromptSegmenter,
-    box_around,
-    box_to_model,
-    clip_box,
-    model_geometry,
-    model_input,
-    propagate,
-)
+
+from prompt_models import TINY, BoxEcho, tiny_litemedsam
 
 
 def textured(shape: tuple[int, int]) -> np.ndarray:

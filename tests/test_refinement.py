@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from prompt_models import BoxEcho, tiny_litemedsam
 from thyroid_studio import cli
-from thyroid_studio.engine.checkpoint import CheckpointError, ModelMeta, save_checkpoint
-from thyroid_studio.engine.inference import Segmentation
-from thyroid_studio.engine.prompt_checkpoint import PromptModelMeta, save_prompt_model
-from thyroid_studio.engine.prompting import PromptSegmenter, box_around
-from thyroid_studio.engine.refinement import RefinedSegmenter, with_refinement
-from thyroid_studio.engine.architectures import build_model
+from thyroid_studio.engine.inference.prompting import PromptSegmenter, box_around
+from thyroid_studio.engine.inference.refinement import RefinedSegmenter, with_refinement
+from thyroid_studio.engine.inference.segmenter import Segmentation
+from thyroid_studio.engine.models.architectures import build_model
+from thyroid_studio.engine.models.checkpoint import CheckpointError, ModelMeta, save_checkpoint
+from thyroid_studio.engine.models.prompt_checkpoint import PromptModelMeta, save_prompt_model
+
+from prompt_models import BoxEcho, tiny_litemedsam
 
 
 class FixedFirstStage:

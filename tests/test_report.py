@@ -12,13 +12,14 @@ import pytest
 import torch
 
 from thyroid_studio import cli
-from thyroid_studio.engine.architectures import build_model
-from thyroid_studio.engine.checkpoint import ModelMeta, save_checkpoint
-from thyroid_studio.engine.findings import FIELDS, Findings, PredictedFindings
-from thyroid_studio.engine.frames import Frame
-from thyroid_studio.engine.inference import Segmentation
-from thyroid_studio.engine.report_content import DISCLAIMER, build_page
-from thyroid_studio.engine.roles import ROLES
+from thyroid_studio.engine.calibration import Calibration
+from thyroid_studio.engine.findings.fields import FIELDS, Findings, PredictedFindings
+from thyroid_studio.engine.inference.segmenter import Segmentation
+from thyroid_studio.engine.io.frames import Frame
+from thyroid_studio.engine.models.architectures import build_model
+from thyroid_studio.engine.models.checkpoint import ModelMeta, save_checkpoint
+from thyroid_studio.engine.models.roles import ROLES
+from thyroid_studio.engine.reports.page import DISCLAIMER, build_page
 from thyroid_studio.report_pdf import ensure_gui_application, write_report_pdf
 
 META = ModelMeta("trfe-a", 4, findings={k: list(v) for k, v in FIELDS.items()}, name="tiny-trfe", version="7")
@@ -39,7 +40,7 @@ def synthetic(findings: PredictedFindings | None = None) -> tuple[Frame, Segment
     nodule[30:60, 40:60] = True
     gland = np.zeros((100, 120), bool)
     gland[10:90, 10:110] = True
-    frame = Frame(pixels, Path("scan.dcm"), spacing_mm=(0.1, 0.1))
+    frame = Frame(pixels, Path("scan.dcm"), calibration=Calibration((0.1, 0.1)))
     return frame, Segmentation(nodule.astype(np.float32), nodule, gland.astype(np.float32), gland, findings)
 
 

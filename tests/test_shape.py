@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from thyroid_studio.engine.datasets import read_mask
-from thyroid_studio.engine.shape import shape_of, solidity
+from thyroid_studio.engine.datasets.layouts import read_mask
+from thyroid_studio.engine.findings.shape import shape_of, solidity
 
 
 def plus_sign() -> np.ndarray:

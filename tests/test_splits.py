@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from thyroid_studio.engine.splits import contiguous_folds, exam_id, fold_split, holdout_split
+from thyroid_studio.engine.datasets.splits import contiguous_folds, exam_id, fold_split, holdout_split
 
 DDTI_LIKE = [str(i) for i in range(1, 41)] + ["10007", "20007", "10033", "20033", "10041", "20041"]
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from thyroid_studio.engine.datasets import read_mask
-from thyroid_studio.engine.findings import FIELDS, Findings, read_labels
-from thyroid_studio.engine.shape import Shape, shape_of
-from thyroid_studio.engine.tirads import (
-    ACR_POINTS, CATEGORIES, FINDINGS, FROM_DDTI, MASK, acr_choices, level_of, score, score_choices,
-)
+from thyroid_studio.engine.datasets.layouts import read_mask
+from thyroid_studio.engine.findings.fields import FIELDS, Findings, read_labels
+from thyroid_studio.engine.findings.shape import Shape, shape_of
+from thyroid_studio.engine.findings.tirads import (ACR_POINTS, CATEGORIES, FINDINGS, FROM_DDTI, MASK, acr_choices,
+                                                   level_of, score, score_choices)
 
 # The ACR chart, written out by hand (category, option, points): the table must say exactly this.
 CHART = [

@@ -12,20 +12,20 @@ import numpy as np
 import pytest
 import torch
 
-from thyroid_studio.engine.augment import HorizontalFlip, build_augmentation
-from thyroid_studio.engine.checkpoint import ModelMeta, load_checkpoint, read_meta
-from thyroid_studio.engine.datasets import open_dataset
-from thyroid_studio.engine.finetuning import FinetuneConfig, finetune, format_table
-from thyroid_studio.engine.findings import FIELDS
-from thyroid_studio.engine.frameset import epoch_pairs, load_frames, make_batch, read_sample, shard
-from thyroid_studio.engine.inference import Segmenter
-from thyroid_studio.engine.losses import LossWeights, multitask_loss, soft_dice_loss
+from thyroid_studio.engine.datasets.layouts import open_dataset
+from thyroid_studio.engine.findings.fields import FIELDS
+from thyroid_studio.engine.inference.segmenter import Segmenter
 from thyroid_studio.engine.metrics import binary_metrics
-from thyroid_studio.engine.model_library import default_model
-from thyroid_studio.engine.architectures import build_model
+from thyroid_studio.engine.models.architectures import build_model
+from thyroid_studio.engine.models.checkpoint import ModelMeta, load_checkpoint, read_meta
+from thyroid_studio.engine.models.library import default_model
 from thyroid_studio.engine.progress import EpochProgress, StepProgress
-from thyroid_studio.engine.run_folder import load_state
-from thyroid_studio.engine.trainer import TrainConfig, train
+from thyroid_studio.engine.training.augment import HorizontalFlip, build_augmentation
+from thyroid_studio.engine.training.finetuning import FinetuneConfig, finetune, format_table
+from thyroid_studio.engine.training.frameset import epoch_pairs, load_frames, make_batch, read_sample, shard
+from thyroid_studio.engine.training.losses import LossWeights, multitask_loss, soft_dice_loss
+from thyroid_studio.engine.training.run_folder import load_state
+from thyroid_studio.engine.training.trainer import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_FILES = ("config.json", "env.json", "data.json", "metrics.jsonl", "progress.png", "train.log", "checkpoint_best.pt",
@@ -293,7 +293,7 @@ def test_shipped_models_segment_ddti_frames(role, shared_data):
 
 def _with_labels(synthetic, tmp_path) -> Path:
     """The synthetic nodules with a labels.csv: known findings on most frames (both suspicious classes)."""
-    from thyroid_studio.engine.findings import Findings, write_labels
+    from thyroid_studio.engine.findings.fields import Findings, write_labels
 
     labels = {key: Findings({"tirads": "2" if i % 3 == 0 else "4b", "composition": "solid"})
               for i, key in enumerate(["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"])}
@@ -331,7 +331,7 @@ def test_fold_all_trains_on_every_frame_and_ships_the_final_model(synthetic, tmp
 
 
 def test_weak_gland_loss_only_pushes_the_gland_up_inside_the_nodule():
-    from thyroid_studio.engine.losses import weak_gland_loss
+    from thyroid_studio.engine.training.losses import weak_gland_loss
 
     logits = torch.zeros(1, 1, 8, 8, requires_grad=True)
     nodule = torch.zeros(1, 1, 8, 8)
@@ -343,7 +343,7 @@ def test_weak_gland_loss_only_pushes_the_gland_up_inside_the_nodule():
 
 
 def test_findings_loss_skips_unknown_labels_and_weights_classes():
-    from thyroid_studio.engine.losses import findings_loss
+    from thyroid_studio.engine.training.losses import findings_loss
 
     logits = {"suspicious": torch.tensor([3.0, -3.0, 0.0]), "tirads": torch.zeros(3, 6)}
     labels = {"suspicious": torch.tensor([1, 0, -1]), "tirads": torch.tensor([-1, -1, -1])}
@@ -358,7 +358,7 @@ def test_findings_loss_skips_unknown_labels_and_weights_classes():
 
 
 def test_zoom_to_mask_makes_the_gland_fill_more_of_the_frame():
-    from thyroid_studio.engine.augment import ZoomToMask
+    from thyroid_studio.engine.training.augment import ZoomToMask
 
     image = np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8)
     mask = np.zeros((64, 64), np.uint8)
@@ -386,8 +386,8 @@ def test_finetuning_the_nodule_decoder_leaves_encoder_and_gland_decoder_alone(sy
 def test_findings_loss_is_never_nan_when_the_weights_know_no_class():
     """Fine-tuning on corrected frames without labels, replaying labelled ones: a head whose class weights
     are all 0 (no labelled frame in the weighted sets) must add nothing, not NaN."""
-    from thyroid_studio.engine.frameset import FrameSet, class_weights
-    from thyroid_studio.engine.losses import findings_loss
+    from thyroid_studio.engine.training.frameset import FrameSet, class_weights
+    from thyroid_studio.engine.training.losses import findings_loss
 
     empty = FrameSet([], np.zeros((0, 4, 4), np.uint8), np.zeros((0, 4, 4), np.uint8), {"suspicious": np.zeros(0, np.int64)})
     labelled = FrameSet(["a", "b"], np.zeros((2, 4, 4), np.uint8), np.zeros((2, 4, 4), np.uint8),
@@ -403,7 +403,7 @@ def test_findings_loss_is_never_nan_when_the_weights_know_no_class():
 def test_a_card_states_the_limitations_its_own_cross_validation_shows(finished_run, tmp_path):
     """ship_model records cross-validation in the metrics; the card then says what those figures show:
     a gland over nearly the whole image is no prior, an AUC whose interval reaches 0.5 is not evidence."""
-    from thyroid_studio.engine.model_card import write_model_card
+    from thyroid_studio.engine.models.card import write_model_card
 
     _, meta = load_checkpoint(finished_run / "checkpoint_final.pt")
     meta.metrics = {"cross_validation": {

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from thyroid_studio.engine.uncertainty import binary_entropy, contour_band, contour_uncertainty
+from thyroid_studio.engine.inference.uncertainty import binary_entropy, contour_band, contour_uncertainty
 
 
 def disc(shape=(100, 120), centre=(60, 50), radius=20) -> np.ndarray:

@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from thyroid_studio.engine.dataset_writer import AlreadySaved
-from thyroid_studio.engine.datasets import DatasetWriter, read_mask
-from thyroid_studio.engine.findings import Findings, read_labels
-from thyroid_studio.engine.inference import Segmentation
-from thyroid_studio.engine.worklist import State, Worklist, natural_key
+from thyroid_studio.engine.datasets.layouts import read_mask
+from thyroid_studio.engine.datasets.writer import AlreadySaved, DatasetWriter
+from thyroid_studio.engine.findings.fields import Findings, read_labels
+from thyroid_studio.engine.inference.segmenter import Segmentation
+from thyroid_studio.engine.labels.worklist import State, Worklist, natural_key
 
 SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
 

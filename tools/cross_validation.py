@@ -25,17 +25,18 @@ from typing import Any
 
 import numpy as np
 
-from thyroid_studio.engine.checkpoint import read_meta
-from thyroid_studio.engine.classification_metrics import findings_metrics, format_findings_table, reliability, top_label, write_figure
-from thyroid_studio.engine.datasets import open_dataset
-from thyroid_studio.engine.evaluation import Case, evaluate
-from thyroid_studio.engine.files import write_text_atomic
-from thyroid_studio.engine.findings import FIELDS, LABELS_FILE, PredictedFindings, read_labels
-from thyroid_studio.engine.frameset import read_sample
-from thyroid_studio.engine.inference import PostProcess, Segmenter
-from thyroid_studio.engine.paths import from_project
-from thyroid_studio.engine.refinement import with_refinement
-from thyroid_studio.engine.splits import exam_id
+from thyroid_studio.engine.datasets.layouts import open_dataset
+from thyroid_studio.engine.datasets.splits import exam_id
+from thyroid_studio.engine.findings.classification_metrics import (findings_metrics, format_findings_table, reliability,
+                                                                   top_label, write_figure)
+from thyroid_studio.engine.findings.fields import FIELDS, LABELS_FILE, PredictedFindings, read_labels
+from thyroid_studio.engine.inference.refinement import with_refinement
+from thyroid_studio.engine.inference.segmenter import PostProcess, Segmenter
+from thyroid_studio.engine.io.files import write_text_atomic
+from thyroid_studio.engine.io.paths import from_project
+from thyroid_studio.engine.models.checkpoint import read_meta
+from thyroid_studio.engine.training.evaluation import Case, evaluate
+from thyroid_studio.engine.training.frameset import read_sample
 
 
 def fold_cases(run: Path) -> tuple[list[Case], Path]:

@@ -1,4 +1,4 @@
-"""How well the mask's solidity (engine/shape.py) tells the radiologists' margin labels apart on DDTI,
+"""How well the mask's solidity (engine/findings/shape.py) tells the radiologists' margin labels apart on DDTI,
 and where to cut it; the numbers of docs/tirads.md.
 
     .venv/bin/python tools/margin_study.py [--data ../shared/data/ddti]
@@ -22,12 +22,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from thyroid_studio.engine.classification_metrics import bootstrap_interval, roc_auc  # noqa: E402
-from thyroid_studio.engine.datasets import read_mask  # noqa: E402
-from thyroid_studio.engine.findings import FIELDS, read_labels  # noqa: E402
-from thyroid_studio.engine.shape import IRREGULAR_BELOW, shape_of  # noqa: E402
-from thyroid_studio.engine.splits import contiguous_folds, exam_id  # noqa: E402
-from thyroid_studio.engine.tirads import FROM_DDTI, LEVELS, level_of, score  # noqa: E402
+from thyroid_studio.engine.datasets.layouts import read_mask  # noqa: E402
+from thyroid_studio.engine.datasets.splits import contiguous_folds, exam_id  # noqa: E402
+from thyroid_studio.engine.findings.classification_metrics import bootstrap_interval, roc_auc  # noqa: E402
+from thyroid_studio.engine.findings.fields import FIELDS, read_labels  # noqa: E402
+from thyroid_studio.engine.findings.shape import IRREGULAR_BELOW, shape_of  # noqa: E402
+from thyroid_studio.engine.findings.tirads import FROM_DDTI, LEVELS, level_of, score  # noqa: E402
 
 IRREGULAR = {c for c, option in FROM_DDTI["margins"][1].items() if option == "lobulated or irregular"}
 

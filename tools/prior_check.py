@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from thyroid_studio.engine.frames import find_inputs, read_frame
-from thyroid_studio.engine.inference import Segmenter
+from thyroid_studio.engine.inference.segmenter import Segmenter
+from thyroid_studio.engine.io.frames import find_inputs, read_frame
 
 
 def main() -> int:

@@ -14,12 +14,12 @@ import json
 import shutil
 from pathlib import Path
 
-from thyroid_studio.engine.checkpoint import load_checkpoint, save_checkpoint
-from thyroid_studio.engine.files import write_text_atomic
-from thyroid_studio.engine.model_card import write_model_card
-from thyroid_studio.engine.model_library import shipped_dir
-from thyroid_studio.engine.paths import project_relative, relative_command
-from thyroid_studio.engine.roles import MODEL_ROLES
+from thyroid_studio.engine.io.files import write_text_atomic
+from thyroid_studio.engine.io.paths import project_relative, relative_command
+from thyroid_studio.engine.models.card import write_model_card
+from thyroid_studio.engine.models.checkpoint import load_checkpoint, save_checkpoint
+from thyroid_studio.engine.models.library import shipped_dir
+from thyroid_studio.engine.models.roles import MODEL_ROLES
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_FILES = ("metrics.jsonl", "progress.png", "env.json", "data.json")  # copied as they are; config.json is rewritten

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.datasets import DatasetError, read_mask
-from ..engine.files import write_mask_png, write_text_atomic
-from ..engine.findings import Findings
-from ..engine.model_library import user_home
+from ..engine.datasets.layouts import DatasetError, read_mask
+from ..engine.findings.fields import Findings
+from ..engine.io.files import write_mask_png, write_text_atomic
+from ..engine.models.library import user_home
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class Autosave:
         described = set()
         for info_path in sorted(self.folder.glob("*.json")):
             if info_path.name.startswith("."):
-                continue  # a temporary file a crash left behind (see engine/files.py)
+                continue  # a temporary file a crash left behind (see engine/io/files.py)
             described.add(info_path.stem)
             try:
                 info = json.loads(info_path.read_text(encoding="utf-8"))

@@ -1,7 +1,7 @@
 """The image view: frame, label and model layers, zoom/pan, and the editing tools.
 
 The canvas owns the scene and routes events. It holds no label of its own: it shows the
-frame's ``engine.label_model.LabelModel`` (the worklist entry's, the one owner of the mask,
+frame's ``engine.labels.label_model.LabelModel`` (the worklist entry's, the one owner of the mask,
 its calipers and its undo history), redraws what that model reports changed, and its tools
 (``edit_tools.py``) edit through it. Drawing is in ``layers.py``.
 Scene coordinates are image pixels: pixel (row r, column c) covers [c, c + 1) x [r, r + 1).
@@ -13,11 +13,13 @@ from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QMouseEvent, QPixmap, QResizeEvent, QWheelEvent
 from PySide6.QtWidgets import QFrame, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
+# isort: split
 import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
 
+from ..engine.calibration import Calibration
 from ..engine.geometry import Measurements
-from ..engine.label_model import LabelChange, LabelModel
-from ..engine.prompting import BoxXYXY
+from ..engine.inference.prompting import BoxXYXY
+from ..engine.labels.label_model import LabelChange, LabelModel
 from .edit_tools import BoxTool, BrushTool, CaliperTool, PanTool, Pointer, PolygonTool, Tool
 from .layers import (HEATMAP, LAYERS, SPECS, BrushCursor, CalipersItem, ContourLayerItem, DiametersItem, HeatmapItem,
                      LabelLayerItem, LayerStyle)
@@ -54,8 +56,7 @@ class Canvas(QGraphicsView):
         self.viewport().setMouseTracking(True)
 
         self.label_model = LabelModel(np.zeros((1, 1), bool))
-        self.spacing_mm: tuple[float, float] | None = None
-        self.region: tuple[int, int, int, int] | None = None
+        self.calibration: Calibration | None = None  # the shown frame's: calipers measure with it
 
         self._pixels = np.zeros((1, 1), np.uint8)
         self._window = (0.0, 1.0)
@@ -88,7 +89,7 @@ class Canvas(QGraphicsView):
 
     # ----- image and layers -------------------------------------------------------------
     def set_image(self, pixels: np.ndarray, label: LabelModel | np.ndarray | None = None,
-                  spacing_mm: tuple[float, float] | None = None, region: tuple[int, int, int, int] | None = None) -> None:
+                  calibration: Calibration | None = None) -> None:
         """Show a uint8 gray or RGB frame with its label (a frame's LabelModel; a mask or None makes a new
         one); drops what the active tool had in progress on the previous frame, clears overlays, fits the view."""
         if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] != 3):
@@ -101,7 +102,7 @@ class Canvas(QGraphicsView):
         self.label_model.unsubscribe(self._label_changed)
         self.label_model = label
         label.subscribe(self._label_changed)
-        self.spacing_mm, self.region = spacing_mm, region  # region: where spacing_mm holds (Frame.region)
+        self.calibration = calibration
         self._pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         self._show_pixels()
         for overlay in self._overlays.values():
@@ -109,7 +110,7 @@ class Canvas(QGraphicsView):
         self._heatmap.set_probability(None)
         self._diameters.set_measurements(None)
         self._label_item.render(label.mask)
-        self._calipers.set_calipers(label.calipers, spacing_mm, region)
+        self._calipers.set_calipers(label.calipers, calibration)
         self.setSceneRect(self.image_rect())
         self.zoom_fit()
 
@@ -193,7 +194,7 @@ class Canvas(QGraphicsView):
             self._label_item.render(self.label_model.mask, change.box)
             self.label_changed.emit()
         if change.calipers:
-            self._calipers.set_calipers(self.label_model.calipers, self.spacing_mm, self.region)
+            self._calipers.set_calipers(self.label_model.calipers, self.calibration)
         if change.finished:
             self.edit_finished.emit()
 

@@ -1,7 +1,7 @@
 """Canvas tools with Slicer's effect lifecycle: activate, pointer and key events, reset, deactivate.
 
 The canvas routes left-button and key events to the active tool; a tool edits the frame's
-label only through its ``engine.label_model.LabelModel`` (strokes, calipers, whole-mask
+label only through its ``engine.labels.label_model.LabelModel`` (strokes, calipers, whole-mask
 replacements), so each stroke, polygon, caliper or accepted box proposal is one undo step.
 Whatever a tool has in progress (a polygon's points, a caliper's first end, a box and its
 proposal) belongs to one frame: :meth:`Tool.reset` drops it when the frame changes, and
@@ -11,20 +11,38 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt, SignalInstance
 from PySide6.QtGui import QColor, QKeyEvent, QPainterPath
-from PySide6.QtWidgets import QGraphicsItem
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QWidget
 
+from ..engine.calibration import Calibration
 from ..engine.geometry import Caliper
-from ..engine.painting import Point, fill_polygon, paint_segment, snap_centre
-from ..engine.prompting import BoxXYXY
+from ..engine.inference.prompting import BoxXYXY
+from ..engine.labels.label_model import LabelModel
+from ..engine.labels.painting import Point, fill_polygon, paint_segment, snap_centre
 from .layers import BoxItem, PreviewPathItem, ProposalItem, caliper_text
 
-if TYPE_CHECKING:
-    from .canvas import Canvas
+
+class ToolView(Protocol):
+    """What a tool uses of the view it works in; the canvas is one, and tools know nothing else of it."""
+
+    label_model: LabelModel  # the shown frame's label: every edit goes through it
+    calibration: Calibration | None  # the shown frame's, for caliper lengths
+    nodule_clicked: SignalInstance  # (x, y) frame pixel the pan tool clicked
+    status_text: SignalInstance  # a line for the status bar
+    box_drawn: SignalInstance  # the box tool's box, to be answered with a proposal
+
+    @property
+    def brush_size(self) -> int: ...
+    def scene(self) -> QGraphicsScene: ...
+    def viewport(self) -> QWidget: ...
+    def image_rect(self) -> QRectF: ...
+    def pan_by(self, delta: QPointF) -> None: ...
+    def show_brush_cursor(self, centre: QPointF) -> None: ...
+    def hide_brush_cursor(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +54,7 @@ class Pointer:
     modifiers: Qt.KeyboardModifier
 
     def pixel(self) -> Point:
-        """(x, y) in pixel-centre coordinates (engine/painting.py): the scene minus half a pixel."""
+        """(x, y) in pixel-centre coordinates (engine/labels/painting.py): the scene minus half a pixel."""
         return self.scene.x() - 0.5, self.scene.y() - 0.5
 
 
@@ -45,14 +63,14 @@ class Tool:
 
     cursor = Qt.CursorShape.ArrowCursor
 
-    def __init__(self, canvas: "Canvas") -> None:
-        self.canvas = canvas
+    def __init__(self, view: ToolView) -> None:
+        self.view = view
         self._items: tuple[QGraphicsItem, ...] = ()  # what the tool draws: in the scene while it is active
 
     def activate(self) -> None:
-        self.canvas.viewport().setCursor(self.cursor)
+        self.view.viewport().setCursor(self.cursor)
         for item in self._items:
-            self.canvas.scene().addItem(item)
+            self.view.scene().addItem(item)
 
     @property
     def in_progress(self) -> bool:
@@ -67,7 +85,7 @@ class Tool:
         """Reset, and leave no items behind."""
         self.reset()
         for item in self._items:
-            self.canvas.scene().removeItem(item)
+            self.view.scene().removeItem(item)
 
     def press(self, pointer: Pointer) -> None:
         """Left button down."""
@@ -92,8 +110,8 @@ class PanTool(Tool):
     cursor = Qt.CursorShape.OpenHandCursor
     CLICK_SLOP = 3.0  # viewport pixels a click may move and still be a click
 
-    def __init__(self, canvas: "Canvas") -> None:
-        super().__init__(canvas)
+    def __init__(self, view: ToolView) -> None:
+        super().__init__(view)
         self._last: QPointF | None = None
         self._dragged = False
 
@@ -103,12 +121,12 @@ class PanTool(Tool):
     def move(self, pointer: Pointer) -> None:
         if self._last is not None and (self._dragged or _far(pointer.view, self._last, self.CLICK_SLOP)):
             self._dragged = True
-            self.canvas.pan_by(pointer.view - self._last)
+            self.view.pan_by(pointer.view - self._last)
             self._last = pointer.view
 
     def release(self, pointer: Pointer) -> None:
         if self._last is not None and not self._dragged:
-            self.canvas.nodule_clicked.emit(*pointer.pixel())
+            self.view.nodule_clicked.emit(*pointer.pixel())
         self._last = None
 
     def reset(self) -> None:
@@ -116,30 +134,30 @@ class PanTool(Tool):
 
 
 class BrushTool(Tool):
-    """Paint (or, with ``erase``, clear) a disc of ``canvas.brush_size`` pixels along the drag."""
+    """Paint (or, with ``erase``, clear) a disc of ``view.brush_size`` pixels along the drag."""
 
     cursor = Qt.CursorShape.CrossCursor
 
-    def __init__(self, canvas: "Canvas", erase: bool = False) -> None:
-        super().__init__(canvas)
+    def __init__(self, view: ToolView, erase: bool = False) -> None:
+        super().__init__(view)
         self._value = not erase
         self._text = "Erase" if erase else "Brush"
         self._last: Point | None = None
 
     def _centre(self, pointer: Pointer) -> Point:
-        return snap_centre(*pointer.pixel(), self.canvas.brush_size)
+        return snap_centre(*pointer.pixel(), self.view.brush_size)
 
     def press(self, pointer: Pointer) -> None:
         centre = self._centre(pointer)
-        self.canvas.label_model.begin_stroke(self._text)
+        self.view.label_model.begin_stroke(self._text)
         self._last = centre
         self._dab(centre)
 
     def move(self, pointer: Pointer) -> None:
         centre = self._centre(pointer)
-        self.canvas.show_brush_cursor(QPointF(centre[0] + 0.5, centre[1] + 0.5))
+        self.view.show_brush_cursor(QPointF(centre[0] + 0.5, centre[1] + 0.5))
         # An undo while the button is held closed the stroke: the rest of this drag paints nothing.
-        if self._last is not None and centre != self._last and self.canvas.label_model.in_stroke:
+        if self._last is not None and centre != self._last and self.view.label_model.in_stroke:
             self._dab(centre)
 
     def release(self, pointer: Pointer) -> None:
@@ -147,16 +165,16 @@ class BrushTool(Tool):
 
     def deactivate(self) -> None:
         super().deactivate()
-        self.canvas.hide_brush_cursor()
+        self.view.hide_brush_cursor()
 
     def reset(self) -> None:
         if self._last is not None:
             self._last = None
-            self.canvas.label_model.end_stroke()
+            self.view.label_model.end_stroke()
 
     def _dab(self, centre: Point) -> None:
-        start, radius, value = self._last, self.canvas.brush_size / 2, self._value
-        self.canvas.label_model.paint(lambda mask: paint_segment(mask, start, centre, radius, value))
+        start, radius, value = self._last, self.view.brush_size / 2, self._value
+        self.view.label_model.paint(lambda mask: paint_segment(mask, start, centre, radius, value))
         self._last = centre
 
 
@@ -166,8 +184,8 @@ class PolygonTool(Tool):
     cursor = Qt.CursorShape.CrossCursor
     LASSO_STEP = 3.0  # viewport pixels between lasso points
 
-    def __init__(self, canvas: "Canvas") -> None:
-        super().__init__(canvas)
+    def __init__(self, view: ToolView) -> None:
+        super().__init__(view)
         self._points: list[QPointF] = []
         self._last_view: QPointF | None = None  # viewport position of the last vertex
         self._pressed = False
@@ -231,7 +249,7 @@ class PolygonTool(Tool):
         if len(points) < 3:
             return
         erase = bool(modifiers & Qt.KeyboardModifier.ShiftModifier)
-        label = self.canvas.label_model
+        label = self.view.label_model
         label.begin_stroke("Polygon erase" if erase else "Polygon fill")
         label.paint(lambda mask: fill_polygon(mask, points, not erase))
         label.end_stroke()
@@ -253,8 +271,8 @@ class CaliperTool(Tool):
 
     cursor = Qt.CursorShape.CrossCursor
 
-    def __init__(self, canvas: "Canvas") -> None:
-        super().__init__(canvas)
+    def __init__(self, view: ToolView) -> None:
+        super().__init__(view)
         self._start: Point | None = None
         self._preview = PreviewPathItem(QColor(255, 255, 255))
         self._items = (self._preview,)
@@ -276,7 +294,7 @@ class CaliperTool(Tool):
         caliper = Caliper(self._start, end)
         self.reset()
         if caliper.length_px > 0:
-            self.canvas.label_model.add_caliper(caliper)
+            self.view.label_model.add_caliper(caliper)
 
     def double_click(self, pointer: Pointer) -> None:
         self.press(pointer)  # a quick second click arrives as a double-click
@@ -301,7 +319,7 @@ class CaliperTool(Tool):
         path.moveTo(self._start[0] + 0.5, self._start[1] + 0.5)
         path.lineTo(end[0] + 0.5, end[1] + 0.5)
         self._preview.setPath(path)
-        self.canvas.status_text.emit(caliper_text(Caliper(self._start, end), self.canvas.spacing_mm, self.canvas.region))
+        self.view.status_text.emit(caliper_text(Caliper(self._start, end), self.view.calibration))
 
 
 class BoxTool(Tool):
@@ -313,8 +331,8 @@ class BoxTool(Tool):
     cursor = Qt.CursorShape.CrossCursor
     CLICK_SLOP = PanTool.CLICK_SLOP
 
-    def __init__(self, canvas: "Canvas") -> None:
-        super().__init__(canvas)
+    def __init__(self, view: ToolView) -> None:
+        super().__init__(view)
         self._from: Pointer | None = None  # where the button went down
         self._dragging = False
         self.box: BoxXYXY | None = None  # the box asked about
@@ -350,7 +368,7 @@ class BoxTool(Tool):
         if not dragged:
             self.accept(pointer.modifiers)
             return
-        box = _pixel_box(QRectF(start.scene, pointer.scene).normalized(), self.canvas.image_rect())
+        box = _pixel_box(QRectF(start.scene, pointer.scene).normalized(), self.view.image_rect())
         if box is None:  # dragged outside the frame
             self.reset()
             return
@@ -358,7 +376,7 @@ class BoxTool(Tool):
         self._proposal_item.set_mask(None)
         self._box_item.setRect(QRectF(box[0], box[1], box[2] - box[0], box[3] - box[1]))
         self._box_item.show()
-        self.canvas.box_drawn.emit(box)
+        self.view.box_drawn.emit(box)
 
     def show_proposal(self, box: BoxXYXY, mask: np.ndarray) -> bool:
         """Show the answer to ``box``; False (and nothing shown) when it answers an older box."""
@@ -382,7 +400,7 @@ class BoxTool(Tool):
         proposal = self.proposal
         if proposal is None:
             return
-        label = self.canvas.label_model.mask
+        label = self.view.label_model.mask
         if modifiers & Qt.KeyboardModifier.AltModifier:
             mask, text = label & ~proposal, "Box prompt: subtract"
         elif modifiers & Qt.KeyboardModifier.ShiftModifier:
@@ -390,7 +408,7 @@ class BoxTool(Tool):
         else:
             mask, text = proposal, "Box prompt"
         self.reset()
-        self.canvas.label_model.replace(mask, text)
+        self.view.label_model.replace(mask, text)
 
 
 def _pixel_box(rect: QRectF, frame: QRectF) -> BoxXYXY | None:

@@ -1,4 +1,4 @@
-"""The frame list: a Qt list model mirroring the Qt-free ``engine.worklist.Worklist`` (thumbnail, name,
+"""The frame list: a Qt list model mirroring the Qt-free ``engine.labels.worklist.Worklist`` (thumbnail, name,
 state, uncertainty), the order it is shown in (as opened, or worst first) and which frames it shows
 (all, or those of one state: the propagated frames to review), and its view.
 
@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from PySide6.QtCore import (QAbstractListModel, QModelIndex, QPersistentModelIndex, QSize, QSortFilterProxyModel,
-                            Qt)
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QSize, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
 
-from ..engine.worklist import State, Worklist
+from ..engine.labels.worklist import State, Worklist
 from .workers import THUMB, ThumbnailLoader, thumbnail
 
 STATE_COLOURS = {

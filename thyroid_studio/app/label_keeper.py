@@ -8,16 +8,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-import numpy as np
-
-from ..engine.dataset_index import Match
-from ..engine.dataset_writer import AlreadySaved, DatasetWriter
-from ..engine.datasets import DatasetError
-from ..engine.frames import FrameReadError, is_dicom
-from ..engine.worklist import Worklist
+from ..engine.datasets.index import Match
+from ..engine.datasets.layouts import DatasetError
+from ..engine.datasets.writer import AlreadySaved, DatasetWriter
+from ..engine.io.frames import FrameReadError, is_dicom
+from ..engine.labels.worklist import Worklist
 from .autosave import Autosave, Leftovers
 
 Buttons = QMessageBox.StandardButton

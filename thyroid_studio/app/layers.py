@@ -4,7 +4,7 @@ diameters and calipers, the brush cursor, a box prompt and its proposed mask.
 The label is a raster (ARGB image in the mask's own pixels) so a brush dab re-renders
 only its own rectangle; model layers change once per inference and are vector paths
 (sharp at any zoom) built from ``geometry.contours``. Titles, colours and fill hatches
-come from the roles table (``engine/roles.py``); a filled area is hatched, never tinted,
+come from the roles table (``engine/models/roles.py``); a filled area is hatched, never tinted,
 so two filled layers stay apart where they overlap.
 """
 from __future__ import annotations
@@ -18,12 +18,13 @@ from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath,
 from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsPathItem, QGraphicsPixmapItem,
                                QGraphicsRectItem, QGraphicsSimpleTextItem, QStyleOptionGraphicsItem, QWidget)
 
+# isort: split
 import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
 
 from ..engine import geometry
-from ..engine.frames import spacing_at
-from ..engine.painting import Box
-from ..engine.roles import PRIMARY_ROLE, ROLES
+from ..engine.calibration import Calibration
+from ..engine.labels.painting import Box
+from ..engine.models.roles import PRIMARY_ROLE, ROLES
 
 HEATMAP = "probability"  # the layer showing the primary model's nodule probability
 HATCH_PERIOD, HATCH_WIDTH = 9, 2  # image pixels from one hatch line of a filled label to the next; line width
@@ -40,7 +41,7 @@ def screen_pen(colour: QColor, width: float, style: Qt.PenStyle = Qt.PenStyle.So
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """How a layer looks by default: a role of ``engine/roles.py`` on screen, or the heat map."""
+    """How a layer looks by default: a role of ``engine/models/roles.py`` on screen, or the heat map."""
 
     title: str
     rgb: tuple[int, int, int]
@@ -266,8 +267,7 @@ class CalipersItem(QGraphicsPathItem):
         self.setZValue(6)
         self._texts: list[QGraphicsSimpleTextItem] = []
 
-    def set_calipers(self, calipers: tuple[geometry.Caliper, ...], spacing_mm: tuple[float, float] | None,
-                     region: tuple[int, int, int, int] | None = None) -> None:
+    def set_calipers(self, calipers: tuple[geometry.Caliper, ...], calibration: Calibration | None) -> None:
         for text in self._texts:
             text.setParentItem(None)
             if text.scene() is not None:
@@ -284,7 +284,7 @@ class CalipersItem(QGraphicsPathItem):
             for end in (a, b):
                 path.moveTo(end - normal)
                 path.lineTo(end + normal)
-            self._texts.append(self._label(caliper_text(caliper, spacing_mm, region), b))
+            self._texts.append(self._label(caliper_text(caliper, calibration), b))
         self.setPath(path)
 
     def _label(self, text: str, at: QPointF) -> QGraphicsSimpleTextItem:
@@ -296,10 +296,10 @@ class CalipersItem(QGraphicsPathItem):
         return item
 
 
-def caliper_text(caliper: geometry.Caliper, spacing_mm: tuple[float, float] | None,
-                 region: tuple[int, int, int, int] | None = None) -> str:
-    """'12.3 mm (45.6 px)', or the pixels alone without a spacing or with an end outside the calibrated region."""
-    return geometry.size_text(caliper.length_px, caliper.length_mm(spacing_at(spacing_mm, region, (caliper.a, caliper.b))))
+def caliper_text(caliper: geometry.Caliper, calibration: Calibration | None) -> str:
+    """'12.3 mm (45.6 px)', or the pixels alone without a calibration or with an end outside its region."""
+    spacing = calibration.for_points((caliper.a, caliper.b)) if calibration else None
+    return geometry.size_text(caliper.length_px, caliper.length_mm(spacing))
 
 
 class BrushCursor(QGraphicsEllipseItem):

@@ -1,7 +1,7 @@
 """The main window: wiring of actions, docks, the canvas and the workers. No business logic here:
-frame states and labels (each with its findings and its own undo history) live in ``engine.worklist``,
+frame states and labels (each with its findings and its own undo history) live in ``engine.labels.worklist``,
 keeping labels (saving, resuming) in ``label_keeper``, editing in the canvas and its tools, work off the
-GUI thread in ``workers``, report pages in ``engine.report_content``."""
+GUI thread in ``workers``, report pages in ``engine.reports.page``."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,14 +12,14 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QScrollArea, QWidget
 
-from ..engine.checkpoint import CheckpointError, ModelMeta, read_meta
-from ..engine.dataset_index import Match
-from ..engine.frames import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameReadError
 from ..engine import geometry
+from ..engine.datasets.index import Match
 from ..engine.geometry import Point
-from ..engine.inference import Segmentation
-from ..engine.roles import MODEL_ROLES, PRIMARY_ROLE, ROLES
-from ..engine.worklist import Entry, State, Worklist
+from ..engine.inference.segmenter import Segmentation
+from ..engine.io.frames import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameReadError
+from ..engine.labels.worklist import Entry, State, Worklist
+from ..engine.models.checkpoint import CheckpointError, ModelMeta, read_meta
+from ..engine.models.roles import MODEL_ROLES, PRIMARY_ROLE, ROLES
 from ..report_pdf import write_report_pdf
 from .autosave import Autosave
 from .canvas import Canvas
@@ -257,7 +257,7 @@ class MainWindow(QMainWindow):
             self.worklist.release(previous)
         entry = self.worklist[row]
         self.frames_model.frame_decoded(row)
-        self.canvas.set_image(frame.pixels, label, entry.spacing_mm, entry.region)
+        self.canvas.set_image(frame.pixels, label, entry.calibration)
         self._pixels = frame.pixels
         self.prompt_worker.show_frame(entry.key, frame.pixels)
         self._show_predictions()
@@ -461,7 +461,7 @@ class MainWindow(QMainWindow):
             self.layers_panel.set_dice(role, dice)
         self._measure()
         label, entry = self.canvas.label_model, self.worklist[self.current]
-        self.measurements.show_calipers(label.calipers, entry.spacing_mm, entry.region)
+        self.measurements.show_calipers(label.calipers, entry.calibration)
         self.findings_panel.show_frame(label.findings, entry.predictions.get(PRIMARY_ROLE), label.mask,
                                        self.worklist.spacing_for(self.current, label.mask))
 

@@ -2,7 +2,7 @@
 as soon as the frame opens, boxes answered with proposed masks, and cine propagation as a job target.
 
 One :class:`PromptWorker` thread (a ``request_thread.RequestThread``) holds the prompt model
-(``engine.prompting.PromptSegmenter``, loaded on first use from ``models/litemedsam.pt`` unless one is
+(``engine.inference.prompting.PromptSegmenter``, loaded on first use from ``models/litemedsam.pt`` unless one is
 given) and serves the newest request: a box on the shown frame first, else the shown frame's embedding.
 A frame left before its embedding started is never embedded; one being embedded finishes (a forward pass cannot be interrupted) and
 stays in the segmenter's cache for a step back. :func:`run_propagation` is the target of a
@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from ..engine.checkpoint import CheckpointError
-from ..engine.frames import Frame, FrameReadError, count_frames, read_frames
-from ..engine.model_library import default_prompt_model
-from ..engine.prompting import DEFAULT_MARGIN_PX, BoxXYXY, PromptSegmenter, propagate
+from ..engine.inference.prompting import DEFAULT_MARGIN_PX, BoxXYXY, PromptSegmenter, propagate
+from ..engine.io.frames import Frame, FrameReadError, count_frames, read_frames
+from ..engine.models.checkpoint import CheckpointError
+from ..engine.models.library import default_prompt_model
 from ..engine.progress import ProgressEvent
 from .request_thread import RequestThread
 
@@ -133,7 +133,7 @@ def run_propagation(progress: Callable[[ProgressEvent | PropagatedFrame], None],
                     prompter: Callable[[], PromptSegmenter], source: Path, start_index: int,
                     start_mask: np.ndarray, margin: float = DEFAULT_MARGIN_PX) -> str:
     """Target of a ``ThreadJob``: carry ``start_mask`` (the label of frame ``start_index``) through the
-    following frames of ``source`` with ``engine.prompting.propagate``, reporting each frame as a
+    following frames of ``source`` with ``engine.inference.prompting.propagate``, reporting each frame as a
     :class:`PropagatedFrame`; returns how it ended, in words."""
     segmenter = prompter()
     total = max(count_frames(source) - start_index - 1, 0)

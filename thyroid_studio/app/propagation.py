@@ -9,8 +9,8 @@ from collections.abc import Callable
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
-from ..engine.prompting import PromptSegmenter
-from ..engine.worklist import Worklist
+from ..engine.inference.prompting import PromptSegmenter
+from ..engine.labels.worklist import Worklist
 from .prompt_worker import PropagatedFrame, run_propagation
 from .workers import ThreadJob
 

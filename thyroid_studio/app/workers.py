@@ -17,17 +17,18 @@ import torch
 from PySide6.QtCore import QObject, QThread, QTimer, Signal
 from PySide6.QtGui import QImage
 
+# isort: split
 import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
 
-from ..engine.batch import BatchOptions, BatchReport, segment_paths
-from ..engine.checkpoint import CheckpointError
-from ..engine.dataset_index import DatasetIndex, content_hash
-from ..engine.datasets import DatasetError
-from ..engine.frames import Frame, FrameReadError, read_frame, read_frames
-from ..engine.inference import Segmentation, Segmenter, network_threads
+from ..engine.datasets.index import DatasetIndex, content_hash
+from ..engine.datasets.layouts import DatasetError
+from ..engine.inference.batch import BatchOptions, BatchReport, segment_paths
+from ..engine.inference.segmenter import Segmentation, Segmenter, network_threads
+from ..engine.inference.uncertainty import contour_uncertainty
+from ..engine.io.frames import Frame, FrameReadError, read_frame, read_frames
+from ..engine.models.checkpoint import CheckpointError
+from ..engine.models.roles import MODEL_ROLES, PRIMARY_ROLE
 from ..engine.progress import BatchProgress, Finished, Message, ProgressEvent
-from ..engine.roles import MODEL_ROLES, PRIMARY_ROLE
-from ..engine.uncertainty import contour_uncertainty
 from .request_thread import RequestThread
 
 POLL_MS = 100
@@ -171,7 +172,7 @@ class DatasetLookup(RequestThread):
     knows is looked up (``DatasetIndex.find``: by content, else by record) and its saved mask read.
     Requests queue up; a request for another dataset folder replaces what is queued."""
 
-    found = Signal(object, object, object)  # frame key, engine.dataset_index.Match, saved mask (bool array)
+    found = Signal(object, object, object)  # frame key, engine.datasets.index.Match, saved mask (bool array)
     failed = Signal(str)  # the dataset cannot be read, or a saved mask cannot
     busy = Signal(str)  # what it is doing, "" when done
 
@@ -408,7 +409,7 @@ class ProcessJob(Job):
 
 def run_batch(progress: Callable[[ProgressEvent], None], should_stop: Callable[[], bool], paths: list[Path],
               out_dir: Path, model: Path, options: BatchOptions) -> BatchReport:
-    """``engine.batch.segment_paths``: the same outputs as ``thyroid-studio segment``."""
+    """``engine.inference.batch.segment_paths``: the same outputs as ``thyroid-studio segment``."""
     segmenter = Segmenter.from_checkpoint(model)
     return segment_paths(paths, out_dir, segmenter, options,
                          progress=lambda done, total: progress(BatchProgress(done, total)), should_stop=should_stop,
@@ -416,8 +417,8 @@ def run_batch(progress: Callable[[ProgressEvent], None], should_stop: Callable[[
 
 
 def run_finetune(progress: Callable[[ProgressEvent], None], should_stop: Callable[[], bool], **config: Any) -> Finished:
-    """Target of the fine-tune process: ``engine.finetuning.finetune`` with ``FinetuneConfig(**config)``."""
-    from ..engine.finetuning import FinetuneConfig, finetune
+    """Target of the fine-tune process: ``engine.training.finetuning.finetune`` with ``FinetuneConfig(**config)``."""
+    from ..engine.training.finetuning import FinetuneConfig, finetune
 
     leave_a_core_for_the_gui()
     result = finetune(FinetuneConfig(**config), progress=progress, should_stop=should_stop)

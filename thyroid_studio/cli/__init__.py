@@ -74,7 +74,7 @@ def use_network_threads(threads: int | None = None) -> None:
     machine has (``inference.network_threads``), so the reader and writer threads keep a core."""
     import torch
 
-    from ..engine.inference import network_threads
+    from ..engine.inference.segmenter import network_threads
 
     torch.set_num_threads(threads or network_threads())
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):  # file names that are not UTF-8 are printed as their own bytes
         sys.stdout.reconfigure(errors="surrogateescape")
     try:
-        from ..engine.frames import max_pixels
+        from ..engine.io.frames import max_pixels
 
         max_pixels()  # a bad $THYROID_STUDIO_MAX_PIXELS stops the command here, not once per file
     except ValueError as exc:

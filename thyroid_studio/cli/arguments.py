@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from ..engine.checkpoint import INPUT_MULTIPLE, MAX_INPUT_SIDE, MAX_WIDTH, MIN_INPUT_SIDE
+from ..engine.models.checkpoint import INPUT_MULTIPLE, MAX_INPUT_SIDE, MAX_WIDTH, MIN_INPUT_SIDE
 
 
 def whole(low: int, high: int | None = None) -> Callable[[str], int]:

@@ -1,6 +1,6 @@
 """`thyroid-studio dataset`: add labelled frames to a TN3K-layout dataset, check it (and repair it), count it.
 
-All writes go through engine/dataset_writer.py, the writer the app's saves use, so several
+All writes go through engine/datasets/writer.py, the writer the app's saves use, so several
 `add` runs and app windows can write to one dataset at once, and a crash leaves it whole.
 Exit status: 0 all done, 1 some inputs failed or problems were found, 2 usage error.
 """
@@ -43,10 +43,10 @@ def _error(action: str, message: str) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from ..engine.dataset_writer import AlreadySaved, DatasetWriter
-    from ..engine.datasets import DatasetError, open_dataset, read_mask
-    from ..engine.files import output_folder_problem
-    from ..engine.findings import LABELS_FILE, LabelsError, read_labels
+    from ..engine.datasets.layouts import DatasetError, open_dataset, read_mask
+    from ..engine.datasets.writer import AlreadySaved, DatasetWriter
+    from ..engine.findings.fields import LABELS_FILE, LabelsError, read_labels
+    from ..engine.io.files import output_folder_problem
 
     try:
         source = open_dataset(args.source)
@@ -104,9 +104,9 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from ..engine.dataset_check import check, repair
-    from ..engine.datasets import DatasetError
-    from ..engine.files import output_folder_problem
+    from ..engine.datasets.check import check, repair
+    from ..engine.datasets.layouts import DatasetError
+    from ..engine.io.files import output_folder_problem
 
     if not args.dataset.is_dir():
         _error("check", f"{args.dataset}: not a folder")
@@ -131,8 +131,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from ..engine.dataset_stats import dataset_stats
-    from ..engine.datasets import DatasetError
+    from ..engine.datasets.layouts import DatasetError
+    from ..engine.datasets.stats import dataset_stats
 
     try:
         stats = dataset_stats(args.dataset)

@@ -1,11 +1,11 @@
 """`thyroid-studio evaluate`: score a model, or a folder of predicted masks, against ground-truth masks.
 
-The scoring is ``engine.evaluation`` (the one that training and fine-tuning use): masks at each
+The scoring is ``engine.training.evaluation`` (the one that training and fine-tuning use): masks at each
 frame's original resolution, per image (mean ± std) and pooled over all pixels, printed in the
 paper's table style; for a model with a gland head, how much of the true nodule its gland
 covers (the region prior's coverage) and the gland's share of the ultrasound image; and when a
-``labels.csv`` (engine.findings) lies beside the masks, or is given with ``--labels``, and the
-model has findings heads, its predicted findings (engine.classification_metrics).
+``labels.csv`` (engine.findings.fields) lies beside the masks, or is given with ``--labels``, and the
+model has findings heads, its predicted findings (engine.findings.classification_metrics).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.inference import DEVICE_CHOICES
+from ..engine.inference.segmenter import DEVICE_CHOICES
 from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error, use_network_threads
 from .arguments import json_path, whole
 
@@ -66,7 +66,7 @@ class Problems:
 
 def masks_by_stem(folder: Path) -> dict[str, Path]:
     """Mask files below ``folder`` by file stem (overlays and hidden files skipped; first in sorted order wins)."""
-    from ..engine.frames import IMAGE_EXTENSIONS
+    from ..engine.io.frames import IMAGE_EXTENSIONS
 
     found: dict[str, Path] = {}
     for path in sorted(folder.rglob("*")):
@@ -77,8 +77,8 @@ def masks_by_stem(folder: Path) -> dict[str, Path]:
 
 def _inputs(args: argparse.Namespace) -> tuple[list[Path], dict[str, Path]]:
     """The image files and the ground-truth masks by key, from --dataset/--split or --images/--masks."""
-    from ..engine.datasets import open_dataset
-    from ..engine.frames import find_inputs
+    from ..engine.datasets.layouts import open_dataset
+    from ..engine.io.frames import find_inputs
 
     if args.dataset:
         if args.images or args.masks:
@@ -98,7 +98,7 @@ def _inputs(args: argparse.Namespace) -> tuple[list[Path], dict[str, Path]]:
 def check_outputs(args: argparse.Namespace) -> None:
     """ValueError, before any scoring, for a predictions folder that is missing, options that need --model,
     or a --json that cannot be written."""
-    from ..engine.files import output_folder_problem
+    from ..engine.io.files import output_folder_problem
 
     if args.predictions and not args.predictions.is_dir():
         raise ValueError(f"{args.predictions}: not a folder")
@@ -113,8 +113,8 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 def _pairs(images: list[Path], truth: dict[str, Path], problems: Problems) -> Iterator[tuple]:
     """(frame, ground-truth bool mask) for every frame that has a readable mask."""
-    from ..engine.datasets import DatasetError, read_mask
-    from ..engine.frames import FrameReadError, read_frames
+    from ..engine.datasets.layouts import DatasetError, read_mask
+    from ..engine.io.frames import FrameReadError, read_frames
 
     for image in images:
         try:
@@ -134,10 +134,10 @@ def _pairs(images: list[Path], truth: dict[str, Path], problems: Problems) -> It
 
 def _predictions(args: argparse.Namespace, pairs: Iterator[tuple], problems: Problems) -> Iterator[tuple]:
     """(frame, ground truth, Segmentation) from the model, or from the predictions folder (masks only)."""
-    from ..engine.batch import batches
-    from ..engine.datasets import DatasetError, read_mask
-    from ..engine.inference import PostProcess, Segmentation, Segmenter
-    from ..engine.model_library import resolve_model
+    from ..engine.datasets.layouts import DatasetError, read_mask
+    from ..engine.inference.batch import batches
+    from ..engine.inference.segmenter import PostProcess, Segmentation, Segmenter
+    from ..engine.models.library import resolve_model
 
     if args.predictions:
         predicted = masks_by_stem(args.predictions)
@@ -173,7 +173,7 @@ def _json_safe(value):
 
 def labels_path(args: argparse.Namespace) -> Path | None:
     """``--labels``, else the first labels.csv found in the dataset root, the masks folder or beside it."""
-    from ..engine.findings import LABELS_FILE
+    from ..engine.findings.fields import LABELS_FILE
 
     if args.labels:
         return args.labels
@@ -183,13 +183,13 @@ def labels_path(args: argparse.Namespace) -> Path | None:
 
 def run(args: argparse.Namespace) -> int:
     use_network_threads()
-    from ..engine.checkpoint import CheckpointError
-    from ..engine.classification_metrics import format_findings_table
-    from ..engine.datasets import DatasetError
-    from ..engine.evaluation import Case, Evaluation
-    from ..engine.files import write_text_atomic
-    from ..engine.findings import LabelsError, read_labels
+    from ..engine.datasets.layouts import DatasetError
+    from ..engine.findings.classification_metrics import format_findings_table
+    from ..engine.findings.fields import LabelsError, read_labels
+    from ..engine.io.files import write_text_atomic
     from ..engine.metrics import format_table
+    from ..engine.models.checkpoint import CheckpointError
+    from ..engine.training.evaluation import Case, Evaluation
 
     problems, evaluation, with_findings = Problems(), Evaluation(), 0
     try:

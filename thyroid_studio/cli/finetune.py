@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..engine.training.finetuning import MIN_CORRECTED_FRAMES, TRAINABLE, FinetuneConfig
 from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error
 from .arguments import checkpoint_path, non_negative, positive, probability, whole
 from .interruption import StopRequest
 from .train import SEED, labelled_keys
-
-from ..engine.finetuning import MIN_CORRECTED_FRAMES, TRAINABLE, FinetuneConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,12 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_inputs(args: argparse.Namespace) -> None:
     """ValueError with the first thing that would stop this fine-tuning, found before any work."""
-    from ..engine.checkpoint import CheckpointError, load_checkpoint
-    from ..engine.files import output_folder_problem
-    from ..engine.finetuning import check_output
-    from ..engine.inference import resolve_device
-    from ..engine.model_library import user_dir
-    from ..engine.splits import holdout_split
+    from ..engine.datasets.splits import holdout_split
+    from ..engine.inference.segmenter import resolve_device
+    from ..engine.io.files import output_folder_problem
+    from ..engine.models.checkpoint import CheckpointError, load_checkpoint
+    from ..engine.models.library import user_dir
+    from ..engine.training.finetuning import check_output
 
     try:
         load_checkpoint(args.source)  # the weights too: a file whose weights do not fit fails here, not mid-run
@@ -69,8 +68,8 @@ def check_inputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.finetuning import finetune, format_table
-    from ..engine.run_folder import command_line
+    from ..engine.training.finetuning import finetune, format_table
+    from ..engine.training.run_folder import command_line
 
     try:
         check_inputs(args)

@@ -27,9 +27,9 @@ def table(entries, defaults: set) -> str:
 
 
 def _defaults() -> set:
-    from ..engine.checkpoint import CheckpointError
-    from ..engine.model_library import default_model
-    from ..engine.roles import MODEL_ROLES
+    from ..engine.models.checkpoint import CheckpointError
+    from ..engine.models.library import default_model
+    from ..engine.models.roles import MODEL_ROLES
 
     found = set()
     for role in MODEL_ROLES:
@@ -41,8 +41,8 @@ def _defaults() -> set:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.checkpoint import CheckpointError
-    from ..engine.model_library import list_models, resolve_model, shipped_dir, user_dir
+    from ..engine.models.checkpoint import CheckpointError
+    from ..engine.models.library import list_models, resolve_model, shipped_dir, user_dir
 
     if args.card:
         try:

@@ -1,6 +1,6 @@
 """`thyroid-studio prompt`: one mask per box listed in a CSV, with the LiteMedSAM box-prompt model.
 
-A thin wrapper over engine.prompt_batch.prompt_boxes (the CSV format and the mask names are
+A thin wrapper over engine.inference.prompt_batch.prompt_boxes (the CSV format and the mask names are
 documented there and in the README).
 """
 from __future__ import annotations
@@ -8,16 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..engine.inference import DEVICE_CHOICES
-from . import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_SOME_FAILED,
-    EXIT_USAGE,
-    bar_progress,
-    print_error,
-    use_network_threads,
-)
+from ..engine.inference.segmenter import DEVICE_CHOICES
+from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, bar_progress, print_error, use_network_threads
 from .arguments import whole
 from .interruption import StopRequest
 
@@ -37,10 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..engine.checkpoint import CheckpointError
-    from ..engine.model_library import default_prompt_model, resolve_model
-    from ..engine.prompt_batch import BoxTableError, prompt_boxes, read_box_table
-    from ..engine.prompting import PromptSegmenter
+    from ..engine.inference.prompt_batch import BoxTableError, prompt_boxes, read_box_table
+    from ..engine.inference.prompting import PromptSegmenter
+    from ..engine.models.checkpoint import CheckpointError
+    from ..engine.models.library import default_prompt_model, resolve_model
 
     use_network_threads(args.threads)
     try:

@@ -1,6 +1,6 @@
 """`thyroid-studio report`: one PDF report per input file, one page per frame.
 
-Each page is engine.report_content's: the frame with the model's contours, measurements,
+Each page is engine.reports.page's: the frame with the model's contours, measurements,
 findings (the model's, or the user's from ``--labels``), ACR TI-RADS, the model, the date, and
 "For research, not diagnosis"; thyroid_studio.report_pdf draws it with Qt's PDF writer (offscreen).
 Exit status: 0 every input reported, 1 some inputs failed (one line each on stderr), 2 usage error.
@@ -12,7 +12,7 @@ import sys
 from itertools import islice
 from pathlib import Path
 
-from ..engine.inference import DEVICE_CHOICES
+from ..engine.inference.segmenter import DEVICE_CHOICES
 from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error, use_network_threads
 from .arguments import whole
 
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _frames(source: Path, max_pages: int) -> tuple[list, int]:
     """The first ``max_pages`` frames of ``source`` and how many it has."""
-    from ..engine.frames import count_frames, read_frames
+    from ..engine.io.frames import count_frames, read_frames
 
     total = count_frames(source)
     return list(islice(read_frames(source), max_pages)), total
@@ -41,13 +41,13 @@ def _frames(source: Path, max_pages: int) -> tuple[list, int]:
 
 def run(args: argparse.Namespace) -> int:
     use_network_threads()
-    from ..engine.batch import batches, check_output_dir, plan_jobs
-    from ..engine.checkpoint import CheckpointError
-    from ..engine.findings import read_labels
-    from ..engine.frames import FrameReadError
-    from ..engine.inference import Segmenter
-    from ..engine.model_library import resolve_model
-    from ..engine.report_content import build_page
+    from ..engine.findings.fields import read_labels
+    from ..engine.inference.batch import batches, check_output_dir, plan_jobs
+    from ..engine.inference.segmenter import Segmenter
+    from ..engine.io.frames import FrameReadError
+    from ..engine.models.checkpoint import CheckpointError
+    from ..engine.models.library import resolve_model
+    from ..engine.reports.page import build_page
     from ..report_pdf import ensure_gui_application, write_report_pdf
 
     def fail(message: str) -> None:

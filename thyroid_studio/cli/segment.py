@@ -1,23 +1,15 @@
-"""`thyroid-studio segment`: a thin command-line wrapper over engine.batch.segment_paths."""
+"""`thyroid-studio segment`: a thin command-line wrapper over engine.inference.batch.segment_paths."""
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
 
-from ..engine.checkpoint import CheckpointError
-from ..engine.inference import DEVICE_CHOICES
+from ..engine.inference.refinement import REFINEMENTS
+from ..engine.inference.segmenter import DEVICE_CHOICES
+from ..engine.models.checkpoint import CheckpointError
 from ..engine.preprocessing import CONTRAST_MODES
-from ..engine.refinement import REFINEMENTS
-from . import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_SOME_FAILED,
-    EXIT_USAGE,
-    bar_progress,
-    print_error,
-    use_network_threads,
-)
+from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, bar_progress, print_error, use_network_threads
 from .arguments import probability, whole
 from .interruption import StopRequest
 
@@ -60,17 +52,11 @@ class _BarWarnings(logging.Handler):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..engine.batch import (
-        CSV_NAME,
-        BatchOptions,
-        check_output_dir,
-        make_output_dir,
-        segment_paths,
-    )
-    from ..engine.frames import find_inputs
-    from ..engine.inference import PostProcess, Segmenter
-    from ..engine.model_library import resolve_model
-    from ..engine.refinement import with_refinement
+    from ..engine.inference.batch import CSV_NAME, BatchOptions, check_output_dir, make_output_dir, segment_paths
+    from ..engine.inference.refinement import with_refinement
+    from ..engine.inference.segmenter import PostProcess, Segmenter
+    from ..engine.io.frames import find_inputs
+    from ..engine.models.library import resolve_model
 
     use_network_threads(args.threads)
     if not find_inputs(args.paths):

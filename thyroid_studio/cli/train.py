@@ -12,12 +12,12 @@ import os
 import shutil
 from pathlib import Path
 
-from ..engine.augment import AUGMENTATIONS
-from ..engine.losses import LOSSES
-from ..engine.preprocessing import CONTRAST_MODES
-from ..engine.architectures import ARCHITECTURES, arch_spec
+from ..engine.datasets.splits import MAX_FOLDS
+from ..engine.models.architectures import ARCHITECTURES, arch_spec
 from ..engine.nets.encoders import ENCODERS, encoder_spec
-from ..engine.splits import MAX_FOLDS
+from ..engine.preprocessing import CONTRAST_MODES
+from ..engine.training.augment import AUGMENTATIONS
+from ..engine.training.losses import LOSSES
 from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error
 from .arguments import input_size, network_width, non_negative, positive, whole
 
@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def labelled_keys(root: str, what: str, split: str | None = None) -> list[str]:
     """The keys of a dataset (or one split of it), ValueError when it cannot be opened or a frame has no mask."""
-    from ..engine.datasets import open_dataset
+    from ..engine.datasets.layouts import open_dataset
 
     dataset = open_dataset(root)
     samples = dataset.split(split) if split else dataset.samples
@@ -89,10 +89,10 @@ def labelled_keys(root: str, what: str, split: str | None = None) -> list[str]:
 
 def check_inputs(args: argparse.Namespace) -> None:
     """ValueError with the first thing that would stop this run, found before anything is created."""
-    from ..engine.files import output_folder_problem
-    from ..engine.findings import LABELS_FILE, read_labels
-    from ..engine.inference import resolve_device
-    from ..engine.splits import fold_split
+    from ..engine.datasets.splits import fold_split
+    from ..engine.findings.fields import LABELS_FILE, read_labels
+    from ..engine.inference.segmenter import resolve_device
+    from ..engine.io.files import output_folder_problem
 
     if args.fold is not None and args.fold >= args.folds:
         raise ValueError(f"--fold {args.fold} is out of range for --folds {args.folds} (0 to {args.folds - 1})")
@@ -130,8 +130,8 @@ def check_inputs(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.run_folder import command_line
-    from ..engine.trainer import TrainConfig, train
+    from ..engine.training.run_folder import command_line
+    from ..engine.training.trainer import TrainConfig, train
 
     try:
         check_inputs(args)

@@ -1,1 +1,6 @@
-"""The engine: frames, networks, inference, training, metrics and datasets. No Qt below here."""
+"""The engine: everything Thyroid Studio does, with no Qt below here.
+
+Wings, lowest first; a wing imports only the root modules and the wings before it
+(``tests/test_architecture.py`` holds this): the root (geometry, metrics, progress,
+preprocessing), io, nets, findings, models, inference, datasets, training, reports, labels.
+"""

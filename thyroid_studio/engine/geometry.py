@@ -2,7 +2,7 @@
 
 A mask is a 2-D bool or uint8 array, nonzero = nodule. Components are 8-connected
 (holes therefore 4-connected). Coordinates are (x, y) = (column, row); spacing is
-``(row_mm, col_mm)`` as in :class:`~thyroid_studio.engine.frames.Frame`.
+``(row_mm, col_mm)`` as in :class:`~thyroid_studio.engine.io.frames.Frame`.
 
 Measurements treat each pixel as a unit square, so a w-pixel-wide rectangle is w
 pixels wide (not w - 1), and diameters run between pixel corners.

@@ -7,16 +7,26 @@ the checkpoint's input size, and per-channel normalisation.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:  # annotations only: reading frames (frames.py) must not import torch
-    from .checkpoint import ModelMeta
+CONTRAST_MODES = ("none", "equalize", "clahe")  # the checkpoint's ``contrast`` is validated against these
 
-CONTRAST_MODES = ("none", "equalize", "clahe")
+
+class InputSpec(Protocol):
+    """What preprocessing needs of a model (a checkpoint's ``ModelMeta``); the module imports no
+    model code, since reading frames uses it and must not import torch."""
+
+    input_size: tuple[int, int]
+    keep_aspect: bool
+    contrast: str
+    in_channels: int
+    mean: Sequence[float]
+    std: Sequence[float]
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,7 @@ def _content_box(crop: Box, input_size: tuple[int, int], keep_aspect: bool) -> B
     return Box(y0, y0 + h, x0, x0 + w)
 
 
-def geometry_for(gray: np.ndarray, meta: ModelMeta, crop: bool) -> Geometry:
+def geometry_for(gray: np.ndarray, meta: InputSpec, crop: bool) -> Geometry:
     """Decide the crop and the placement in the network input for one frame."""
     box = ultrasound_region(gray) if crop else Box(0, gray.shape[0], 0, gray.shape[1])
     return Geometry(gray.shape[:2], box, _content_box(box, meta.input_size, meta.keep_aspect))
@@ -125,7 +135,7 @@ def _place(image: np.ndarray, geometry: Geometry, size: tuple[int, int], interpo
     return out
 
 
-def normalize(gray: np.ndarray, meta: ModelMeta) -> np.ndarray:
+def normalize(gray: np.ndarray, meta: InputSpec) -> np.ndarray:
     """(C, H, W) float32: the gray image repeated over the model's channels, scaled to [0, 1], standardised."""
     x = gray.astype(np.float32) / 255.0
     mean = np.asarray(meta.mean, np.float32)[:, None, None]
@@ -133,7 +143,7 @@ def normalize(gray: np.ndarray, meta: ModelMeta) -> np.ndarray:
     return (np.broadcast_to(x, (meta.in_channels, *x.shape)) - mean) / std
 
 
-def crop_and_resize(image: np.ndarray, meta: ModelMeta, crop: bool = True) -> tuple[np.ndarray, Geometry]:
+def crop_and_resize(image: np.ndarray, meta: InputSpec, crop: bool = True) -> tuple[np.ndarray, Geometry]:
     """Frame pixels -> (gray uint8 at the network's input size, geometry to map the output back).
 
     Training caches this step and augments its output; inference follows it with :func:`to_input`.
@@ -143,20 +153,20 @@ def crop_and_resize(image: np.ndarray, meta: ModelMeta, crop: bool = True) -> tu
     return _place(gray, geometry, meta.input_size, cv2.INTER_AREA), geometry
 
 
-def to_input(placed: np.ndarray, meta: ModelMeta, contrast: str | None = None) -> np.ndarray:
+def to_input(placed: np.ndarray, meta: InputSpec, contrast: str | None = None) -> np.ndarray:
     """Gray uint8 at input size -> normalised (C, H, W) float32, with the model's contrast mode."""
     return normalize(apply_contrast(placed, contrast or meta.contrast), meta)
 
 
 def prepare(
-    image: np.ndarray, meta: ModelMeta, crop: bool = True, contrast: str | None = None
+    image: np.ndarray, meta: InputSpec, crop: bool = True, contrast: str | None = None
 ) -> tuple[np.ndarray, Geometry]:
     """Frame pixels -> (network input (C, H, W) float32, geometry to map the output back)."""
     placed, geometry = crop_and_resize(image, meta, crop)
     return to_input(placed, meta, contrast), geometry
 
 
-def prepare_mask(mask: np.ndarray, geometry: Geometry, meta: ModelMeta) -> np.ndarray:
+def prepare_mask(mask: np.ndarray, geometry: Geometry, meta: InputSpec) -> np.ndarray:
     """A frame-sized binary mask -> (H, W) float32 0/1 target aligned with :func:`prepare`'s output."""
     placed = _place((mask > 0).astype(np.uint8), geometry, meta.input_size, cv2.INTER_NEAREST)
     return placed.astype(np.float32)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTabWidget, QTextBrowser, QVBoxLayout, QWidget
 
 from ... import __version__
-from ...engine.checkpoint import CheckpointError
-from ...engine.model_library import ModelEntry, default_prompt_model, list_models
+from ...engine.models.checkpoint import CheckpointError
+from ...engine.models.library import ModelEntry, default_prompt_model, list_models
 
 RESEARCH_NOTE = "For research, not diagnosis."
 CITATIONS = [

@@ -1,4 +1,4 @@
-"""Batch > Segment folder: progress of ``engine.batch.segment_paths`` on a worker thread (count, rate,
+"""Batch > Segment folder: progress of ``engine.inference.batch.segment_paths`` on a worker thread (count, rate,
 time left), cancel, and the results handed back to be loaded into the frame list."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
 
-from ...engine.batch import BatchOptions, BatchReport
+from ...engine.inference.batch import BatchOptions, BatchReport
 from ...engine.progress import BatchProgress, ProgressEvent
 from ..workers import ThreadJob, run_batch
 from .job_dialog import JobDialog

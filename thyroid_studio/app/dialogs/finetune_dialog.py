@@ -1,4 +1,4 @@
-"""Model > Retrain / fine-tune: ``engine.finetuning.finetune`` in a separate process, its loss and
+"""Model > Retrain / fine-tune: ``engine.training.finetuning.finetune`` in a separate process, its loss and
 validation Dice plotted live, cancel, and at the end the before/after table and the choice to activate
 the new checkpoint or keep the current one (the old checkpoint is never touched: rollback stays possible).
 When the held-out Dice did not improve, "Keep current model" is the default."""
@@ -11,8 +11,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QDialogButtonBox, QPushButton, QTableWidget, QTableWidgetItem, QWidget
 
-from ...engine.finetuning import improved
 from ...engine.progress import EpochProgress, Finished, ProgressEvent, StageProgress, StepProgress
+from ...engine.training.finetuning import improved
 from ..workers import ProcessJob, run_finetune
 from .job_dialog import JobDialog
 

@@ -1,6 +1,6 @@
 """Model > Choose models: which checkpoint draws each contour colour, among ``list_models()``.
 
-Each model slot of ``engine/roles.py`` offers every model, but only those whose architecture fits
+Each model slot of ``engine/models/roles.py`` offers every model, but only those whose architecture fits
 the role can be chosen (a U-Net has no gland prior: it cannot draw TRFE-Net's red contour). The
 choice is remembered in QSettings ("models/<role>"); earlier and fine-tuned models stay in the user
 folder, so choosing an older one is the rollback.
@@ -13,10 +13,10 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QWidget
 
-from ...engine.architectures import arch_spec
-from ...engine.checkpoint import CheckpointError
-from ...engine.model_library import ModelEntry, default_model, list_models
-from ...engine.roles import MODEL_ROLES, ROLES, fits
+from ...engine.models.architectures import arch_spec
+from ...engine.models.checkpoint import CheckpointError
+from ...engine.models.library import ModelEntry, default_model, list_models
+from ...engine.models.roles import MODEL_ROLES, ROLES, fits
 
 
 def chosen_models(settings: QSettings) -> dict[str, Path | None]:

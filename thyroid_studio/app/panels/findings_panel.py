@@ -1,26 +1,26 @@
 """The Findings panel of the shown frame: what the primary model predicts (P(suspicious) and each
 field's class probabilities, when it has findings heads), the user's own findings (one drop-down per
-field of ``engine/findings.py`` FIELDS, plus "unknown"), the ACR TI-RADS points and level
-(``engine/tirads.py``: the user's findings over the model's, the shape from the label) and the size
+field of ``engine/findings/fields.py`` FIELDS, plus "unknown"), the ACR TI-RADS points and level
+(``engine/findings/tirads.py``: the user's findings over the model's, the shape from the label) and the size
 from the Measurements panel.
 
 The panel holds no findings of its own: a choice is reported by ``finding_chosen`` and becomes an
-edit of the frame's label (``engine/label_model.py``, undone in the same history as the mask); the
+edit of the frame's label (``engine/labels/label_model.py``, undone in the same history as the mask); the
 window then shows the label's findings again with :meth:`FindingsPanel.show_frame`. The rows of the
 TI-RADS table are the report's (``engine/report_content.tirads_table``)."""
 from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QGroupBox, QHeaderView, QLabel,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QGroupBox, QHeaderView, QLabel, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
-from ...engine.findings import FIELDS, TITLES, Findings, PredictedFindings, merged
+from ...engine.findings.fields import FIELDS, TITLES, Findings, PredictedFindings, merged
+from ...engine.findings.shape import shape_of
+from ...engine.findings.tirads import score
 from ...engine.geometry import Measurements
-from ...engine.inference import Segmentation
-from ...engine.report_content import UNKNOWN, tirads_table
-from ...engine.shape import shape_of
-from ...engine.tirads import score
+from ...engine.inference.segmenter import Segmentation
+from ...engine.reports.page import UNKNOWN, tirads_table
 
 NO_FRAME = "No frame shown."
 WAITING = "Waiting for the model's prediction…"

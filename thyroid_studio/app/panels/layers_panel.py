@@ -1,4 +1,4 @@
-"""Legend and display controls for the canvas layers (titles and colours from ``engine/roles.py``
+"""Legend and display controls for the canvas layers (titles and colours from ``engine/models/roles.py``
 through ``layers.SPECS``), and the frame's brightness/contrast."""
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QFormLayout, QLabel, QWidget
 
+from ...engine.calibration import Calibration
 from ...engine.geometry import Caliper, Measurements, Point, components, measure, select_component, size_text
 from ..layers import caliper_text
 
@@ -52,9 +53,8 @@ class MeasurementsPanel(QWidget):
         if not self._timer.isActive():
             self._timer.start()
 
-    def show_calipers(self, calipers: tuple[Caliper, ...], spacing_mm: tuple[float, float] | None,
-                      region: tuple[int, int, int, int] | None = None) -> None:
-        self.values["calipers"].setText("\n".join(caliper_text(c, spacing_mm, region) for c in calipers) or "–")
+    def show_calipers(self, calipers: tuple[Caliper, ...], calibration: Calibration | None) -> None:
+        self.values["calipers"].setText("\n".join(caliper_text(c, calibration) for c in calipers) or "–")
 
     def _measure(self) -> None:
         if self._pending is None:

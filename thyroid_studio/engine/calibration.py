@@ -1,0 +1,39 @@
+"""Millimetres per pixel and the part of the frame where they hold: one value from the file (or the
+user) to every measurement, so no caller pairs a spacing with a region of its own."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+Region = tuple[int, int, int, int]  # (x0, y0, x1, y1), inclusive pixel columns and rows
+Spacing = tuple[float, float]  # (row, column) millimetres per pixel
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A frame's calibration: ``spacing_mm`` holds inside ``region`` (None: the whole frame).
+
+    Scanners calibrate only the B-mode region; millimetres measured across its border would be
+    guesses, so a measurement gets the spacing only when all of it lies inside. A frame without
+    any calibration has ``None`` instead of a Calibration.
+    """
+
+    spacing_mm: Spacing
+    region: Region | None = None
+
+    def for_mask(self, mask: np.ndarray) -> Spacing | None:
+        """The spacing if every pixel of ``mask`` lies inside the region, else None."""
+        if self.region is None:
+            return self.spacing_mm
+        x0, y0, x1, y1 = self.region
+        inside = np.count_nonzero(mask[y0 : y1 + 1, x0 : x1 + 1])
+        return self.spacing_mm if inside == np.count_nonzero(mask) else None
+
+    def for_points(self, points: Iterable[tuple[float, float]]) -> Spacing | None:
+        """The spacing if every (x, y) point (a caliper's ends) lies inside the region, else None."""
+        if self.region is None:
+            return self.spacing_mm
+        x0, y0, x1, y1 = self.region
+        return self.spacing_mm if all(x0 <= x <= x1 and y0 <= y <= y1 for x, y in points) else None

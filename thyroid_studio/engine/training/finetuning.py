@@ -1,0 +1,318 @@
+"""Fine-tuning a checkpoint on corrected frames: the training loop's variant that learns without forgetting.
+
+:class:`FinetuneTrainer` overrides the steps of ``trainer.Trainer`` that differ:
+
+- data: the corrected frames (a contiguous block of their exams held out to measure the
+  change), frames replayed from the original training data (``replay_ratio`` per corrected
+  frame, re-drawn every epoch), and the original validation split recorded in the source;
+- network: the source checkpoint; ``trainable`` says which parts learn (the rest is
+  frozen), and BatchNorm statistics stay frozen (a handful of frames cannot estimate them);
+- validation: Dice on the held-out corrected frames after every epoch (a live curve), and
+  before/after on the held-out frames and the original validation split;
+- the end: a NEW versioned checkpoint and card; the source file is only ever read.
+
+The findings heads learn too where the corrected dataset has a labels.csv. The defaults
+come from ``bench/finetune_gain.py`` (docs/training.md).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..datasets.layouts import DatasetError, open_dataset
+from ..datasets.splits import holdout_split
+from ..findings.fields import LABELS_FILE, Findings, read_labels
+from ..io.paths import from_project, project_relative
+from ..models.card import write_model_card
+from ..models.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
+from ..models.library import user_dir
+from ..progress import EpochProgress, StageProgress
+from .evaluation import Case, evaluate
+from .frameset import FrameSet, Item, load_frames
+from .trainer import Progress, ShouldStop, TrainConfig, Trainer, build_optimizer, build_schedule, compact_metrics
+
+FORGETTING_TOLERANCE = 0.01  # Dice the original validation may lose before a new model is not advised
+MIN_CORRECTED_FRAMES = 8  # fewer cannot both teach the model and measure what it learnt
+TRAINABLE = {
+    # which parameters learn, by the name prefixes of the network's modules
+    "nodule-decoder": ("nodule_decoder.", "prior_convs.", "findings_head."),
+    "all-but-gland": ("encoder.", "nodule_decoder.", "prior_convs.", "findings_head."),
+    "all": ("",),
+}
+
+
+@dataclass
+class FinetuneConfig:
+    """One fine-tuning: source checkpoint, corrected frames, replay, what learns and how fast."""
+
+    source: str  # checkpoint to start from (never modified)
+    nodules: str  # dataset of corrected frames
+    out: str | None = None  # new checkpoint; default: the next free version in the user model folder
+    replay: str | None = None  # default: the source's training nodule dataset, when it exists here
+    replay_ratio: float = 2.0  # replayed frames per corrected frame
+    epochs: int = 12
+    held_fraction: float = 0.25  # corrected exams held out (last contiguous block) to measure the change
+    # defaults: the best site gain in bench/finetune_gain.py without forgetting (bench/README.md)
+    trainable: str = "all-but-gland"  # a key of TRAINABLE
+    optimizer: str = "adamw"
+    lr: float = 3e-4
+    batch: int = 8
+    seed: int = 0
+    device: str = "auto"
+    command: str = ""
+
+
+@dataclass
+class FinetuneResult:
+    """``status``: "finished" (``checkpoint`` written) or "stopped" (nothing written)."""
+
+    status: str
+    checkpoint: Path | None
+    table: dict[str, dict[str, Any]]  # {"held_out"|"original_validation": {"n", "before", "after"}}
+    seconds: float
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def next_version(meta: ModelMeta) -> str:
+    """"1" -> "2"; a non-numeric version gets a ".1" appended."""
+    return str(int(meta.version) + 1) if meta.version.isdigit() else f"{meta.version}.1"
+
+
+def default_output(meta: ModelMeta, folder: Path) -> Path:
+    """``<folder>/<base name>-v<N>.pt`` with the first N above the source's version that is free."""
+    base = meta.name.rsplit("-v", 1)[0] if meta.name else meta.arch
+    version = next_version(meta)
+    while (folder / f"{base}-v{version}.pt").exists():
+        version = next_version(ModelMeta(arch=meta.arch, width=meta.width, version=version))
+    return folder / f"{base}-v{version}.pt"
+
+
+def check_output(source: Path, out: Path) -> None:
+    """Refuse to write onto the source checkpoint or onto any existing file."""
+    if out.resolve() == source.resolve() or (out.exists() and out.samefile(source)):
+        raise ValueError(f"{out} is the source checkpoint; fine-tuning never overwrites its source -- choose another --out")
+    if out.exists():
+        raise FileExistsError(f"{out} exists; fine-tuning writes a new checkpoint -- choose another --out")
+
+
+def format_table(table: dict[str, dict[str, Any]]) -> str:
+    """The before/after Dice table printed by the finetune command."""
+    lines = [f"{'':22} {'frames':>6} {'Dice before':>12} {'Dice after':>11} {'change':>8}"]
+    for label, row in (("held-out corrected", table.get("held_out")), ("original validation", table.get("original_validation"))):
+        if row is None:
+            lines.append(f"{label:22} {'-':>6} {'(not available)':>12}")
+            continue
+        before, after = row["before"]["dice"], row["after"]["dice"]
+        lines.append(f"{label:22} {row['n']:>6} {before:>12.4f} {after:>11.4f} {100 * (after - before):>+7.2f}pt")
+    return "\n".join(lines)
+
+
+def improved(table: dict[str, dict[str, Any]]) -> bool:
+    """Did the held-out corrected frames gain Dice, without the original validation losing more than
+    ``FORGETTING_TOLERANCE``? (The app proposes the new model only then.)"""
+    held, original = table.get("held_out"), table.get("original_validation")
+    forgot = bool(original) and original["before"]["dice"] - original["after"]["dice"] > FORGETTING_TOLERANCE
+    return bool(held) and held["after"]["dice"] > held["before"]["dice"] and not forgot
+
+
+def _load(root: str | Path, keys: Sequence[str] | None, meta: ModelMeta, exclude: Sequence[str] = (),
+          originals: bool = False, labels: dict[str, Findings] | None = None) -> FrameSet:
+    """Frames of ``root`` (only ``keys`` when given, minus ``exclude``), cropped and resized once."""
+    wanted = set(keys) if keys is not None else None
+    skip = set(exclude)
+    chosen = [s for s in open_dataset(root).samples
+              if (wanted is None or s.key in wanted) and s.key not in skip and s.mask is not None]
+    return load_frames(chosen, meta, keep_originals=originals, labels=labels)
+
+
+def _freeze_batchnorm(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+class FinetuneTrainer(Trainer):
+    """The training loop with fine-tuning's data, network, validation and ending (no run folder)."""
+
+    def __init__(self, config: FinetuneConfig, progress: Progress | None = None, should_stop: ShouldStop | None = None) -> None:
+        if config.trainable not in TRAINABLE:
+            raise ValueError(f"unknown trainable part {config.trainable!r}; choose one of {', '.join(TRAINABLE)}")
+        self.finetune = config
+        self.corrected_keys = [s.key for s in open_dataset(config.nodules).samples if s.mask is not None]
+        if len(self.corrected_keys) < MIN_CORRECTED_FRAMES:
+            raise DatasetError(f"{config.nodules}: {len(self.corrected_keys)} corrected frames; fine-tuning needs at least "
+                               f"{MIN_CORRECTED_FRAMES} (some to learn from, some held out to measure the change)")
+        self.source = Path(config.source)
+        self.source_model, self.source_meta = load_checkpoint(self.source)
+        self.out = Path(config.out) if config.out else default_output(self.source_meta, user_dir())
+        check_output(self.source, self.out)
+        recipe = (self.source_meta.training or {}).get("recipe", {})
+        train_config = TrainConfig(
+            arch=self.source_meta.arch, nodules=config.nodules, out="", fold=None, epochs=config.epochs,
+            encoder=self.source_meta.encoder, width=self.source_meta.width, batch_pairs=config.batch, lr=config.lr,
+            optimizer=config.optimizer, weight_decay=recipe.get("weight_decay", 5e-4), schedule="cosine",
+            loss=recipe.get("loss", "dice"), weak_gland=recipe.get("weak_gland", 0.0),
+            findings_weight=recipe.get("findings_weight", 0.2) if self.source_meta.findings else 0.0,
+            augment=recipe.get("augment", "flip"), seed=config.seed, device=config.device, val_every=1, command=config.command,
+        )
+        super().__init__(train_config, progress, should_stop, show_bar=False)
+        self.started = time.perf_counter()
+        self.table: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ data and network
+
+    def prepare_data(self) -> None:
+        meta = self.meta = copy.deepcopy(self.source_meta)
+        corrected_root = Path(self.finetune.nodules)
+        labels_path = corrected_root / LABELS_FILE
+        self.labels = read_labels(labels_path) if labels_path.is_file() else {}
+        kept_keys, self.held_keys = holdout_split(self.corrected_keys, self.finetune.held_fraction)
+        self.sets = {"train": _load(corrected_root, kept_keys, meta, labels=self.labels),
+                     "held": _load(corrected_root, self.held_keys, meta, originals=True, labels=self.labels)}
+        training = meta.training or {}
+        recorded_root = training.get("data", {}).get("nodules")
+        original_root = from_project(recorded_root) if recorded_root else None
+        original_val_keys = list(training.get("split", {}).get("validation_keys", []))
+        if original_root is not None and original_root.is_dir() and original_val_keys:
+            original_labels = read_labels(original_root / LABELS_FILE) if (original_root / LABELS_FILE).is_file() else {}
+            self.labels = {**original_labels, **self.labels}
+            self.sets["val"] = _load(original_root, original_val_keys, meta, originals=True, labels=self.labels)
+        replay_root = Path(self.finetune.replay) if self.finetune.replay else (original_root if original_root and original_root.is_dir() else None)
+        if replay_root is not None:
+            exclude = original_val_keys if replay_root == original_root else ()
+            self.sets["replay"] = _load(replay_root, None, meta, exclude=exclude, labels=self.labels)
+        self.replay_root = replay_root
+        self.data_record = {}
+
+    def training_sets(self) -> list[FrameSet]:
+        return [self.sets[name] for name in ("train", "replay") if name in self.sets]
+
+    def build_network(self) -> nn.Module:
+        model = self.source_model.to(self.device, memory_format=torch.channels_last)
+        prefixes = TRAINABLE[self.finetune.trainable]
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(name.startswith(prefixes))
+        return model
+
+    def configure_optimizers(self):
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        optimizer = build_optimizer(trainable, self.config)
+        n_replay = round(self.finetune.replay_ratio * len(self.sets["train"])) if "replay" in self.sets else 0
+        self.n_replay = n_replay
+        self.steps_per_epoch = -(-(len(self.sets["train"]) + n_replay) // self.config.batch_pairs)
+        return optimizer, build_schedule(optimizer, "cosine", self.steps_per_epoch * self.config.epochs)
+
+    # ------------------------------------------------------------------ the loop's steps
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        self.progress(StageProgress("scoring the source model"))
+        self.before = self.score_all()
+        self.report_held_out(0, self.before["held_out"])
+
+    def on_epoch_start(self, epoch: int) -> None:
+        super().on_epoch_start(epoch)
+        _freeze_batchnorm(self.model)
+        self.rng = np.random.default_rng([self.config.seed, epoch])
+
+    def epoch_steps(self, epoch: int) -> list[list[Item]]:
+        """The corrected frames and ``n_replay`` frames replayed at random, shuffled together."""
+        rng = np.random.default_rng([self.config.seed, epoch, 7])
+        items: list[Item] = [(self.sets["train"], i, True) for i in range(len(self.sets["train"]))]
+        if self.n_replay:
+            items += [(self.sets["replay"], int(i), True) for i in rng.integers(0, len(self.sets["replay"]), self.n_replay)]
+        items = [items[i] for i in rng.permutation(len(items))]
+        return [items[s : s + self.config.batch_pairs] for s in range(0, len(items), self.config.batch_pairs)]
+
+    def on_epoch_end(self, epoch: int) -> None:
+        if epoch + 1 < self.config.epochs:  # the last epoch is scored with everything else at the end
+            self.model.eval()
+            self.report_held_out(epoch + 1, self.score("held"))
+            self.model.train()
+
+    def on_train_end(self) -> None:
+        self.model.eval()
+        self.progress(StageProgress("scoring the fine-tuned model"))
+        after = self.score_all()
+        self.report_held_out(self.config.epochs, after["held_out"])
+        self.table = {name: {"n": self.before[name]["n"], "before": self.before[name], "after": after[name]}
+                      for name in self.before if self.before[name] is not None}
+        self.write(after)
+
+    def on_stopped(self, status: str, epoch: int) -> None:
+        """Nothing is written when fine-tuning is stopped."""
+
+    # ------------------------------------------------------------------ scores and the new checkpoint
+
+    def score(self, name: str) -> dict[str, Any] | None:
+        if name not in self.sets or not len(self.sets[name]):
+            return None
+        frames = self.sets[name]
+        cases = [Case(k, f, m, None, self.labels.get(k)) for k, (f, m) in zip(frames.keys, frames.originals)]
+        return compact_metrics(evaluate(self.segmenter(), cases).summary())
+
+    def score_all(self) -> dict[str, dict[str, Any] | None]:
+        self.model.eval()
+        scores = {"held_out": self.score("held"), "original_validation": self.score("val")}
+        self.model.train()
+        return scores
+
+    def report_held_out(self, epoch: int, scores: dict[str, Any] | None) -> None:
+        """The held-out Dice after ``epoch`` epochs (0 = before fine-tuning), for a live curve."""
+        if scores is not None:
+            self.progress(EpochProgress(epoch, self.config.epochs, {"held_out_dice": scores["dice"]}))
+
+    def write(self, after: dict[str, dict[str, Any] | None]) -> None:
+        source_meta, config = self.source_meta, self.finetune
+        meta = copy.deepcopy(source_meta)
+        meta.version = next_version(source_meta)
+        meta.name = self.out.stem
+        meta.created = time.strftime("%Y-%m-%d")
+        training = dict(source_meta.training or {})
+        training["data"] = {**training.get("data", {}), "corrected": project_relative(config.nodules),
+                            "replay": project_relative(self.replay_root) if self.replay_root else None}
+        training["finetuned_from"] = {"file": self.source.name, "name": source_meta.name, "version": source_meta.version,
+                                      "sha256": sha256(self.source)}
+        training["held_out_keys"] = self.held_keys
+        training["replay"] = {"ratio": config.replay_ratio, "frames_per_epoch": self.n_replay}
+        training["recipe"] = {**training.get("recipe", {}), "finetune": {
+            "epochs": config.epochs, "lr": config.lr, "optimizer": config.optimizer, "trainable": config.trainable,
+            "batch": config.batch, "batchnorm": "frozen", "seed": config.seed,
+            "corrected_frames": len(self.sets["train"]), "held_out_frames": len(self.sets["held"])}}
+        training["source_command"] = training.get("command", "")
+        training["command"] = config.command
+        meta.training = training
+        meta.metrics = {"nodule": after["original_validation"] or after["held_out"], "finetune": self.table}
+        save_checkpoint(self.out, self.model, meta)
+        write_model_card(self.out, meta)
+
+
+def finetune(config: FinetuneConfig, progress: Progress | None = None, should_stop: ShouldStop | None = None) -> FinetuneResult:
+    """Fine-tune ``config.source`` on corrected frames; write a new checkpoint and card; report before/after.
+
+    ``progress`` receives StageProgress, StepProgress and EpochProgress (held-out Dice, epoch 0 = before);
+    when ``should_stop()`` turns true nothing is written and the result's status is "stopped".
+    """
+    trainer = FinetuneTrainer(config, progress, should_stop)
+    result = trainer.run_training()
+    seconds = time.perf_counter() - trainer.started
+    if result.status != "finished":
+        return FinetuneResult("stopped", None, {}, seconds)
+    return FinetuneResult("finished", trainer.out, trainer.table, seconds)
+
