@@ -140,7 +140,7 @@ def test_paint_undo_autosave_and_crash_recovery(qtbot, window, tmp_path, answers
     assert recovered.state is State.CORRECTED and np.array_equal(recovered.label.mask, after)
     answers.append(Button.Discard)
     second.close()
-    assert answers.asked[-1] == "Unsaved label" and not autosave.pending()
+    assert answers.asked[-1] == "Unsaved labels" and not autosave.pending()
 
     qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert np.array_equal(window.canvas.label(), before)  # exactly
@@ -189,23 +189,21 @@ def test_accept_clean_and_save_writes_tn3k_png_and_record(qtbot, window, tmp_pat
     assert 0 < record["dice_ai_vs_label"]["trfe-tiny"] < 1 and record["saved_at"]
 
 
-def test_unsaved_edits_ask_on_switching_frames_and_on_close(qtbot, window, answers):
+def test_unsaved_edits_stay_with_their_frame_and_closing_asks_once(qtbot, window, answers):
     window.open_paths([SAMPLES / "image"])
     first = window.current
     paint(qtbot, window, [(60, 60), (90, 60)])
-    answers.append(Button.Cancel)
-    qtbot.keyClick(window.canvas, Qt.Key.Key_Right)  # next frame: asks, cancelled -> stays
-    assert window.current == first and answers.asked == ["Unsaved label"]
+    painted = window.canvas.label()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Right)  # next frame: no question, the edit stays with its frame
+    assert window.current == first + 1 and answers.asked == [] and window.worklist.unsaved_rows() == [first]
     answers.append(Button.Cancel)
     window.close()
-    assert window.isVisible() and len(answers.asked) == 2
-    answers.append(Button.Discard)
-    qtbot.keyClick(window.canvas, Qt.Key.Key_Right)
-    assert window.current == first + 1 and window.worklist.unsaved_rows() == []
+    assert window.isVisible() and answers.asked == ["Unsaved labels"]
     qtbot.keyClick(window.canvas, Qt.Key.Key_Left)
-    assert window.current == first and np.array_equal(window.canvas.label(), window.worklist[first].ground_truth)
+    assert window.current == first and np.array_equal(window.canvas.label(), painted)
+    answers.append(Button.Discard)
     window.close()
-    assert not window.isVisible() and len(answers.asked) == 3  # nothing unsaved: no question
+    assert not window.isVisible() and len(answers.asked) == 2 and window.worklist.unsaved_rows() == []
 
 
 def test_drag_and_drop_opens_a_file(qtbot, window):

@@ -40,10 +40,13 @@ def models(request, tmp_path, monkeypatch) -> dict[str, Path]:
 
 
 def choose(qtbot, window, field: str, key=Qt.Key.Key_End) -> None:
-    """Pick a class in a field's drop-down with the keyboard (End: the last class, Home: unknown)."""
+    """Pick a class in a field's drop-down with the keyboard: open it (Space), End: the last class, Home: unknown."""
     combo = window.findings_panel.combos[field]
     combo.setFocus()
-    qtbot.keyClick(combo, key)
+    qtbot.keyClick(combo, Qt.Key.Key_Space)
+    qtbot.waitUntil(combo.view().isVisible)
+    qtbot.keyClick(combo.view(), key)
+    qtbot.keyClick(combo.view(), Qt.Key.Key_Return)
 
 
 def table(window) -> dict[str, tuple[str, ...]]:

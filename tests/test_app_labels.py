@@ -6,7 +6,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QMessageBox
 from test_app import SAMPLES, answers, at, models, open_and_wait, paint, window  # noqa: F401 (fixtures)
 from test_canvas import shown_canvas
 
@@ -34,16 +33,20 @@ def test_undo_survives_switching_frames(qtbot, window, answers, tmp_path):
     paint(qtbot, window, [(480, 320), (530, 330)])
     painted = window.canvas.label()
     assert window.undo_action.text() == "&Undo Brush" and window.undo_action.isEnabled()
-    answers.append(QMessageBox.StandardButton.Save)
-    key(qtbot, window, Qt.Key.Key_Right)  # asks; saved
-    assert window.current == first + 1 and window.worklist[first].state is State.SAVED
+    key(qtbot, window, Qt.Key.Key_Right)  # no question: the edit stays with its frame, unsaved
+    assert window.current == first + 1 and window.worklist[first].state is State.CORRECTED and answers.asked == []
     assert not window.undo_action.isEnabled()  # the other frame's own (empty) history
     key(qtbot, window, Qt.Key.Key_Left)
     assert window.current == first and np.array_equal(window.canvas.label(), painted)
     key(qtbot, window, Qt.Key.Key_Z, CTRL)  # the stroke made before leaving the frame
-    assert np.array_equal(window.canvas.label(), before) and window.worklist[first].state is State.CORRECTED
+    assert np.array_equal(window.canvas.label(), before) and window.worklist[first].state is not State.CORRECTED
     key(qtbot, window, Qt.Key.Key_Z, CTRL | SHIFT)
+    key(qtbot, window, Qt.Key.Key_S, CTRL)
+    key(qtbot, window, Qt.Key.Key_Right)
+    key(qtbot, window, Qt.Key.Key_Left)
     assert np.array_equal(window.canvas.label(), painted) and window.worklist[first].state is State.SAVED
+    key(qtbot, window, Qt.Key.Key_Z, CTRL)  # undo reaches across saving, too
+    assert np.array_equal(window.canvas.label(), before) and window.worklist[first].state is State.CORRECTED
 
 
 def test_undo_while_the_button_is_held_takes_back_only_the_open_stroke(qtbot, window):

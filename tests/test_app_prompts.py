@@ -18,6 +18,7 @@ from test_app import answers, at, models, window  # noqa: F401 (fixtures)
 from test_frames import write_dicom
 
 from thyroid_studio.app.autosave import Autosave
+from thyroid_studio.app.layers import PROPOSAL, SPECS
 from thyroid_studio.app.main_window import MainWindow
 from thyroid_studio.engine.datasets.layouts import read_mask
 from thyroid_studio.engine.inference.prompting import PromptSegmenter, box_around
@@ -112,7 +113,7 @@ def open_frame(qtbot, window: MainWindow, path: Path) -> None:
 # ----------------------------------------------------------------------------- the box tool
 
 
-def test_box_proposal_is_dashed_in_the_label_colour_and_enter_accepts_it_as_one_edit(qtbot, window, frame_file):
+def test_box_proposal_is_dashed_in_a_colour_of_its_own_and_enter_accepts_it_as_one_edit(qtbot, window, frame_file):
     use(window, BoxEcho())
     open_frame(qtbot, window, frame_file)
     qtbot.waitUntil(lambda: window.prompt_worker.ready(window._pixels), timeout=10000)  # embedded on opening
@@ -122,7 +123,8 @@ def test_box_proposal_is_dashed_in_the_label_colour_and_enter_accepts_it_as_one_
     assert roughly(proposal, int(x0), int(y0), int(x1), int(y1))
     item = box_tool(window)._proposal_item
     assert item.scene() is window.canvas.scene() and not item.path().isEmpty()
-    assert item.pen().style() == Qt.PenStyle.DashLine and item.pen().color() == QColor(0, 255, 0)
+    assert item.pen().style() == Qt.PenStyle.DashLine and item.pen().color() == QColor(*SPECS[PROPOSAL].rgb)
+    assert all(item.pen().color() != QColor(*spec.rgb) for name, spec in SPECS.items() if name != PROPOSAL)
     assert not window.canvas.label().any()  # only proposed so far
     assert "Enter" in window.statusBar().currentMessage()
 
@@ -310,15 +312,13 @@ def test_propagate_carries_the_label_until_the_mask_vanishes_each_frame_marked_a
     window.keeper.black_out = False  # the DICOM question answered once this session (tested in test_app_models)
     window.only_propagated_action.trigger()
     assert window.frame_order.rowCount() == 3
-    answers.append(QMessageBox.StandardButton.Save)  # leaving the start frame asks about its label
-    qtbot.keyClick(window.canvas, Qt.Key.Key_Right)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Right)  # the start frame keeps its unsaved label: no question
     assert window.current == rows[1]
     propagated = window.canvas.label()
     qtbot.keyClick(window.canvas, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)  # Accept propagated label
     assert window.worklist[rows[1]].state is State.CORRECTED and window.frame_order.rowCount() == 2
     qtbot.keyClick(window.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # its own undo
     assert not np.array_equal(window.canvas.label(), propagated)
-    answers.append(QMessageBox.StandardButton.Discard)
     qtbot.keyClick(window.canvas, Qt.Key.Key_Right)  # the first listed frame after the hidden one
     assert window.current == rows[2]
     qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # saving clears it too
@@ -369,7 +369,7 @@ def test_propagate_runs_to_the_end_of_the_clip_and_is_refused_off_a_clip(qtbot, 
         qtbot.keyClick(window.canvas, Qt.Key.Key_P, SHIFT)
     assert ended.args == ["Propagated to 2 frame(s), to the end of the clip"]
     assert [window.worklist[window.worklist.row_of(path, i)].state for i in (1, 2)] == [State.PROPAGATED] * 2
-    qtbot.keyClick(window.canvas, Qt.Key.Key_End)  # leaving the start frame: the fixture answers Discard
+    qtbot.keyClick(window.canvas, Qt.Key.Key_End)  # leaving the start frame asks nothing
     qtbot.keyClick(window.canvas, Qt.Key.Key_P, SHIFT)
     assert "last frame of its clip" in window.statusBar().currentMessage()
 

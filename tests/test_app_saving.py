@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QMessageBox
 from test_app import answers, models, paint, window  # noqa: F401 (fixtures)
 from test_app_models import button_named, click_in_next_modal, reactivate
 from test_frames import write_dicom
@@ -71,8 +71,10 @@ def test_a_case_resumes_where_it_was_left(qtbot, models, answers, tmp_path):
     assert first.worklist[first.current].name == "77"
     paint(qtbot, first, [(20, 20), (40, 24)])
     combo = first.findings_panel.combos["composition"]
-    combo.setFocus()
-    qtbot.keyClick(combo, Qt.Key.Key_End)  # the last class; the window's End (last frame) does not take the key
+    qtbot.mouseClick(combo, Qt.MouseButton.LeftButton)  # opened; End in its list is the last class, not the last frame
+    qtbot.waitUntil(combo.view().isVisible)
+    qtbot.keyClick(combo.view(), Qt.Key.Key_End)
+    qtbot.keyClick(combo.view(), Qt.Key.Key_Return)
     assert first.worklist[first.current].name == "77"
     assert first.canvas.label_model.findings == Findings({"composition": "solid"})
     corrected = first.canvas.label()
@@ -129,7 +131,7 @@ def test_a_dataset_folder_chosen_later_resumes_the_open_frames_and_next_unsaved_
 
     window.open_paths([folder])
     assert not any(e.state is State.SAVED for e in window.worklist.entries)
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(dataset))
+    monkeypatch.setattr(label_keeper, "choose_folder", lambda *args, **kwargs: dataset)
     next(a for a in window.findChildren(type(window.undo_action)) if a.text() == "Choose &dataset folder…").trigger()
     qtbot.waitUntil(lambda: [e.state for e in window.worklist.entries].count(State.SAVED) == 3, timeout=10000)
     assert "5: its pixels changed since it was saved as 0002" in window.statusBar().currentMessage()

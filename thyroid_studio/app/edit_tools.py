@@ -324,7 +324,7 @@ class CaliperTool(Tool):
 
 class BoxTool(Tool):
     """Box prompt: drag a box and the canvas asks for the mask of what it holds (``Canvas.box_drawn``);
-    the answer (:meth:`show_proposal`) is drawn dashed in the label's colour. Enter or a click
+    the answer (:meth:`show_proposal`) is drawn dashed in its own colour (``layers.PROPOSAL``). Enter or a click
     accepts it as the label (one edit), with Shift adds it to the label, with Alt subtracts it;
     Esc drops it; a new box replaces it."""
 

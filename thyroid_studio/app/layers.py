@@ -27,6 +27,7 @@ from ..engine.labels.painting import Box
 from ..engine.models.roles import PRIMARY_ROLE, ROLES
 
 HEATMAP = "probability"  # the layer showing the primary model's nodule probability
+PROPOSAL = "proposal"  # a box prompt's answer, not yet accepted into the label
 HATCH_PERIOD, HATCH_WIDTH = 9, 2  # image pixels from one hatch line of a filled label to the next; line width
 TILE = 12  # screen pixels from one hatch line of a filled model layer to the next: apart, not blended
 PREVIEW_Z = 101  # what a tool is drawing (a polygon, a caliper, a box and its proposal): above every layer
@@ -50,6 +51,7 @@ class LayerSpec:
     hatch: str | None  # fill pattern (roles.HATCHES); None: the layer cannot be filled
     opacity: float
     visible: bool = True
+    listed: bool = True  # a layer of the Layers panel (False: what a tool draws, e.g. a box prompt's proposal)
 
     def colour(self, alpha: float = 1.0) -> QColor:
         colour = QColor(*self.rgb)
@@ -62,8 +64,10 @@ SPECS: dict[str, LayerSpec] = {
     **{key: LayerSpec(role.title, role.colour, float(role.thickness), len(ROLES) - i, role.hatch, role.opacity)
        for i, (key, role) in enumerate(ROLES.items())},
     HEATMAP: LayerSpec(f"{ROLES[PRIMARY_ROLE].title} probability", (252, 136, 36), 0.0, 0.5, None, 0.6, visible=False),
+    # magenta: apart from the label's green it will replace, and from every model's colour
+    PROPOSAL: LayerSpec("Box proposal", (255, 64, 255), 2.0, PREVIEW_Z, None, 1.0, listed=False),
 }
-LAYERS = tuple(SPECS)
+LAYERS = tuple(name for name, spec in SPECS.items() if spec.listed)
 
 
 @dataclass(frozen=True)
@@ -188,11 +192,11 @@ class ContourLayerItem(QGraphicsPathItem):
 
 
 class ProposalItem(ContourLayerItem):
-    """A mask proposed for the label (a box prompt's answer, not yet accepted): its contours dashed in
-    the label's colour, above every layer."""
+    """A mask proposed for the label (a box prompt's answer, not yet accepted): its contours dashed in a colour
+    of their own (``SPECS[PROPOSAL]``), above every layer."""
 
     def __init__(self) -> None:
-        super().__init__(SPECS["label"])
+        super().__init__(SPECS[PROPOSAL])
         pen = self.pen()
         pen.setStyle(Qt.PenStyle.DashLine)
         self.setPen(pen)

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QScrollArea, QWidget
 
 from ..engine import geometry
@@ -29,7 +29,7 @@ from .dialogs.finetune_dialog import FinetuneDialog
 from .dialogs.job_dialog import JobDialog
 from .dialogs.models_dialog import ModelsDialog, chosen_models
 from .frame_list import FrameListModel, FrameListView, FrameOrder
-from .label_keeper import LabelKeeper
+from .label_keeper import SAVE_WHEN_LEAVING, LabelKeeper
 from .panels.findings_panel import FindingsPanel
 from .panels.layers_panel import LayersPanel
 from .panels.measurements_panel import MeasurementsPanel
@@ -38,6 +38,8 @@ from .propagation import Propagation
 from .workers import DatasetLookup, InferenceWorker
 
 AUTOSAVE_MS = 1500
+SIDE_SHARE = 0.25  # of the window's width the docks of one side keep at most as the window shrinks
+CANVAS_MINIMUM = (360, 270)  # pixels: the image stays usable; below this the docks give up more width
 PAGE = 10  # frames skipped by Page Up / Page Down
 ACCEPT_KEYS = ("A", "Shift+A")  # accept the first, second... model role's mask as the label
 BOX_HELP = "Box proposal: Enter or a click replaces the label, with Shift adds to it, with Alt subtracts; Esc drops it"
@@ -75,15 +77,20 @@ class MainWindow(QMainWindow):
         self.frame_order = FrameOrder(self.frames_model, self)
         self.frame_view = FrameListView(self.frame_order, self)
         self.frame_view.clicked.connect(lambda index: self.show_row(self.frame_order.mapToSource(index).row()))
+        self.canvas.setMinimumSize(*CANVAS_MINIMUM)
         self.layers_panel = LayersPanel(self.canvas)
         self.measurements = MeasurementsPanel()
         self.measurements.measured.connect(self.canvas.set_diameters)  # draw the two diameters on the label
         self.findings_panel = FindingsPanel()
         self.findings_panel.finding_chosen.connect(self._set_finding)
+        self.findings_panel.done.connect(lambda: self.canvas.setFocus())  # the frame keys work on at once
         self.measurements.measured.connect(self.findings_panel.set_size)
+        for signal in (self.frame_order.rowsRemoved, self.frame_order.rowsInserted, self.frame_order.layoutChanged,
+                       self.frame_order.modelReset):  # e.g. the shown frame saved while only propagated ones are listed
+            signal.connect(lambda *_: self._select_in_list(self.current))
         self._dock("Frames", self.frame_view, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        measurements = self._dock("Measurements", self.measurements, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Layers", scrolled(self.layers_panel), Qt.DockWidgetArea.RightDockWidgetArea)
+        measurements = self._dock("Measurements", scrolled(self.measurements), Qt.DockWidgetArea.RightDockWidgetArea)
         findings = self._dock("Findings", scrolled(self.findings_panel), Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(measurements, findings)  # the Findings panel shows the size too
         findings.raise_()
@@ -152,6 +159,12 @@ class MainWindow(QMainWindow):
         a(file, "Open &folder…", self._open_folder_dialog, "Ctrl+Shift+O")
         file.addSeparator()
         a(file, "&Save label to dataset", self.save_current, Key.Save)
+        a(file, "Save &all corrected frames", self._save_all_corrected, "Ctrl+Shift+S")
+        self.save_when_leaving_action = a(
+            file, "Save to the dataset when &leaving a frame",
+            lambda: self.settings.setValue(SAVE_WHEN_LEAVING, self.save_when_leaving_action.isChecked()),
+            checkable=True)
+        self.save_when_leaving_action.setChecked(self.settings.value(SAVE_WHEN_LEAVING, False, bool))
         a(file, "Choose &dataset folder…", lambda: self.keeper.dataset_folder(ask=True))
         a(file, "Export &report…", self._export_report, "Ctrl+E")
         file.addSeparator()
@@ -239,18 +252,19 @@ class MainWindow(QMainWindow):
         self._queue_scoring()
 
     def show_row(self, row: int) -> bool:
-        """Show a frame (asking first about unsaved edits of the current one) and start its inference."""
+        """Show a frame and start its inference. The frame left keeps its label, edited or not, with its undo
+        history (no question; ``keeper.leaving`` saves a corrected one first when the user asked for that)."""
         if row == self.current or not 0 <= row < len(self.worklist):
             return row == self.current
-        if self.current is not None and not self.keeper.resolve_unsaved([self.current]):
-            self._select_in_list(self.current)
-            return False
+        if self.current is not None:
+            self.keeper.leaving(self.current)
         try:
             frame = self.worklist.frame(row)
             label = self.worklist.label(row)
         except FrameReadError as exc:
             self.worklist.set_error(row, str(exc))
             self.statusBar().showMessage(str(exc), 8000)
+            self._select_in_list(self.current)  # the list highlights the frame the canvas shows
             return False
         previous, self.current, self._selected = self.current, row, None
         if previous is not None:
@@ -267,8 +281,13 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{entry.name}{where} — Thyroid Studio")
         return True
 
-    def _select_in_list(self, row: int) -> None:
-        self.frame_view.setCurrentIndex(self.frame_order.mapFromSource(self.frames_model.index(row)))
+    def _select_in_list(self, row: int | None) -> None:
+        """Highlight ``row`` in the frame list; nothing when it is not listed (filtered out) or None."""
+        index = self.frame_order.mapFromSource(self.frames_model.index(row)) if row is not None else None
+        if index is not None and index.isValid():
+            self.frame_view.setCurrentIndex(index)
+        else:
+            self.frame_view.selectionModel().clear()
 
     def _go(self, view_row: int) -> None:
         """Show the frame at ``view_row`` of the list as ordered and filtered (clamped to the list)."""
@@ -470,6 +489,17 @@ class MainWindow(QMainWindow):
     def save_current(self) -> bool:
         return self.current is not None and self.keeper.save([self.current])
 
+    def _save_all_corrected(self) -> None:
+        """File > Save all corrected frames: every frame in state "corrected", in one go, with one summary
+        (propagated frames wait for their review)."""
+        rows = self.worklist.rows_in(State.CORRECTED)
+        waiting = len(self.worklist.rows_in(State.PROPAGATED))
+        note = f"{waiting} propagated frame(s) not reviewed yet, not saved (Ctrl+Enter accepts one)" if waiting else ""
+        if rows:
+            self.keeper.save(rows, note=note)
+        else:
+            self.statusBar().showMessage("No corrected frame to save" + (f"; {note}" if note else ""), 8000)
+
     def _discard_current(self) -> None:
         if self.current is not None:
             self.keeper.discard([self.current])
@@ -522,6 +552,17 @@ class MainWindow(QMainWindow):
         row = self.keeper.recover()
         if row is not None:
             self.show_row(row)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """As the window shrinks, the side panels give up width before the image does."""
+        super().resizeEvent(event)
+        if self.isVisible() and event.oldSize().isValid() and event.size().width() < event.oldSize().width():
+            widest = int(event.size().width() * SIDE_SHARE)
+            for area in (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea):
+                docks = [dock for dock in self.findChildren(QDockWidget) if self.dockWidgetArea(dock) == area
+                         and dock.isVisible() and not dock.isFloating()]
+                if docks and max(dock.width() for dock in docks) > widest:
+                    self.resizeDocks(docks, [widest] * len(docks), Qt.Orientation.Horizontal)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.keeper.resolve_unsaved(self.worklist.unsaved_rows()):

@@ -20,7 +20,7 @@ from PySide6.QtGui import QImage
 # isort: split
 import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
 
-from ..engine.datasets.index import DatasetIndex, content_hash
+from ..engine.datasets.index import DatasetIndex
 from ..engine.datasets.layouts import DatasetError
 from ..engine.inference.batch import BatchOptions, BatchReport, segment_paths
 from ..engine.inference.segmenter import Segmentation, Segmenter, network_threads
@@ -168,9 +168,9 @@ class ThumbnailLoader(RequestThread):
 
 class DatasetLookup(RequestThread):
     """Finds which opened frames a dataset already holds (resume): each frame is read and hashed once
-    (``content_hash``) against the dataset's ``hashes()``; only a frame whose hash or source the dataset
-    knows is looked up (``DatasetIndex.find``: by content, else by record) and its saved mask read.
-    Requests queue up; a request for another dataset folder replaces what is queued."""
+    (``content_hash``) and looked up (``DatasetIndex.find``: the item saved from its file and frame, else, for a
+    file renamed or moved since, the item with its pixels), and its saved mask read. Nothing is read while the
+    dataset holds no item. Requests queue up; a request for another dataset folder replaces what is queued."""
 
     found = Signal(object, object, object)  # frame key, engine.datasets.index.Match, saved mask (bool array)
     failed = Signal(str)  # the dataset cannot be read, or a saved mask cannot
@@ -198,15 +198,14 @@ class DatasetLookup(RequestThread):
     def _serve(self, folder: Path) -> None:
         index = DatasetIndex(folder)
         try:
-            known = index.hashes() if index.exists else frozenset()
-            sources = {item.source for item in index.items.values()} if known else set()
+            empty = not index.exists or not index.items
         except DatasetError as exc:
             self.failed.emit(f"Cannot look the opened frames up in the dataset: {exc}")
-            known, sources = frozenset(), set()
-        self._work(folder, index, known, sources)
+            empty = True
+        self._work(folder, index, empty)
         self.busy.emit("")
 
-    def _work(self, folder: Path, index: DatasetIndex, known: frozenset[str], sources: set[str]) -> None:
+    def _work(self, folder: Path, index: DatasetIndex, empty: bool) -> None:
         """Take the queued frames a source at a time (a video is decoded once) until none are left for ``folder``."""
         while True:
             with self._cond:
@@ -217,19 +216,15 @@ class DatasetLookup(RequestThread):
                 for key in wanted.values():
                     del self._queue[key]
                 left = len(self._queue)
-            if not known:
+            if empty:
                 continue
             self.busy.emit(f"Looking up opened frames in the dataset: {left + len(wanted)} left")
             for frame in _frames(source, wanted):
-                self._look_up_frame(wanted[frame.index], frame, index, known, sources)
+                self._look_up_frame(wanted[frame.index], frame, index)
 
-    def _look_up_frame(self, key: Any, frame: Frame, index: DatasetIndex, known: frozenset[str],
-                       sources: set[str]) -> None:
-        content = content_hash(frame.pixels)
-        if content not in known and str(frame.source) not in sources:
-            return
+    def _look_up_frame(self, key: Any, frame: Frame, index: DatasetIndex) -> None:
         try:
-            match = index.find(frame.pixels, source=frame.source, frame_index=frame.index, content=content)
+            match = index.find(frame.pixels, source=frame.source, frame_index=frame.index)
             if match is None:
                 return
             mask = match.item.read_mask()

@@ -1,7 +1,8 @@
 """`thyroid-studio finetune`: fine-tune a checkpoint on corrected frames into a NEW versioned checkpoint.
 
 Prints Dice before and after on held-out corrected frames and on the source's
-original validation split; the source checkpoint is never modified, and neither is
+original validation split (a fixed sample of its training frames when it has none), and
+what they say; the source checkpoint is never modified, and neither is
 any existing file: ``--out`` must be a new ``.pt`` whose ``.md`` card does not exist yet.
 """
 from __future__ import annotations
@@ -38,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def check_inputs(args: argparse.Namespace) -> None:
     """ValueError with the first thing that would stop this fine-tuning, found before any work."""
+    from ..engine.datasets.index import dataset_groups
     from ..engine.datasets.splits import holdout_split
     from ..engine.inference.segmenter import resolve_device
     from ..engine.io.files import output_folder_problem
@@ -52,7 +54,7 @@ def check_inputs(args: argparse.Namespace) -> None:
     keys = labelled_keys(args.nodules, "--nodules")
     if len(keys) < MIN_CORRECTED_FRAMES:
         raise ValueError(f"--nodules {args.nodules}: {len(keys)} corrected frames; fine-tuning needs at least {MIN_CORRECTED_FRAMES}")
-    holdout_split(keys, args.held_fraction)  # at least two exams?
+    holdout_split(keys, args.held_fraction, dataset_groups(args.nodules))  # at least two groups?
     if args.replay:
         labelled_keys(args.replay, "--replay")
     if args.out is not None:

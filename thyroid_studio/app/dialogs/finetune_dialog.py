@@ -1,7 +1,10 @@
 """Model > Retrain / fine-tune: ``engine.training.finetuning.finetune`` in a separate process, its loss and
 validation Dice plotted live, cancel, and at the end the before/after table and the choice to activate
 the new checkpoint or keep the current one (the old checkpoint is never touched: rollback stays possible).
-When the held-out Dice did not improve, "Keep current model" is the default."""
+The table holds the rows measured (``finetuning.ROWS``: held-out corrections, and the original validation or, for
+a source trained on all its frames, a fixed sample of its training frames); the advice under it
+(``finetuning.advice``) names only those figures. When the held-out Dice did not improve, or the original frames
+lost more than a point, "Keep current model" is the default."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,11 +15,9 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QDialogButtonBox, QPushButton, QTableWidget, QTableWidgetItem, QWidget
 
 from ...engine.progress import EpochProgress, Finished, ProgressEvent, StageProgress, StepProgress
-from ...engine.training.finetuning import improved
+from ...engine.training.finetuning import ROWS, advice, improved
 from ..workers import ProcessJob, run_finetune
 from .job_dialog import JobDialog
-
-TABLE_ROWS = (("held_out", "Held-out corrected frames"), ("original_validation", "Original validation"))
 
 
 class FinetuneDialog(JobDialog):
@@ -77,10 +78,8 @@ class FinetuneDialog(JobDialog):
             return
         self._fill_table(result.table)
         better = improved(result.table)
-        advice = ("" if better else " The held-out Dice did not improve, or the original validation lost more than "
-                                    "1 point: keeping the current model is advised.")
         self.status.setText(f"Done in {result.seconds:.0f} s: {Path(result.checkpoint).name}. Activate it, or keep "
-                            f"the current model (both stay in Model > Choose models).{advice}")
+                            f"the current model (both stay in Model > Choose models). {advice(result.table)}")
         self.cancel_button.hide()
         self.activate_button.show()
         self.keep_button.show()
@@ -90,7 +89,7 @@ class FinetuneDialog(JobDialog):
         default.setFocus()
 
     def _fill_table(self, table: dict[str, Any]) -> None:
-        rows = [(title, table[key]) for key, title in TABLE_ROWS if table.get(key)]
+        rows = [(title[:1].upper() + title[1:], table[key]) for key, title in ROWS.items() if table.get(key)]
         self.table.setRowCount(len(rows))
         self.table.setVerticalHeaderLabels([title for title, _ in rows])
         for r, (_, row) in enumerate(rows):

@@ -4,14 +4,17 @@ field of ``engine/findings/fields.py`` FIELDS, plus "unknown"), the ACR TI-RADS 
 (``engine/findings/tirads.py``: the user's findings over the model's, the shape from the label) and the size
 from the Measurements panel.
 
-The panel holds no findings of its own: a choice is reported by ``finding_chosen`` and becomes an
-edit of the frame's label (``engine/labels/label_model.py``, undone in the same history as the mask); the
-window then shows the label's findings again with :meth:`FindingsPanel.show_frame`. The rows of the
-TI-RADS table are the report's (``engine/report_content.tirads_table``)."""
+Its drop-downs change only on purpose (:class:`FindingCombo`): not by the wheel rolling over them (the panel
+scrolls), not by keys meant for the window. The panel holds no findings of its own: a choice is reported by
+``finding_chosen`` and becomes an edit of the frame's label (``engine/labels/label_model.py``, undone in the
+same history as the mask); ``done`` then hands the keyboard back to the image, and the window shows the
+label's findings again with :meth:`FindingsPanel.show_frame`. The rows of the TI-RADS table are the report's
+(``engine/report_content.tirads_table``)."""
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent, QWheelEvent
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QGroupBox, QHeaderView, QLabel, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
@@ -26,24 +29,42 @@ NO_FRAME = "No frame shown."
 WAITING = "Waiting for the model's prediction…"
 NO_HEADS = "This model has no findings heads: set the findings below."
 COMBO_CHARACTERS = 14  # a drop-down's width; longer class names are cut in the closed drop-down only
-COMMAND_KEYS = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.MetaModifier
+OPEN_KEYS = (Qt.Key.Key_Space, Qt.Key.Key_F4)  # open a focused drop-down, as every Qt drop-down (and Alt+Down)
 
 
 class FindingCombo(QComboBox):
-    """A drop-down that keeps the keys it understands (arrows, letters) while it has the focus, instead of
-    the window's one-key shortcuts (frame stepping, tools) taking them."""
+    """A drop-down that changes only on purpose: its value is chosen in its open list (a click, or Space / F4 /
+    Alt+Down on a focused one). The wheel rolling over it scrolls the panel unless the user clicked it (it has
+    the focus); while closed it takes no other key, so the window's one-key shortcuts (frame stepping, tools)
+    work from it as from anywhere; Esc hands the keyboard back (``escaped``)."""
 
-    def event(self, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.ShortcutOverride and not event.modifiers() & COMMAND_KEYS:
-            event.accept()
-            return True
-        return super().event(event)
+    escaped = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # not WheelFocus: rolling over it does not take the focus
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        if self.hasFocus():
+            super().wheelEvent(event)
+        else:
+            event.ignore()  # on to the scroll area holding the panel
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key, alt = event.key(), event.modifiers() & Qt.KeyboardModifier.AltModifier
+        if key == Qt.Key.Key_Escape:
+            self.escaped.emit()
+        elif key in OPEN_KEYS or (alt and key == Qt.Key.Key_Down):
+            self.showPopup()
+        else:
+            event.ignore()  # arrows, letters, Home/End: no choice; the window's shortcuts have had them first
 
 
 class FindingsPanel(QWidget):
     """Predicted and user's findings, ACR TI-RADS and size of the shown frame."""
 
     finding_chosen = Signal(str, object)  # field, class name or None (unknown): the user's choice
+    done = Signal()  # a choice was made, or Esc pressed in a drop-down: the keyboard goes back to the image
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -60,7 +81,8 @@ class FindingsPanel(QWidget):
             combo.addItem(UNKNOWN, None)
             for value in FIELDS[name]:
                 combo.addItem(value, value)
-            combo.activated.connect(lambda index, n=name: self.finding_chosen.emit(n, self.combos[n].itemData(index)))
+            combo.activated.connect(lambda index, n=name: self._chosen(n, index))
+            combo.escaped.connect(self.done)
             self.predicted[name] = QLabel()
             self.predicted[name].setStyleSheet("color: #555;")
             title = QLabel(TITLES[name])
@@ -94,6 +116,10 @@ class FindingsPanel(QWidget):
             layout.addWidget(widget)
         layout.addStretch(1)
         self.setEnabled(False)
+
+    def _chosen(self, name: str, index: int) -> None:
+        self.finding_chosen.emit(name, self.combos[name].itemData(index))
+        self.done.emit()
 
     def show_frame(self, user: Findings, prediction: Segmentation | None, mask: np.ndarray,
                    spacing_mm: tuple[float, float] | None) -> None:

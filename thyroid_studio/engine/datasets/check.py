@@ -5,8 +5,8 @@
 is not in exactly one fold's val and every other fold's train, a ``labels.csv`` that cannot be
 read or names no item; and for a dataset the writer keeps (dataset_writer.py): leftovers of an
 interrupted write, records whose files are missing or changed, files the records do not know
-(orphans), the same image stored twice, and fold files or ``labels.csv`` that differ from what
-the records determine.
+(orphans), the same frame (the same pixels from the same file, or from files not recorded) stored
+twice, and fold files or ``labels.csv`` that differ from what the records determine.
 
 :func:`repair` fixes what is safe: the writer's recovery (temporary files, a torn record line,
 the interrupted change finished or undone), the conversion of a folder the writer has not
@@ -201,10 +201,10 @@ def _records(root: Path, index: DatasetIndex, items: dict[str, Item]) -> list[st
                 problems.append(f"{key}: {path.relative_to(root)} is not the {what} saved (changed outside the writer)")
         problems += [f"{key}: its previous mask {p.relative_to(root)} is missing" for p in item.history if not p.is_file()]
     problems += [f"{p.relative_to(root)}: not in the records (an orphan)" for p in _orphans(root, items)]
-    by_content = defaultdict(list)
+    by_frame = defaultdict(list)
     for item in items.values():
-        by_content[item.sha256].append(item.key)
-    problems += [f"{', '.join(keys)}: the same image stored {len(keys)} times" for keys in by_content.values()
+        by_frame[item.sha256, item.origin].append(item.key)  # two files with the same pixels are two items
+    problems += [f"{', '.join(keys)}: the same frame stored {len(keys)} times" for keys in by_frame.values()
                  if len(keys) > 1]
     listing = [p.stem for p in image_files(root / IMAGES)]
     paths = dict(fold_files(root))
@@ -230,11 +230,11 @@ def _orphans(root: Path, items: dict[str, Item]) -> list[Path]:
 
 
 def _exact_duplicates(items: dict[str, Item]) -> list[tuple[Item, Item]]:
-    """(first, later) pairs of items with the same image and the same mask."""
-    first: dict[tuple[str, str], Item] = {}
+    """(first, later) pairs of items of the same frame (pixels and origin) with the same mask."""
+    first: dict[tuple, Item] = {}
     pairs = []
     for item in items.values():
-        seen = first.setdefault((item.sha256, item.mask_sha256), item)
+        seen = first.setdefault((item.sha256, item.mask_sha256, item.origin), item)
         if seen is not item:
             pairs.append((seen, item))
     return pairs

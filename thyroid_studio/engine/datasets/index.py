@@ -19,12 +19,20 @@ A line is committed once it ends with its newline, so a torn last line (a crash 
 middle of an append) is not part of the log. An item is in the dataset iff the log says
 so; the fold files and ``labels.csv`` are derived from the items (:func:`fold_lists`,
 :func:`labels_of`) and rewritten after each commit.
+
+Who a frame *is* (:meth:`DatasetIndex.find`): its file and frame index first, as the record of
+where an item came from names them (``source``, ``frame_index``), its pixels second, only for a
+file renamed or moved since it was saved. Two files with the same pixels (DDTI holds several
+such pairs, each with its own nodule) are two items. Which items must stay on one side of any
+split (:func:`item_groups`): the frames of one file, and frames holding the same pixels.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -32,12 +40,16 @@ import numpy as np
 
 from ..findings.fields import Findings, LabelsError
 from .layouts import DatasetError, read_mask, sort_key
-from .splits import MAX_FOLDS
+from .splits import MAX_FOLDS, exam_id, linked_groups
 
 RECORDS = "records.jsonl"
 HEADER = {"records": "thyroid-studio", "version": 2}
 OPS = ("add", "replace", "adopt", "remove")
 SAVES = ("add", "replace")  # the operations that come from a save (not adopt/remove)
+# How DatasetIndex.find found an item (Match.matched_by):
+FILE = "file"  # its record names this file and frame index, and it holds the same pixels
+RECORD = "record"  # its record names this file and frame index, but the pixels changed since (re-encoded, edited)
+CONTENT = "content"  # the same pixels, and the file it was saved from is gone (renamed or moved) or was never recorded
 
 
 def content_hash(pixels: np.ndarray) -> str:
@@ -80,13 +92,51 @@ class Item:
         return read_mask(self.mask)
 
 
+    @property
+    def origin(self) -> tuple[str, int] | None:
+        """Where it came from (:func:`origin`); None when its record does not say."""
+        return origin(self.source, self.frame_index) if self.source else None
+
+
+def origin(source: str | os.PathLike, frame_index: int = 0) -> tuple[str, int]:
+    """A frame's file and index, comparable however its path was spelt (relative, through a link)."""
+    return _real_path(os.fspath(source)), int(frame_index)
+
+
+def _real_path(path: str) -> str:
+    return _real_absolute(path) if os.path.isabs(path) else os.path.realpath(path)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _real_absolute(path: str) -> str:
+    """``os.path.realpath`` of an absolute path, remembered: a dataset's items are looked up once per opened frame."""
+    return os.path.realpath(path)
+
+
 @dataclass(frozen=True)
 class Match:
-    """An item that holds a frame, and how it was found: ``"content"`` (same pixels) or ``"record"``
-    (same source and frame index; the pixels differ, e.g. the file changed since it was saved)."""
+    """An item that holds a frame, and how it was found: :data:`FILE`, :data:`RECORD` or :data:`CONTENT`."""
 
     item: Item
     matched_by: str
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """The items by origin and by content hash, each list oldest first (rebuilt when the items change)."""
+
+    by_origin: dict[tuple[str, int], list[Item]]
+    by_content: dict[str, list[Item]]
+
+    @classmethod
+    def of(cls, items: dict[str, Item]) -> "_Tables":
+        by_origin: dict[tuple[str, int], list[Item]] = {}
+        by_content: dict[str, list[Item]] = {}
+        for item in items.values():
+            if item.source:
+                by_origin.setdefault(item.origin, []).append(item)
+            by_content.setdefault(item.sha256, []).append(item)
+        return cls(by_origin, by_content)
 
 
 class DatasetIndex:
@@ -106,6 +156,7 @@ class DatasetIndex:
         self._read = 0  # lines read so far (the header included)
         self._lines: list[dict] = []
         self._items: dict[str, Item] = {}
+        self._tables: _Tables | None = None
         self.folds: int | None = None
 
     @property
@@ -154,6 +205,7 @@ class DatasetIndex:
             return
         try:
             self._items = apply(self._items, line, self.root)
+            self._tables = None
         except (KeyError, TypeError, ValueError, LabelsError) as exc:
             raise DatasetError(f"{self.path}:{number}: not a valid record ({type(exc).__name__}: {exc})") from exc
         self._lines.append(line)
@@ -169,28 +221,47 @@ class DatasetIndex:
         self.refresh()
         return list(self._lines)
 
-    def hashes(self) -> frozenset[str]:
-        """The content hashes of every saved frame (to mark frames "saved" without opening items)."""
-        return frozenset(item.sha256 for item in self.items.values())
-
     def find(self, pixels: np.ndarray | None = None, *, source: str | os.PathLike | None = None,
              frame_index: int = 0, content: str | None = None) -> Match | None:
-        """The item that holds a frame: by content (``pixels``, or their ``content`` hash) first, then by
-        its record (``source`` and ``frame_index``; only if the saved image has the frame's size)."""
-        items = self.items.values()
+        """The item that holds a frame (``pixels``, or their ``content`` hash; ``source`` and ``frame_index``: its
+        file), or None.
+
+        The file first: the item whose record names this file and frame, with the same pixels (:data:`FILE`), else
+        the newest such item of the frame's size (:data:`RECORD`: the file changed since it was saved). Then the
+        pixels (:data:`CONTENT`), only among items whose recorded file is gone or was never recorded (every item
+        when no ``source`` is given): a file renamed or moved since. Of several, the one whose recorded path ends
+        most like ``source`` (the same name in a moved folder), with the same frame index."""
+        self.refresh()
+        if self._tables is None:
+            self._tables = _Tables.of(self._items)
         if pixels is not None and content is None:
             content = content_hash(pixels)
-        if content is not None:
-            found = next((item for item in items if item.sha256 == content), None)
-            if found is not None:
-                return Match(found, "content")
-        if source is None:
+        if source is not None:
+            same_file = self._tables.by_origin.get(origin(source, frame_index), [])
+            same = [item for item in same_file if content is None or item.sha256 == content]
+            if same:
+                return Match(same[-1], FILE)
+            sized = [item for item in same_file if pixels is None or tuple(pixels.shape[:2]) == item.shape]
+            if sized:
+                return Match(sized[-1], RECORD)
+        if content is None:
             return None
-        wanted = (os.fspath(source), int(frame_index))
-        found = next((item for item in reversed(list(items)) if (item.source, item.frame_index) == wanted), None)
-        if found is None or (pixels is not None and tuple(pixels.shape[:2]) != found.shape):
+        moved = [item for item in self._tables.by_content.get(content, [])
+                 if source is None or not item.source or not os.path.exists(item.source)]
+        if not moved:
             return None
-        return Match(found, "record")
+        likeness = [_likeness(item, source, frame_index) for item in moved]
+        return Match(moved[max(range(len(moved)), key=lambda i: (likeness[i], i))], CONTENT)
+
+
+def _likeness(item: Item, source: str | os.PathLike | None, frame_index: int) -> tuple[bool, int]:
+    """(same frame index, how many trailing parts of the paths agree): which of several items with the same
+    pixels a renamed or moved file most likely is."""
+    if source is None or not item.source:
+        return item.frame_index == frame_index, 0
+    mine, theirs = Path(source).parts[::-1], Path(item.source).parts[::-1]
+    agree = next((i for i, (a, b) in enumerate(zip(mine, theirs)) if a != b), min(len(mine), len(theirs)))
+    return item.frame_index == frame_index, agree
 
 
 def _parse(raw: bytes, path: Path, number: int) -> dict:
@@ -251,17 +322,71 @@ def _spacing(value: object) -> tuple[float, float] | None:
     return None if value is None else (float(value[0]), float(value[1]))
 
 
+def item_groups(items: dict[str, Item]) -> dict[str, str]:
+    """Each item's group (named by its oldest item): items linked by one file (the frames of a clip or of a
+    multi-frame file, one image saved again), by the same pixels (copies of one source image) or by one
+    exam of one folder (DDTI's dual-view halves ``1xxxx`` and ``2xxxx``: :func:`_ddti_exam`) stay together."""
+    links: dict[str, list[tuple]] = {}
+    for key, item in items.items():
+        links[key] = [("pixels", item.sha256)]
+        if item.source:
+            path = item.origin[0]
+            links[key].append(("file", path))
+            exam = _ddti_exam(os.path.splitext(os.path.basename(path))[0])
+            if exam is not None:
+                links[key].append(("exam", os.path.dirname(path), exam))
+    return linked_groups(links)
+
+
+def _ddti_exam(stem: str) -> int | None:
+    """The exam of a file named as DDTI names them (``splits.exam_id``: ``7``, and ``10007`` and ``20007``, the two
+    halves of dual-view frame 7); None for other names (a date-like ``20230107`` is no dual-view half)."""
+    dual = len(stem) == 5 and stem[0] in "12"
+    return exam_id(stem) if stem.isdigit() and (len(stem) <= 4 or dual) else None
+
+
+def dataset_groups(root: str | os.PathLike) -> dict[str, str] | None:
+    """:func:`item_groups` of the dataset the writer keeps at ``root``; None for a dataset without records
+    (its keys are its exams: ``splits.exam_id``)."""
+    index = DatasetIndex(root)
+    return item_groups(index.items) if index.exists else None
+
+
+def item_folds(items: dict[str, Item], groups: dict[str, str] | None = None) -> dict[str, int | None]:
+    """Each item's fold: its group's (``groups``, default :func:`item_groups`), the fold of the group's oldest item
+    that has one, so that no group straddles two folds; an item in no fold (None) stays in none."""
+    groups = item_groups(items) if groups is None else groups
+    of_group: dict[str, int] = {}
+    for key, item in items.items():
+        if item.fold is not None:
+            of_group.setdefault(groups[key], item.fold)
+    return {key: None if item.fold is None else of_group[groups[key]] for key, item in items.items()}
+
+
+def new_fold(items: dict[str, Item], key: str, folds: int) -> int:
+    """The fold for the new item ``key`` (in ``items``, with fold None): its group's, else the fold holding the
+    fewest items (the lowest of those), so that unrelated frames go round the folds in turn."""
+    groups = item_groups(items)
+    current = item_folds(items, groups)
+    fold = next((current[k] for k, group in groups.items() if group == groups[key] and current[k] is not None), None)
+    if fold is not None:
+        return fold
+    counts = Counter(f for f in current.values() if f is not None)
+    return min(range(folds), key=lambda k: (counts[k], k))
+
+
 def fold_lists(listing: list[str], items: dict[str, Item], folds: int) -> list[dict[str, list[int]]]:
     """Each fold's ``{"train": [...], "val": [...]}`` of positions in ``listing`` (the trainval keys as the
-    reader sorts them): an item is in its fold's val and every other fold's train; a key without an
-    item (a file the records do not know) is in none."""
+    reader sorts them): an item is in its fold's val (:func:`item_folds`) and every other fold's train; a key
+    without an item (a file the records do not know) is in none."""
     out: list[dict[str, list[int]]] = [{"train": [], "val": []} for _ in range(folds)]
+    fold_of = item_folds(items)
     for position, key in enumerate(listing):
-        item = items.get(key)
-        if item is None or item.fold is None:
+        fold_of_key = fold_of.get(key)
+        if fold_of_key is None:
             continue
         for k, fold in enumerate(out):
-            fold["val" if k == item.fold else "train"].append(position)
+            fold["val" if k == fold_of_key else "train"].append(position)
     return out
 
 

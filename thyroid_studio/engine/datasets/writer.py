@@ -5,11 +5,13 @@ Layout: ``trainval-image/NNNN.<ext>`` and ``trainval-mask/NNNN.png`` (0/255), th
 ``labels.csv`` (findings, engine/findings/fields.py), ``history/`` (replaced masks), and two hidden
 files: ``.dataset.lock`` (an OS file lock) and ``.transaction.json`` (the journal of the
 change in progress). Keys are the next free number, so new items sort last and the positions
-of the others never move.
+of the others never move. A new item joins the fold of its group (the frames of its file, frames
+with its pixels: ``index.item_groups``), else the fold holding the fewest items.
 
 Every change is one transaction under the lock, in this order:
 
-1. recover (below); look the frame up by the content hash of its pixels;
+1. recover (below); look the frame up (``DatasetIndex.find``: its file and frame index, else its
+   pixels for a file renamed or moved since it was saved);
 2. write the journal: which files the change will touch;
 3. (replace) copy the current mask to ``history/<key>.r<n>.<ext>``;
 4. write the image (add) and the mask to temporary names, fsync, rename into place, fsync the folder;
@@ -50,8 +52,8 @@ from ..io.files import (append_durable, encode_image, fsync, is_temporary, mask_
 from ..io.frames import IMAGE_EXTENSIONS as FRAME_IMAGE_EXTENSIONS
 from ..io.frames import read_frame
 from ..preprocessing import Box
-from .index import (HEADER, RECORDS, SAVES, DatasetIndex, Item, bytes_hash, content_hash, fold_lists, inside, item_key,
-                    labels_of)
+from .index import (CONTENT, FILE, HEADER, RECORDS, SAVES, DatasetIndex, Item, apply, bytes_hash, content_hash,
+                    fold_lists, inside, item_key, labels_of, new_fold)
 from .layouts import (IMAGE_EXTENSIONS, TN3K_FOLDERS, DatasetError, Sample, find_mask, fold_files, image_files,
                       open_dataset, read_json, read_mask, sort_key)
 
@@ -68,11 +70,15 @@ RESERVED = ("op", "key", "image", "mask", "shape", "sha256", "image_sha256", "ma
 
 
 class AlreadySaved(DatasetError):
-    """The frame is already an item (same pixels); ``add(..., replace=True)`` replaces its mask."""
+    """The frame is already an item: saved from this file and frame (``matched_by`` FILE), or found by its pixels
+    because the file it was saved from is gone (CONTENT: renamed or moved); ``add(..., replace=True)`` replaces
+    its mask."""
 
-    def __init__(self, item: Item, same_mask: bool):
-        self.key, self.item, self.same_mask = item.key, item, same_mask
-        super().__init__(f"already in the dataset as {item.key} (the same image, "
+    def __init__(self, item: Item, same_mask: bool, matched_by: str = FILE):
+        self.key, self.item, self.same_mask, self.matched_by = item.key, item, same_mask, matched_by
+        how = ("saved from this file and frame" if matched_by == FILE else
+               f"the same pixels, saved from {item.source or 'a file not recorded'}, which is not there any more")
+        super().__init__(f"already in the dataset as {item.key} ({how}; "
                          f"{'the same mask' if same_mask else 'another mask'}); its mask was not replaced")
 
 
@@ -114,8 +120,10 @@ class DatasetWriter:
             frame_index: int = 0, record: dict | None = None, findings: Findings | None = None,
             spacing_mm: tuple[float, float] | None = None, blackout_outside: Box | None = None,
             replace: bool = False) -> Sample:
-        """Save one labelled frame: a new item, or (``replace=True``) a new mask for the item holding the
-        same pixels, the previous mask kept in ``history/``.
+        """Save one labelled frame: a new item, or (``replace=True``) a new mask for the item that is this frame
+        (``DatasetIndex.find``: saved from ``source`` and ``frame_index`` with the same pixels, or with the same pixels
+        from a file that is gone), the previous mask kept in ``history/``. Another file with the same pixels, or
+        this file changed since it was saved, is a new item.
 
         ``image``: a single-frame image file (its bytes are stored unchanged) or uint8 pixels (stored
         as PNG). ``record``: extra fields for the record (who proposed the mask, Dice, ...).
@@ -138,16 +146,17 @@ class DatasetWriter:
             line["spacing_mm"] = _checked_spacing(spacing_mm)
         if findings is not None:
             line["findings"] = dict(findings.values)
+        original = pixels
         content = content_hash(pixels)
         if blackout_outside is not None:
             pixels, data, suffix = _black_out_outside(pixels, blackout_outside), None, ".png"
             line["blackout"] = [blackout_outside.y0, blackout_outside.y1, blackout_outside.x0, blackout_outside.x1]
         mask_bytes = mask_png(mask)
         with self._locked():
-            match = self.index.find(content=content)
-            if match is not None:
+            match = self.index.find(original, source=source, frame_index=frame_index, content=content)
+            if match is not None and match.matched_by in (FILE, CONTENT):
                 if not replace:
-                    raise AlreadySaved(match.item, match.item.mask_sha256 == bytes_hash(mask_bytes))
+                    raise AlreadySaved(match.item, match.item.mask_sha256 == bytes_hash(mask_bytes), match.matched_by)
                 return self._replace(match.item, mask_bytes, {**line, **extra})
             image_bytes = data if data is not None else encode_image(pixels, suffix)
             return self._append(image_bytes, suffix, pixels.shape[:2], content, mask_bytes, {**line, **extra})
@@ -231,11 +240,10 @@ class DatasetWriter:
                 fields: dict) -> Sample:
         key = self._next_key()
         image_path, mask_path = self.image_dir / f"{key}{suffix}", self.mask_dir / f"{key}.png"
-        position = len(image_files(self.image_dir))  # the new key sorts last
         line = {"op": "add", "key": key, "image": self.relative(image_path), "mask": self.relative(mask_path),
                 "shape": list(shape), "sha256": content, "image_sha256": bytes_hash(image_bytes),
-                "mask_sha256": bytes_hash(mask_bytes), "fold": position % self.index.folds, "saved_at": _now(),
-                **fields}
+                "mask_sha256": bytes_hash(mask_bytes), "fold": None, "saved_at": _now(), **fields}
+        line["fold"] = new_fold(apply(self.index.items, line, self.root), key, self.index.folds)
         self._begin({"op": "add", "key": key, "files": [line["image"], line["mask"]]})
         write_bytes_atomic(image_path, image_bytes, durable=True)
         write_bytes_atomic(mask_path, mask_bytes, durable=True)

@@ -12,7 +12,7 @@ in step. Listeners get a :class:`LabelChange` after every change.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,6 +32,7 @@ class LabelChange:
     calipers: bool = False  # the caliper list changed
     findings: bool = False  # the user's findings changed
     finished: bool = False  # an edit completed (stroke end, command, undo, redo): states, saving, autosave
+    replayed: bool = False  # the change is an undo or a redo (not a new edit)
 
 
 @dataclass(frozen=True)
@@ -235,5 +236,5 @@ class LabelModel:
 
     def _replay(self, edit: Edit | None) -> bool:
         if edit is not None:
-            self._notify(edit.change)
+            self._notify(replace(edit.change, replayed=True))
         return edit is not None

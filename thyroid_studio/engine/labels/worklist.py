@@ -6,9 +6,11 @@ model role of ``engine/models/roles.py``), its ground truth (a mask found beside
 image), the label being corrected (green: a :class:`~.label_model.LabelModel`,
 the one owner of the mask, the user's findings and their undo history) and its
 state: not segmented, AI, corrected, propagated (a label carried over from the frame
-before in a clip, not yet reviewed) or saved. A label is *unsaved* when its mask or
-findings differ from their baseline (the last saved label and findings, else the
-ground truth, else empty), so undoing every edit makes a frame clean again.
+before in a clip, not yet reviewed: accepting it or any new edit of it reviews it) or saved.
+A label is *unsaved* when its mask or findings differ from their baseline (the last saved
+label and findings, else the ground truth, else empty), so undoing every edit makes a frame
+clean again. Unsaved labels live with their frame, with their undo history, whatever frame is
+shown: only :meth:`Worklist.release` of a label with nothing to keep frees one.
 Listeners are told about inserted rows and changed rows (a label edit counts once
 it is complete).
 """
@@ -126,6 +128,7 @@ class Worklist:
         self._rows: dict[tuple[str, int], int] = {}
         self._listeners: list[Listener] = []
         self._frames: OrderedDict[tuple[str, int], Frame] = OrderedDict()
+        self._propagating = False  # set_propagated is replacing a label (not an edit that reviews it)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -261,7 +264,10 @@ class Worklist:
 
     def _label_changed(self, key: tuple[str, int], change: LabelChange) -> None:
         if change.finished:
-            self._changed(self._rows[key])
+            row = self._rows[key]
+            if not change.replayed and not self._propagating:
+                self.entries[row].propagated = False  # a new edit of a propagated label reviews it, as accepting does
+            self._changed(row)
 
     def release(self, row: int) -> None:
         """Free the label of a frame left behind if it holds nothing to keep (no edit, no history)."""
@@ -296,7 +302,12 @@ class Worklist:
         entry = self.entries[row]
         entry.propagated = True
         entry.proposed_by = model
-        if not self.label(row).replace(mask, "Propagate"):
+        self._propagating = True
+        try:
+            replaced = self.label(row).replace(mask, "Propagate")
+        finally:
+            self._propagating = False
+        if not replaced:
             self._changed(row)  # the same label as before: the mark alone changed
 
     def accept_propagated(self, row: int) -> bool:
@@ -336,6 +347,10 @@ class Worklist:
 
     def unsaved_rows(self) -> list[int]:
         return [row for row, entry in enumerate(self.entries) if entry.unsaved]
+
+    def rows_in(self, state: State) -> list[int]:
+        """The rows whose frame is in ``state`` (``State.CORRECTED``: what "Save all corrected" saves)."""
+        return [row for row, entry in enumerate(self.entries) if entry.state is state]
 
     # ------------------------------------------------------------ scores and saving
 

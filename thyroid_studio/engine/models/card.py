@@ -97,6 +97,26 @@ Mean over folds: Dice {_percent(cv['dice_mean'])} ± {_percent(cv['dice_std'])} 
 """
 
 
+def _finetune_lines(metrics: dict[str, Any]) -> str:
+    """A fine-tuned model's before/after table (the rows ``training.finetuning`` measured) and what it says."""
+    table = metrics.get("finetune")
+    if not table:
+        return ""
+    rows = "\n".join(f"| {row.get('title', key)} | {row['n']} | {_percent(row['before']['dice'])} "
+                     f"| {_percent(row['after']['dice'])} |" for key, row in table.items())
+    return f"""
+## Fine-tuning
+
+Dice % of the source checkpoint (before) and of this one (after), at the frames' original resolution:
+
+| frames | n | before | after |
+| --- | ---: | ---: | ---: |
+{rows}
+
+{metrics.get("finetune_advice", "")}
+"""
+
+
 def _measured_limitations(metrics: dict[str, Any]) -> str:
     """Limitations that this model's own figures show (cross-validation, else validation), one line each."""
     source = metrics.get("cross_validation") or metrics.get("nodule") or {}
@@ -186,7 +206,8 @@ Command:
 Per-image mean ± std at the frames' original resolution (precision, recall, HD95: per-image means).
 
 {_metrics_table(metrics)}
-{_prior_lines(metrics)}{_findings_lines((metrics.get("nodule") or {}).get("findings"))}{_cross_validation(metrics)}
+{_prior_lines(metrics)}{_findings_lines((metrics.get("nodule") or {}).get("findings"))}{_cross_validation(metrics)}\
+{_finetune_lines(metrics)}
 ## Limitations
 
 - Trained on few frames from public sets (DDTI: one scanner family, mostly single nodules); it has not been

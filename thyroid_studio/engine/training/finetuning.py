@@ -2,13 +2,18 @@
 
 :class:`FinetuneTrainer` overrides the steps of ``trainer.Trainer`` that differ:
 
-- data: the corrected frames (a contiguous block of their exams held out to measure the
-  change), frames replayed from the original training data (``replay_ratio`` per corrected
-  frame, re-drawn every epoch), and the original validation split recorded in the source;
+- data: the corrected frames (a contiguous block of their groups held out to measure the
+  change: the frames of one clip or file, and copies of one image, stay on one side,
+  ``datasets.index.dataset_groups``), frames replayed from the original training data
+  (``replay_ratio`` per corrected frame, re-drawn every epoch), and the frames that measure
+  forgetting: the original validation split recorded in the source, or, for a source trained on
+  all its frames (the shipped models), a fixed sample of its training frames (recorded in the new
+  checkpoint, left out of the replay);
 - network: the source checkpoint; ``trainable`` says which parts learn (the rest is
   frozen), and BatchNorm statistics stay frozen (a handful of frames cannot estimate them);
 - validation: Dice on the held-out corrected frames after every epoch (a live curve), and
-  before/after on the held-out frames and the original validation split;
+  before/after on the held-out frames and the original frames (:data:`ROWS`); :func:`advice`
+  says what was measured and never a figure that was not;
 - the end: a NEW versioned checkpoint and card; the source file is only ever read.
 
 The findings heads learn too where the corrected dataset has a labels.csv. The defaults
@@ -28,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..datasets.index import dataset_groups
 from ..datasets.layouts import DatasetError, open_dataset
 from ..datasets.splits import holdout_split
 from ..findings.fields import LABELS_FILE, Findings, read_labels
@@ -37,11 +43,19 @@ from ..models.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
 from ..models.library import user_dir
 from ..progress import EpochProgress, StageProgress
 from .evaluation import Case, evaluate
-from .frameset import FrameSet, Item, load_frames
+from .frameset import FrameSet, Item, evenly_spaced, load_frames
 from .trainer import Progress, ShouldStop, TrainConfig, Trainer, build_optimizer, build_schedule, compact_metrics
 
-FORGETTING_TOLERANCE = 0.01  # Dice the original validation may lose before a new model is not advised
+FORGETTING_TOLERANCE = 0.01  # Dice the original frames may lose before a new model is not advised
+FORGETTING_FRAMES = 64  # training frames of a source without a validation split that measure forgetting
 MIN_CORRECTED_FRAMES = 8  # fewer cannot both teach the model and measure what it learnt
+HELD_OUT, ORIGINAL_VALIDATION, ORIGINAL_SAMPLE = "held_out", "original_validation", "original_training_sample"
+ROWS = {
+    # the rows of the before/after table (the finetune command, the app's dialog, the card): key -> what it measures
+    HELD_OUT: "held-out corrected frames",
+    ORIGINAL_VALIDATION: "original validation",
+    ORIGINAL_SAMPLE: "original training frames (fixed sample)",
+}
 TRAINABLE = {
     # which parameters learn, by the name prefixes of the network's modules
     "nodule-decoder": ("nodule_decoder.", "prior_convs.", "findings_head."),
@@ -77,7 +91,7 @@ class FinetuneResult:
 
     status: str
     checkpoint: Path | None
-    table: dict[str, dict[str, Any]]  # {"held_out"|"original_validation": {"n", "before", "after"}}
+    table: dict[str, dict[str, Any]]  # {a key of ROWS: {"n", "before", "after"}}, the rows measured
     seconds: float
 
 
@@ -112,23 +126,53 @@ def check_output(source: Path, out: Path) -> None:
 
 
 def format_table(table: dict[str, dict[str, Any]]) -> str:
-    """The before/after Dice table printed by the finetune command."""
-    lines = [f"{'':22} {'frames':>6} {'Dice before':>12} {'Dice after':>11} {'change':>8}"]
-    for label, row in (("held-out corrected", table.get("held_out")), ("original validation", table.get("original_validation"))):
-        if row is None:
-            lines.append(f"{label:22} {'-':>6} {'(not available)':>12}")
-            continue
-        before, after = row["before"]["dice"], row["after"]["dice"]
-        lines.append(f"{label:22} {row['n']:>6} {before:>12.4f} {after:>11.4f} {100 * (after - before):>+7.2f}pt")
-    return "\n".join(lines)
+    """The before/after Dice table printed by the finetune command (the rows measured), and what it says
+    (:func:`advice`)."""
+    lines = [f"{'':40} {'frames':>6} {'Dice before':>12} {'Dice after':>11} {'change':>8}"]
+    for key, title in ROWS.items():
+        if table.get(key):
+            row = table[key]
+            lines.append(f"{title:40} {row['n']:>6} {row['before']['dice']:>12.4f} {row['after']['dice']:>11.4f} "
+                         f"{100 * _change(row):>+7.2f}pt")
+    return "\n".join(lines) + "\n" + advice(table)
+
+
+def _original(table: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]] | None:
+    """The row that measured forgetting (the original validation, else the training sample), with its key."""
+    return next(((key, table[key]) for key in (ORIGINAL_VALIDATION, ORIGINAL_SAMPLE) if table.get(key)), None)
+
+
+def _change(row: dict[str, Any]) -> float:
+    return row["after"]["dice"] - row["before"]["dice"]
 
 
 def improved(table: dict[str, dict[str, Any]]) -> bool:
-    """Did the held-out corrected frames gain Dice, without the original validation losing more than
-    ``FORGETTING_TOLERANCE``? (The app proposes the new model only then.)"""
-    held, original = table.get("held_out"), table.get("original_validation")
-    forgot = bool(original) and original["before"]["dice"] - original["after"]["dice"] > FORGETTING_TOLERANCE
-    return bool(held) and held["after"]["dice"] > held["before"]["dice"] and not forgot
+    """Did the held-out corrected frames gain Dice, without the original frames that measured forgetting losing more
+    than ``FORGETTING_TOLERANCE``? (The app proposes the new model only then.)"""
+    held, original = table.get(HELD_OUT), _original(table)
+    forgot = original is not None and -_change(original[1]) > FORGETTING_TOLERANCE
+    return bool(held) and _change(held) > 0 and not forgot
+
+
+def advice(table: dict[str, dict[str, Any]]) -> str:
+    """What the before/after table says, in words: only the figures it holds, and that forgetting was not measured
+    when no original frames could be scored."""
+    held, original = table.get(HELD_OUT), _original(table)
+    parts = []
+    if held:
+        verb = "gained" if _change(held) > 0 else "did not improve:"
+        parts.append(f"The {held['n']} held-out corrected frames {verb} {100 * _change(held):+.2f} Dice points")
+    if original is None:
+        parts.append("forgetting was not measured (none of the source's original frames is available here)")
+    else:
+        key, row = original
+        what = ("the original validation" if key == ORIGINAL_VALIDATION else
+                f"a fixed sample of {row['n']} of its training frames (the source has no validation split)")
+        lost_too_much = -_change(row) > FORGETTING_TOLERANCE
+        parts.append(f"{what} changed by {100 * _change(row):+.2f} points"
+                     + (f", more than the {100 * FORGETTING_TOLERANCE:g} allowed" if lost_too_much else ""))
+    verdict = "activating the new model is advised" if improved(table) else "keeping the current model is advised"
+    return "; ".join(parts) + f": {verdict}."
 
 
 def _load(root: str | Path, keys: Sequence[str] | None, meta: ModelMeta, exclude: Sequence[str] = (),
@@ -182,23 +226,43 @@ class FinetuneTrainer(Trainer):
         corrected_root = Path(self.finetune.nodules)
         labels_path = corrected_root / LABELS_FILE
         self.labels = read_labels(labels_path) if labels_path.is_file() else {}
-        kept_keys, self.held_keys = holdout_split(self.corrected_keys, self.finetune.held_fraction)
+        kept_keys, self.held_keys = holdout_split(self.corrected_keys, self.finetune.held_fraction,
+                                                  dataset_groups(corrected_root))
         self.sets = {"train": _load(corrected_root, kept_keys, meta, labels=self.labels),
                      "held": _load(corrected_root, self.held_keys, meta, originals=True, labels=self.labels)}
         training = meta.training or {}
         recorded_root = training.get("data", {}).get("nodules")
         original_root = from_project(recorded_root) if recorded_root else None
-        original_val_keys = list(training.get("split", {}).get("validation_keys", []))
-        if original_root is not None and original_root.is_dir() and original_val_keys:
+        here = original_root is not None and original_root.is_dir()
+        self.original_row, original_keys = self.forgetting_frames(original_root if here else None, training)
+        if original_keys:
             original_labels = read_labels(original_root / LABELS_FILE) if (original_root / LABELS_FILE).is_file() else {}
             self.labels = {**original_labels, **self.labels}
-            self.sets["val"] = _load(original_root, original_val_keys, meta, originals=True, labels=self.labels)
-        replay_root = Path(self.finetune.replay) if self.finetune.replay else (original_root if original_root and original_root.is_dir() else None)
+            self.sets["val"] = _load(original_root, original_keys, meta, originals=True, labels=self.labels)
+        replay_root = Path(self.finetune.replay) if self.finetune.replay else (original_root if here else None)
         if replay_root is not None:
-            exclude = original_val_keys if replay_root == original_root else ()
+            exclude = original_keys if replay_root == original_root else ()
             self.sets["replay"] = _load(replay_root, None, meta, exclude=exclude, labels=self.labels)
         self.replay_root = replay_root
+        self.sample_keys = original_keys if self.original_row == ORIGINAL_SAMPLE else []
         self.data_record = {}
+
+    @staticmethod
+    def forgetting_frames(original_root: Path | None, training: dict[str, Any]) -> tuple[str | None, list[str]]:
+        """(table row, keys) of the original frames that measure forgetting: the source's validation split, else
+        the fixed sample of its training frames it records (a fine-tuned source), else a new one: FORGETTING_FRAMES
+        of the original dataset's labelled frames spread evenly over their keys; (None, []) when the original
+        dataset is not here."""
+        if original_root is None:
+            return None, []
+        validation = list(training.get("split", {}).get("validation_keys", []))
+        if validation:
+            return ORIGINAL_VALIDATION, validation
+        recorded = list(training.get("forgetting_sample_keys", []))
+        if recorded:
+            return ORIGINAL_SAMPLE, recorded
+        labelled = [s for s in open_dataset(original_root).samples if s.mask is not None]
+        return ORIGINAL_SAMPLE, [s.key for s in evenly_spaced(labelled, FORGETTING_FRAMES)]
 
     def training_sets(self) -> list[FrameSet]:
         return [self.sets[name] for name in ("train", "replay") if name in self.sets]
@@ -224,7 +288,7 @@ class FinetuneTrainer(Trainer):
         super().on_train_start()
         self.progress(StageProgress("scoring the source model"))
         self.before = self.score_all()
-        self.report_held_out(0, self.before["held_out"])
+        self.report_held_out(0, self.before[HELD_OUT])
 
     def on_epoch_start(self, epoch: int) -> None:
         super().on_epoch_start(epoch)
@@ -250,8 +314,9 @@ class FinetuneTrainer(Trainer):
         self.model.eval()
         self.progress(StageProgress("scoring the fine-tuned model"))
         after = self.score_all()
-        self.report_held_out(self.config.epochs, after["held_out"])
-        self.table = {name: {"n": self.before[name]["n"], "before": self.before[name], "after": after[name]}
+        self.report_held_out(self.config.epochs, after[HELD_OUT])
+        self.table = {name: {"title": ROWS[name], "n": self.before[name]["n"], "before": self.before[name],
+                             "after": after[name]}
                       for name in self.before if self.before[name] is not None}
         self.write(after)
 
@@ -269,7 +334,9 @@ class FinetuneTrainer(Trainer):
 
     def score_all(self) -> dict[str, dict[str, Any] | None]:
         self.model.eval()
-        scores = {"held_out": self.score("held"), "original_validation": self.score("val")}
+        scores = {HELD_OUT: self.score("held")}
+        if self.original_row is not None:
+            scores[self.original_row] = self.score("val")
         self.model.train()
         return scores
 
@@ -290,6 +357,8 @@ class FinetuneTrainer(Trainer):
         training["finetuned_from"] = {"file": self.source.name, "name": source_meta.name, "version": source_meta.version,
                                       "sha256": sha256(self.source)}
         training["held_out_keys"] = self.held_keys
+        if self.sample_keys:
+            training["forgetting_sample_keys"] = self.sample_keys
         training["replay"] = {"ratio": config.replay_ratio, "frames_per_epoch": self.n_replay}
         training["recipe"] = {**training.get("recipe", {}), "finetune": {
             "epochs": config.epochs, "lr": config.lr, "optimizer": config.optimizer, "trainable": config.trainable,
@@ -298,7 +367,8 @@ class FinetuneTrainer(Trainer):
         training["source_command"] = training.get("command", "")
         training["command"] = config.command
         meta.training = training
-        meta.metrics = {"nodule": after["original_validation"] or after["held_out"], "finetune": self.table}
+        meta.metrics = {"nodule": after.get(ORIGINAL_VALIDATION) or after[HELD_OUT], "finetune": self.table,
+                        "finetune_advice": advice(self.table)}
         save_checkpoint(self.out, self.model, meta)
         write_model_card(self.out, meta)
 

@@ -38,6 +38,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from ..datasets.index import dataset_groups
 from ..datasets.layouts import DatasetError, open_dataset
 from ..datasets.splits import fold_split
 from ..findings.fields import FIELDS, LABELS_FILE, Findings, read_labels
@@ -305,14 +306,15 @@ class Trainer:
             write_json(self.run_dir / "data.json", self.data_record)
 
     def prepare_data(self) -> None:
-        """Nodule frames split by exam into train/val (all train with ``fold=None``), gland frames, findings labels."""
+        """Nodule frames split by exam (a dataset the app writes: by its groups, ``index.dataset_groups``) into
+        train/val (all train with ``fold=None``), gland frames, findings labels."""
         config = self.config
         nodules = open_dataset(config.nodules)
         by_key = {s.key: s for s in nodules.samples}
         if config.fold is None:
             train_keys, val_keys = sorted(by_key), []
         else:
-            train_keys, val_keys = fold_split(list(by_key), config.fold, config.folds)
+            train_keys, val_keys = fold_split(list(by_key), config.fold, config.folds, dataset_groups(config.nodules))
         labels_path = Path(config.labels) if config.labels else Path(config.nodules) / LABELS_FILE
         self.labels = read_labels(labels_path) if labels_path.is_file() else {}
         self.meta = config.meta(findings=bool(self.labels) and config.findings_weight > 0)
