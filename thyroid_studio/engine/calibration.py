@@ -2,6 +2,7 @@
 user) to every measurement, so no caller pairs a spacing with a region of its own."""
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -9,6 +10,23 @@ import numpy as np
 
 Region = tuple[int, int, int, int]  # (x0, y0, x1, y1), inclusive pixel columns and rows
 Spacing = tuple[float, float]  # (row, column) millimetres per pixel
+# Millimetres per pixel a calibration may give: ultrasound frames have about 0.02 to 1; a value outside (NaN, infinite,
+# zero, 1e30 in a damaged or crafted file) would turn every measurement into nonsense, so it is refused where it enters.
+SPACING_RANGE_MM = (1e-3, 10.0)
+
+
+def checked_spacing(values: object, what: str = "spacing") -> Spacing:
+    """(row, column) millimetres per pixel: two finite numbers within :data:`SPACING_RANGE_MM`; a ValueError naming
+    ``what`` and the values otherwise (every calibration, from a file, a record or the user, goes through here)."""
+    low, high = SPACING_RANGE_MM
+    try:
+        row, column = (float(v) for v in values)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} gives {values!r:.60}, not two numbers (row, column); no millimetres") from None
+    if not all(math.isfinite(v) and low <= v <= high for v in (row, column)):
+        raise ValueError(f"{what} gives ({row:g}, {column:g}) mm per pixel, not numbers from {low:g} to {high:g}; "
+                         "no millimetres")
+    return row, column
 
 
 @dataclass(frozen=True)
@@ -22,6 +40,9 @@ class Calibration:
 
     spacing_mm: Spacing
     region: Region | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "spacing_mm", checked_spacing(self.spacing_mm))
 
     def for_mask(self, mask: np.ndarray) -> Spacing | None:
         """The spacing if every pixel of ``mask`` lies inside the region, else None."""
