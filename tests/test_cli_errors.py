@@ -17,7 +17,7 @@ import pytest
 import torch
 from test_frames import write_avi
 from test_hostile_frames import dicom_bomb, png_claiming
-from test_training import _write_pairs
+from test_trainer import _write_pairs
 
 from thyroid_studio import cli
 from thyroid_studio.app import launch

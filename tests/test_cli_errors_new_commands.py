@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_training import _write_pairs
+from test_trainer import _write_pairs
 
 from thyroid_studio import cli
 from thyroid_studio.engine.datasets.check import check

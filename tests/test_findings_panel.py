@@ -13,8 +13,8 @@ import pypdfium2 as pdfium
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QTabWidget
-from test_app import SAMPLE, SAMPLES, answers, open_and_wait, paint, tiny_defaults, window  # noqa: F401 (fixtures)
-from test_app_saving import burnt_in_dicom
+from test_label_keeper import burnt_in_dicom
+from test_main_window import SAMPLE, SAMPLES, answers, open_and_wait, paint, tiny_defaults, window  # noqa: F401 (fixtures)
 
 from thyroid_studio.app.autosave import Autosave
 from thyroid_studio.app.dialogs.about_dialog import AboutDialog

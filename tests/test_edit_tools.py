@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMessageBox
-from test_app import SAMPLES, answers, at, models, open_and_wait, paint, window  # noqa: F401 (fixtures)
 from test_canvas import shown_canvas
+from test_main_window import SAMPLES, answers, at, models, open_and_wait, paint, window  # noqa: F401 (fixtures)
 
 from thyroid_studio.app.layers import CalipersItem
 from thyroid_studio.app.panels.layers_panel import LayersPanel

@@ -14,8 +14,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QMessageBox
-from test_app import answers, at, models, window  # noqa: F401 (fixtures)
 from test_frames import write_dicom
+from test_main_window import answers, at, models, window  # noqa: F401 (fixtures)
 
 from thyroid_studio.app.autosave import Autosave
 from thyroid_studio.app.main_window import MainWindow

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
-from test_app import answers, models, paint, window  # noqa: F401 (fixtures)
-from test_app_models import button_named, click_in_next_modal, reactivate
 from test_frames import write_dicom
+from test_main_window import answers, models, paint, window  # noqa: F401 (fixtures)
+from test_models_dialog import button_named, click_in_next_modal, reactivate
 
 from thyroid_studio.app import label_keeper
 from thyroid_studio.app.label_keeper import BLACK_OUT

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox
-from test_app import SAMPLE, SAMPLES, answers, models, open_and_wait, paint, window  # noqa: F401 (fixtures)
 from test_frames import write_dicom
+from test_main_window import SAMPLE, SAMPLES, answers, models, open_and_wait, paint, window  # noqa: F401 (fixtures)
 
 from thyroid_studio.app.autosave import Autosave
 from thyroid_studio.app.dialogs.finetune_dialog import FinetuneDialog
