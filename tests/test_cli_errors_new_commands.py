@@ -23,7 +23,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_trainer import _write_pairs
 
 from thyroid_studio import cli
 from thyroid_studio.engine.datasets.check import check
@@ -38,6 +37,7 @@ from thyroid_studio.engine.models.checkpoint import CheckpointError, ModelMeta, 
 from thyroid_studio.engine.models.prompt_checkpoint import PromptModelMeta, load_prompt_model, save_prompt_model
 
 from cli_files import image, scored_folder
+from dataset_files import write_nodule_pairs
 from prompt_models import tiny_litemedsam
 
 
@@ -57,7 +57,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory) -> Path:
-    return _write_pairs(tmp_path_factory.mktemp("pairs") / "data", [str(i) for i in range(1, 9)], seed=4, shape=(48, 64))
+    return write_nodule_pairs(tmp_path_factory.mktemp("pairs") / "data", [str(i) for i in range(1, 9)], seed=4, shape=(48, 64))
 
 
 def crafted(source: Path, target: Path, change) -> Path:
@@ -607,7 +607,7 @@ def test_a_records_header_claiming_absurd_folds_is_refused(dataset):
 def test_the_writer_never_hides_a_dataset_of_another_layout(tmp_path, pairs, capsys):
     copy = tmp_path / "pairs"
     shutil.copytree(pairs, copy)
-    source = _write_pairs(tmp_path / "more", ["x1", "x2"], seed=9, shape=(48, 64))
+    source = write_nodule_pairs(tmp_path / "more", ["x1", "x2"], seed=9, shape=(48, 64))
     assert run("dataset", "add", copy, source) == 2
     [line] = errors(capsys)
     assert line.startswith(f"thyroid-studio dataset add: {copy}: holds a pair-layout dataset; the writer keeps "
