@@ -307,6 +307,7 @@ def test_a_bad_pixel_cap_stops_the_command_once(tmp_path, models, monkeypatch, c
                               "number of pixels"]
 
 
+@pytest.mark.slow
 def test_a_file_name_that_is_not_utf8_goes_through_segment_and_prompt(tmp_path, models):
     """A file name is bytes; Python holds the undecodable ones as surrogates, which a strict UTF-8 CSV refused."""
     name = os.fsdecode(b"scan-\xe9t\xe9.png")  # Latin-1, as an old scanner export names it
@@ -627,6 +628,7 @@ def test_dataset_add_into_a_file_is_a_usage_error(tmp_path, pairs, capsys, kind)
     assert errors(capsys) == [f"thyroid-studio dataset add: DATASET {target} {expected}"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="drops root's permission bypass with setpriv")
 def test_read_only_dataset_and_out_folders_as_a_user_without_bypass(request, pairs, models):
     """Root writes into read-only folders; run as nobody with no capabilities, as a user would."""

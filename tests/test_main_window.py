@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QMessageBox, QTextBrowser
@@ -42,6 +43,7 @@ def test_open_sample_shows_ai_contours_ground_truth_and_dice(qtbot, window):
     assert "For research, not diagnosis" in window.research_label.text()
 
 
+@pytest.mark.slow
 def test_paint_undo_autosave_and_crash_recovery(qtbot, window, tmp_path, answers):
     row = open_and_wait(qtbot, window)
     before = window.canvas.label()

@@ -47,6 +47,7 @@ def state_text(window: MainWindow, row: int) -> str:
     return window.frames_model.data(window.frames_model.index(row)).split("\n")[1]
 
 
+@pytest.mark.slow
 def test_propagate_carries_the_label_until_the_mask_vanishes_each_frame_marked_and_undoable(
         qtbot, window, clip, answers, tmp_path, monkeypatch):
     errors = []

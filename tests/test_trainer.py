@@ -47,6 +47,7 @@ def test_state_last_loads_weights_only(finished_run):
     assert state["epoch"] == 2 and {"model", "optimizer", "scheduler", "torch_rng", "best"} <= set(state)
 
 
+@pytest.mark.slow
 def test_resume_continues_where_it_stopped(synthetic, finished_run, tmp_path):
     out = tmp_path / "resumed"
     stops = iter([False] * 3 + [True] * 1000)  # epoch 1 has 3 steps (10 train frames, 4 pairs per step)
@@ -112,6 +113,7 @@ def _with_labels(synthetic, tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_pretrained_encoder_with_findings_weak_gland_and_zoom(synthetic, tmp_path):
     out = tmp_path / "lite"
     config = train_config(synthetic, out, encoder="efficientnet-lite0", labels=str(_with_labels(synthetic, tmp_path)),
