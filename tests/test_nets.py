@@ -29,6 +29,7 @@ def test_every_parameter_gets_a_gradient(arch: str) -> None:
     assert missing == []
 
 
+@pytest.mark.slow
 def test_paper_width_parameter_counts_match_the_paper() -> None:
     # Reference notes: U-Net 31.0 M, MT-Net 43.2 M parameters at 64 base channels.
     count = lambda arch: sum(p.numel() for p in build_model(arch, 64).parameters()) / 1e6  # noqa: E731

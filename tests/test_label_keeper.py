@@ -1,7 +1,7 @@
-"""Saving through the one dataset writer and resuming a case, through real widgets and events (issue 9
-item 1): one writer per dataset folder, asking before a saved mask is replaced (never a second copy),
-frames found in the dataset open with their saved label and findings, "Next unsaved frame", black-out
-of DICOM frames and their pixel spacing in the dataset."""
+"""Keeping labels through real widgets and events (issue 9 item 1): one writer per dataset folder, asking
+before a saved mask is replaced (never a second copy), frames found in the dataset open with their saved
+label and findings, "Next unsaved frame", DICOM frames (the black-out question, once a session; black-out
+and pixel spacing in the dataset), and recovery from any autosave leftover (bugs 4 and 13)."""
 from __future__ import annotations
 
 import json
@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
-from test_app import answers, models, paint, window  # noqa: F401 (fixtures)
-from test_app_models import button_named, click_in_next_modal, reactivate
-from test_frames import write_dicom
 
 from thyroid_studio.app import label_keeper
-from thyroid_studio.app.label_keeper import BLACK_OUT
+from thyroid_studio.app.autosave import Autosave
+from thyroid_studio.app.label_keeper import AS_IS, BLACK_OUT
+from thyroid_studio.app.launch import open_window
 from thyroid_studio.app.main_window import MainWindow
 from thyroid_studio.engine.datasets.layouts import read_mask
 from thyroid_studio.engine.datasets.writer import DatasetWriter
@@ -25,6 +24,9 @@ from thyroid_studio.engine.findings.fields import Findings, read_labels
 from thyroid_studio.engine.io.frames import read_frame
 from thyroid_studio.engine.labels.worklist import State
 from thyroid_studio.engine.preprocessing import ultrasound_region
+
+from app_driving import SAMPLE, SAMPLES, button_named, click_in_next_modal, paint, reactivate
+from frame_files import burnt_in_dicom, write_dicom
 
 Button = QMessageBox.StandardButton
 CTRL = Qt.KeyboardModifier.ControlModifier
@@ -172,15 +174,6 @@ def test_one_writer_for_the_dataset_folder(qtbot, window, tmp_path, monkeypatch)
 
 # ----------------------------------------------------------------------------- DICOM frames in the dataset
 
-def burnt_in_dicom(path: Path) -> tuple[Path, np.ndarray]:
-    """An 80x120 ultrasound frame: the image in rows 8-72, columns 10-110, and text burnt in above it;
-    pixel spacing 0.2 x 0.25 mm inside the image's region."""
-    rng = np.random.default_rng(1)
-    pixels = np.zeros((80, 120), np.uint8)
-    pixels[8:72, 10:110] = rng.integers(60, 200, (64, 100), dtype=np.uint8)
-    pixels[1:4, 12:30] = 255  # "PATIENT NAME"
-    return write_dicom(path, pixels, PixelSpacing=[0.2, 0.25]), pixels
-
 
 def test_a_dicom_frame_saved_with_black_out_keeps_only_its_ultrasound_region_and_its_spacing(qtbot, window, tmp_path):
     path, pixels = burnt_in_dicom(tmp_path / "us.dcm")
@@ -201,3 +194,119 @@ def test_a_dicom_frame_saved_with_black_out_keeps_only_its_ultrasound_region_and
     assert np.array_equal(stored[inside], pixels[inside])
     record = records(dataset)[0]
     assert record["blackout"] == [8, 72, 10, 110] and record["spacing_mm"] == pytest.approx([0.2, 0.25])
+
+
+def test_saving_a_dicom_frame_warns_and_carries_the_black_out_choice(qtbot, window, tmp_path, monkeypatch):
+    calls = []
+    original = DatasetWriter.add
+
+    def add(self, image, mask, **kwargs):  # what reaches the writer (its effect: the test above)
+        box = kwargs.get("blackout_outside")
+        calls.append(box is not None)
+        assert box is None or (box.height, box.width) == (64, 96)  # this frame's ultrasound region: all of it
+        return original(self, image, mask, **kwargs)
+
+    monkeypatch.setattr(DatasetWriter, "add", add)
+    window.settings.setValue("dataset/folder", str(tmp_path / "dataset"))
+    window.open_paths([write_dicom(tmp_path / f"us{i}.dcm", np.full((64, 96), 60 + 10 * i, np.uint8)) for i in range(4)])
+
+    seen = []
+
+    def save_next(answer: str | None) -> None:
+        paint(qtbot, window, [(30, 30), (50, 30)])
+        if answer is not None:
+            click_in_next_modal(qtbot, button_named(answer) if answer != "Cancel" else lambda box: box.button(Button.Cancel),
+                                seen)
+        qtbot.keyClick(window.canvas, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+        reactivate(qtbot, window)  # the offscreen platform gives focus back to no window after a dialog
+        if answer != "Cancel":
+            qtbot.keyClick(window.canvas, Qt.Key.Key_Right)
+
+    save_next(BLACK_OUT)
+    assert calls == [True] and window.keeper.black_out is True
+    assert seen[0].startswith("us0 came from DICOM") and "burnt into the pixels" in seen[0]
+    save_next(None)  # asked once a session
+    assert calls == [True, True]
+    window.keeper.black_out = None  # as in a new session
+    save_next(AS_IS)
+    assert calls == [True, True, False]
+    window.keeper.black_out = None
+    save_next("Cancel")
+    assert calls == [True, True, False] and window.worklist[window.current].unsaved  # cancelled: nothing stored
+
+
+# ----------------------------------------------------------------------------- recovery (bugs 4 and 13)
+
+class Told:
+    """Records the (title, text) of every question and warning; questions are answered ``answer``."""
+
+    def __init__(self, answer: Button = Button.Yes) -> None:
+        self.answer = answer
+        self.questions: list[tuple[str, str]] = []
+        self.warnings: list[tuple[str, str]] = []
+
+    def question(self, parent, title, text, *args, **kwargs):
+        self.questions.append((title, text))
+        return self.answer
+
+    def warning(self, parent, title, text, *args, **kwargs):
+        self.warnings.append((title, text))
+        return Button.Ok
+
+
+@pytest.fixture
+def told(monkeypatch) -> Told:
+    told = Told()
+    monkeypatch.setattr(QMessageBox, "question", told.question)
+    monkeypatch.setattr(QMessageBox, "warning", told.warning)
+    return told
+
+
+def _damage_png(path: Path, kind: str) -> None:
+    path.write_bytes(b"" if kind == "empty" else path.read_bytes()[:40])
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "garbage json", "json list", "no description"])
+def test_the_app_starts_and_recovers_what_it_can_from_any_leftover(qtbot, models, tmp_path, told, kind):
+    folder = tmp_path / "home" / "autosave"
+    autosave = Autosave(folder)
+    good = read_mask(SAMPLES / "mask" / "1.png")
+    good[:20, :20] = True
+    autosave.store(SAMPLE, 0, good, "trfe-tiny", "1")
+    damaged = SAMPLES / "image" / "3.png"
+    autosave.store(damaged, 0, np.ones((360, 560), bool), None, "3")
+    stem = autosave._stem(damaged, 0)
+    if kind in ("empty", "truncated"):
+        _damage_png(folder / f"{stem}.png", kind)
+    else:
+        text = {"garbage json": "{\"source\": \"/x", "json list": "[1, 2]", "no description": None}[kind]
+        if text is None:
+            (folder / f"{stem}.json").unlink()
+        else:
+            (folder / f"{stem}.json").write_text(text)
+
+    window = open_window([SAMPLES / "image"], QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), autosave)
+    qtbot.addWidget(window)
+    [(title, text)] = told.questions
+    assert title == "Recover unsaved labels" and "of 1 were kept" in text  # names the frame it recovers
+    if kind in ("empty", "truncated"):
+        assert "3: its autosaved label is empty or damaged" in text  # and the one it cannot
+    else:
+        assert "the frame" in text and "unknown" in text
+    recovered = window.worklist[window.worklist.row_of(SAMPLE)]
+    assert window.current == window.worklist.row_of(SAMPLE) and np.array_equal(recovered.label.mask, good)
+    assert [item.name for item in autosave.pending().labels] == ["1"] and not autosave.pending().problems
+    told.answer = Button.Discard
+    window.close()
+
+
+def test_only_unreadable_leftovers_are_named_and_removed(qtbot, models, tmp_path, told):
+    folder = tmp_path / "home" / "autosave"
+    folder.mkdir(parents=True)
+    (folder / "0123456789abcdef.json").write_text("not json at all")
+    (folder / ".0123.tmp.png").write_bytes(b"")  # a temporary file a crash left
+    window = open_window([SAMPLE], QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), Autosave(folder))
+    qtbot.addWidget(window)
+    assert told.questions == [] and told.warnings[0][0] == "Autosaved labels unreadable"
+    assert "0123456789abcdef.json" in told.warnings[0][1] and list(folder.iterdir()) == []
+    assert window.isVisible() and window.current is not None

@@ -1,29 +1,23 @@
-"""The app's labels through real widgets and events: one owner per label (undo survives switching frames,
-undo mid-stroke), tools that forget their points with the frame, measurements per nodule and the
-caliper, hatched fills, the cursor read-out, frame order and navigation keys (issue 9)."""
+"""The editing tools in the app through real widgets and events: one owner per label (undo survives switching
+frames, undo mid-stroke), tools that forget their points with the frame, measurements per nodule selected with
+the pointer, the caliper in pixels and millimetres (issue 9)."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
-from test_app import SAMPLES, answers, at, models, open_and_wait, paint, window  # noqa: F401 (fixtures)
-from test_canvas import shown_canvas
 
 from thyroid_studio.app.layers import CalipersItem
-from thyroid_studio.app.panels.layers_panel import LayersPanel
 from thyroid_studio.engine import geometry
 from thyroid_studio.engine.calibration import Calibration
 from thyroid_studio.engine.datasets.layouts import read_mask
 from thyroid_studio.engine.labels.worklist import State
 
+from app_driving import SAMPLES, at, key, open_and_wait, paint, shown_canvas
+
 LEFT = Qt.MouseButton.LeftButton
 CTRL = Qt.KeyboardModifier.ControlModifier
 SHIFT = Qt.KeyboardModifier.ShiftModifier
-
-
-def key(qtbot, window, k, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
-    qtbot.keyClick(window.canvas, k, modifiers)
 
 
 def test_undo_survives_switching_frames(qtbot, window, answers, tmp_path):
@@ -139,64 +133,3 @@ def test_caliper_in_pixels_only_when_an_end_leaves_the_calibrated_region(qtbot):
         qtbot.mouseClick(canvas.viewport(), LEFT, pos=canvas.mapFromScene(x, 50.5))
     [item] = [i for i in canvas.scene().items() if isinstance(i, CalipersItem)]
     assert [t.text() for t in item.childItems()] == ["30.0 mm (60.0 px)", "100.0 px"]
-
-
-def test_filled_layers_stay_apart_where_they_overlap(qtbot):
-    """Filled red over filled green must not turn yellow (U-Net's colour): fills are hatched, not tinted."""
-    canvas = shown_canvas(qtbot)
-    mask = np.zeros((150, 200), bool)
-    mask[30:120, 40:160] = True
-    canvas.set_image(np.full((150, 200), 60, np.uint8), mask)
-    canvas.set_overlay("trfe", mask)
-    panel = LayersPanel(canvas)
-    qtbot.addWidget(panel)
-    panel.show()
-    for name in ("label", "trfe"):
-        box = panel.rows[name].filled
-        qtbot.mouseClick(box, LEFT, pos=QPoint(6, box.height() // 2))
-        assert canvas.layer_style(name).filled
-    shot = canvas.viewport().grab().toImage()
-    inside = canvas.mapFromScene(100, 75)
-    rgb = np.array([[shot.pixelColor(inside.x() + dx, inside.y() + dy).getRgb()[:3] for dx in range(-20, 20)]
-                    for dy in range(-20, 20)])
-    red = (rgb[..., 0] > 180) & (rgb[..., 1] < 80)
-    green = (rgb[..., 1] > 180) & (rgb[..., 0] < 80)
-    mixed = (rgb[..., 0] > 75) & (rgb[..., 1] > 75)  # translucent tints: (114, 83, 25) over this gray
-    assert red.any() and green.any() and not mixed.any()
-
-
-def test_cursor_coordinates_only_over_the_image(qtbot, window):
-    open_and_wait(qtbot, window)
-    viewport = window.canvas.viewport()
-    qtbot.mouseMove(viewport, at(window, 100.5, 50.5))
-    assert window.cursor_label.text() == "x 100  y 50"
-    window.canvas.zoom_by(0.3)
-    corner = QPoint(2, 2)
-    assert not window.canvas.image_rect().contains(window.canvas.mapToScene(corner))
-    qtbot.mouseMove(viewport, corner)
-    assert window.cursor_label.text() == ""
-
-
-def test_frames_in_natural_order_without_masks_and_navigation_keys(qtbot, window, tmp_path):
-    case = tmp_path / "case"
-    numbers = [100, 71, 101, 9] + list(range(200, 215))
-    for folder in ("image", "mask"):
-        (case / folder).mkdir(parents=True)
-        for number in numbers:
-            cv2.imwrite(str(case / folder / f"{number}.png"), np.full((40, 60), number % 250, np.uint8))
-    window.open_paths([case])
-    order = window.frame_order
-    shown = [order.index(r, 0).data().split("\n")[0] for r in range(order.rowCount())]
-    assert shown == [str(n) for n in sorted(numbers)]  # 9, 71, 100, 101, ...; no mask listed
-    names = lambda: window.worklist[window.current].name  # noqa: E731
-    assert names() == "9"
-    key(qtbot, window, Qt.Key.Key_End)
-    assert names() == "214"
-    key(qtbot, window, Qt.Key.Key_Home)
-    assert names() == "9"
-    key(qtbot, window, Qt.Key.Key_PageDown)
-    assert names() == str(sorted(numbers)[10])
-    key(qtbot, window, Qt.Key.Key_PageUp)
-    assert names() == "9"
-    key(qtbot, window, Qt.Key.Key_PageUp)
-    assert names() == "9"

@@ -1,6 +1,7 @@
-"""The desktop app with real widgets and events (pytest-qt, offscreen): open a real sample, AI contours
-from tiny models, paint, undo, save, unsaved-edit prompts, autosave recovery, drag-and-drop, batch and
-fine-tune dialogs."""
+"""The main window with real widgets and events (pytest-qt, offscreen): open a real sample, AI contours
+from tiny models, paint, undo, save, unsaved-edit prompts, autosave recovery, drag-and-drop, the batch
+dialog, About and model choice, video frames, the cursor read-out, frame order and navigation keys, the
+probability heat map and worst first."""
 from __future__ import annotations
 
 import json
@@ -18,93 +19,15 @@ from thyroid_studio.app.autosave import Autosave
 from thyroid_studio.app.dialogs.about_dialog import AboutDialog
 from thyroid_studio.app.dialogs.models_dialog import ModelsDialog, chosen_models
 from thyroid_studio.app.launch import parse_args
+from thyroid_studio.app.layers import HEATMAP
 from thyroid_studio.app.main_window import MainWindow
 from thyroid_studio.engine.datasets.layouts import read_mask
-from thyroid_studio.engine.datasets.writer import DatasetWriter
 from thyroid_studio.engine.labels.worklist import State
-from thyroid_studio.engine.models.architectures import build_model
-from thyroid_studio.engine.models.checkpoint import ModelMeta, save_checkpoint
 
-SAMPLES = Path(__file__).resolve().parents[1] / "resources" / "samples"
-SAMPLE = SAMPLES / "image" / "1.png"
+from app_driving import SAMPLE, SAMPLES, at, key, open_and_wait, paint
+
 LEFT = Qt.MouseButton.LeftButton
 Button = QMessageBox.StandardButton
-
-
-@pytest.fixture
-def models(tmp_path, monkeypatch) -> dict[str, Path]:
-    """Tiny untrained TRFE-Net and U-Net as the shipped defaults; the user folder in tmp."""
-    return tiny_defaults(tmp_path, monkeypatch)
-
-
-def tiny_defaults(tmp_path: Path, monkeypatch, trfe_findings: dict[str, list[str]] | None = None,
-                  **meta) -> dict[str, Path]:
-    """Tiny untrained TRFE-Net (with findings heads for ``trfe_findings``) and U-Net as the shipped defaults,
-    with the ``meta`` fields in their ModelMeta; the user folder in tmp."""
-    folder = tmp_path / "models"
-    paths = {}
-    for role, arch, findings in (("trfe", "trfe-a", trfe_findings or {}), ("unet", "unet", {})):
-        model_meta = ModelMeta(arch=arch, width=4, input_size=(64, 64), findings=findings, name=f"{role}-tiny", **meta)
-        model = build_model(arch, width=4, findings=findings or None)
-        paths[role] = save_checkpoint(folder / f"{role}-tiny.pt", model, model_meta)
-    (folder / "defaults.json").write_text(json.dumps({r: p.name for r, p in paths.items()}))
-    monkeypatch.setenv("THYROID_STUDIO_MODELS", str(folder))
-    monkeypatch.setenv("THYROID_STUDIO_HOME", str(tmp_path / "home"))
-    return paths
-
-
-class Answers(list):
-    """Answers QMessageBox.question gives, in order; ``asked`` and ``texts`` record the questions."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.asked: list[str] = []
-        self.texts: list[str] = []
-
-    def __call__(self, parent, title, text, *args, **kwargs):
-        self.asked.append(title)
-        self.texts.append(text)
-        return self.pop(0) if self else QMessageBox.StandardButton.Discard  # no exception inside Qt handlers
-
-
-@pytest.fixture
-def answers(monkeypatch) -> Answers:
-    queue = Answers()
-    monkeypatch.setattr(QMessageBox, "question", queue)
-    return queue
-
-
-@pytest.fixture
-def window(qtbot, models, tmp_path, answers):
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-    win = MainWindow(settings=settings)
-    qtbot.addWidget(win)
-    win.resize(1000, 700)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    win.close()
-
-
-def open_and_wait(qtbot, window: MainWindow, path: Path = SAMPLE) -> int:
-    window.open_paths([path])
-    row = window.worklist.row_of(path)
-    entry = window.worklist[row]
-    qtbot.waitUntil(lambda: len(entry.predictions) == 2, timeout=20000)
-    return row
-
-
-def at(window: MainWindow, x: float, y: float) -> QPoint:
-    return window.canvas.mapFromScene(QPointF(x, y))
-
-
-def paint(qtbot, window: MainWindow, points: list[tuple[float, float]]) -> None:
-    qtbot.keyClick(window.canvas, Qt.Key.Key_B)  # brush, through its menu shortcut
-    viewport = window.canvas.viewport()
-    qtbot.mousePress(viewport, LEFT, pos=at(window, *points[0]))
-    for p in points[1:]:
-        qtbot.mouseMove(viewport, at(window, *p))
-    qtbot.mouseRelease(viewport, LEFT, pos=at(window, *points[-1]))
 
 
 def test_open_sample_shows_ai_contours_ground_truth_and_dice(qtbot, window):
@@ -120,6 +43,7 @@ def test_open_sample_shows_ai_contours_ground_truth_and_dice(qtbot, window):
     assert "For research, not diagnosis" in window.research_label.text()
 
 
+@pytest.mark.slow
 def test_paint_undo_autosave_and_crash_recovery(qtbot, window, tmp_path, answers):
     row = open_and_wait(qtbot, window)
     before = window.canvas.label()
@@ -243,42 +167,6 @@ def test_batch_dialog_can_be_cancelled(qtbot, window, models, tmp_path):
     assert "Cancelled" in dialog.status.text()
 
 
-@pytest.fixture
-def corrected(tmp_path) -> Path:
-    """A tiny TN3K-style dataset of corrected labels, as the app saves them."""
-    writer = DatasetWriter(tmp_path / "corrected")
-    for i, image in enumerate(sorted((SAMPLES / "image").glob("*.png")) * 3):
-        pixels, mask = cv2.imread(str(image), cv2.IMREAD_GRAYSCALE), read_mask(SAMPLES / "mask" / image.name)
-        shift = 7 * (i // 3)  # distinct frames (the writer stores an image only once); 9: fine-tuning needs 8
-        writer.add(np.roll(pixels, shift, axis=1), np.roll(mask, shift, axis=1), source=f"{image}#{i}")
-    return tmp_path / "corrected"
-
-
-@pytest.mark.slow
-def test_finetune_dialog_runs_and_activates_the_new_model(qtbot, window, models, corrected, tmp_path):
-    dialog = window.run_finetune(corrected, models["trfe"], epochs=1, batch=2, replay_ratio=0.0, device="cpu")
-    qtbot.waitUntil(lambda: dialog.result is not None or dialog.failure is not None, timeout=120000)
-    assert dialog.result is not None and dialog.result.status == "finished", dialog.failure
-    new = Path(dialog.result.checkpoint)
-    assert new.is_file() and new.parent == tmp_path / "home" / "models"
-    assert dialog.table.isVisible() and dialog.table.rowCount() >= 1
-    assert len(dialog.loss_curve.xData) >= 2  # one point per step
-    assert list(dialog.dice_curve.xData) == [0, 1]  # held-out Dice before and after the one epoch
-    qtbot.mouseClick(dialog.activate_button, LEFT)
-    assert window.settings.value("models/trfe") == str(new)
-    assert models["trfe"].is_file()  # the old model stays available (rollback)
-
-
-@pytest.mark.slow
-def test_finetune_dialog_can_be_cancelled(qtbot, window, models, corrected):
-    dialog = window.run_finetune(corrected, models["trfe"], epochs=500, batch=2, replay_ratio=0.0, device="cpu")
-    qtbot.waitUntil(lambda: len(dialog._loss[0]) > 0, timeout=120000)
-    dialog.cancel()
-    qtbot.waitUntil(lambda: dialog.result is not None, timeout=60000)
-    assert dialog.result.status == "stopped" and "Cancelled" in dialog.status.text()
-    assert window.settings.value("models/trfe") is None
-
-
 def test_command_line_arguments():
     assert parse_args([]).paths == []
     assert parse_args(["a.png", "folder"]).paths == [Path("a.png"), Path("folder")]
@@ -314,3 +202,74 @@ def test_video_frames_are_listed_and_stepped_with_arrow_keys(qtbot, window, tmp_
     qtbot.keyClick(window.canvas, Qt.Key.Key_Left)
     assert window.current == 2 and "frame 3/4" in window.windowTitle()
     qtbot.waitUntil(lambda: len(window.worklist[2].predictions) == 2, timeout=20000)
+
+
+def test_cursor_coordinates_only_over_the_image(qtbot, window):
+    open_and_wait(qtbot, window)
+    viewport = window.canvas.viewport()
+    qtbot.mouseMove(viewport, at(window, 100.5, 50.5))
+    assert window.cursor_label.text() == "x 100  y 50"
+    window.canvas.zoom_by(0.3)
+    corner = QPoint(2, 2)
+    assert not window.canvas.image_rect().contains(window.canvas.mapToScene(corner))
+    qtbot.mouseMove(viewport, corner)
+    assert window.cursor_label.text() == ""
+
+
+def test_frames_in_natural_order_without_masks_and_navigation_keys(qtbot, window, tmp_path):
+    case = tmp_path / "case"
+    numbers = [100, 71, 101, 9] + list(range(200, 215))
+    for folder in ("image", "mask"):
+        (case / folder).mkdir(parents=True)
+        for number in numbers:
+            cv2.imwrite(str(case / folder / f"{number}.png"), np.full((40, 60), number % 250, np.uint8))
+    window.open_paths([case])
+    order = window.frame_order
+    shown = [order.index(r, 0).data().split("\n")[0] for r in range(order.rowCount())]
+    assert shown == [str(n) for n in sorted(numbers)]  # 9, 71, 100, 101, ...; no mask listed
+    names = lambda: window.worklist[window.current].name  # noqa: E731
+    assert names() == "9"
+    key(qtbot, window, Qt.Key.Key_End)
+    assert names() == "214"
+    key(qtbot, window, Qt.Key.Key_Home)
+    assert names() == "9"
+    key(qtbot, window, Qt.Key.Key_PageDown)
+    assert names() == str(sorted(numbers)[10])
+    key(qtbot, window, Qt.Key.Key_PageUp)
+    assert names() == "9"
+    key(qtbot, window, Qt.Key.Key_PageUp)
+    assert names() == "9"
+
+
+# ----------------------------------------------------------------------------- where the model is unsure
+
+def test_probability_heat_map_layer(qtbot, window):
+    row = open_and_wait(qtbot, window)
+    heat = window.canvas.layer_item(HEATMAP)
+    assert not heat.isVisible()  # optional: off by default
+    box = window.layers_panel.rows[HEATMAP].visible
+    qtbot.mouseClick(box, LEFT, pos=QPoint(6, box.height() // 2))
+    assert heat.isVisible() and window.layers_panel.rows[HEATMAP].filled.isHidden()
+    shape = window.worklist[row].predictions["trfe"].nodule_prob.shape
+    assert (heat.pixmap().height(), heat.pixmap().width()) == shape
+
+
+def test_worst_first_orders_by_uncertainty_and_navigation_follows(qtbot, window, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, image in enumerate(sorted((SAMPLES / "image").glob("*.png"))):
+        shutil.copy(image, folder / f"{i}.png")
+    window.open_paths([folder])
+    window.worst_first_action.trigger()  # View > Worst first
+    entries = window.worklist.entries
+    qtbot.waitUntil(lambda: all(e.uncertainty is not None for e in entries), timeout=30000)
+    expected = [e.name for e in sorted(entries, key=lambda e: -e.uncertainty)]
+    order = window.frame_order
+    assert [order.index(r, 0).data().split("\n")[0] for r in range(order.rowCount())] == expected
+    assert all(" · unsure " in order.index(r, 0).data() for r in range(order.rowCount()))
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Home)
+    assert window.worklist[window.current].name == expected[0]
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Right)
+    assert window.worklist[window.current].name == expected[1]
+    window.worst_first_action.trigger()  # off: the order they were opened in
+    assert [order.index(r, 0).data().split("\n")[0] for r in range(order.rowCount())] == ["0", "1", "2"]

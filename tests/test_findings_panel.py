@@ -13,8 +13,6 @@ import pypdfium2 as pdfium
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QTabWidget
-from test_app import SAMPLE, SAMPLES, answers, open_and_wait, paint, tiny_defaults, window  # noqa: F401 (fixtures)
-from test_app_saving import burnt_in_dicom
 
 from thyroid_studio.app.autosave import Autosave
 from thyroid_studio.app.dialogs.about_dialog import AboutDialog
@@ -25,6 +23,9 @@ from thyroid_studio.engine.findings.fields import FIELDS, Findings, merged
 from thyroid_studio.engine.findings.shape import shape_of
 from thyroid_studio.engine.findings.tirads import score
 from thyroid_studio.engine.labels.worklist import State
+
+from app_driving import SAMPLE, SAMPLES, open_and_wait, paint, tiny_defaults
+from frame_files import burnt_in_dicom
 
 CTRL, SHIFT = Qt.KeyboardModifier.ControlModifier, Qt.KeyboardModifier.ShiftModifier
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Reading datasets: the real shared sets, synthetic TN3K/TG3K/plain folders (the writer: test_dataset_writer.py)."""
+"""Reading datasets: the real shared sets, synthetic TN3K/TG3K/plain folders (the writer: test_writer.py)."""
 from __future__ import annotations
 
 import json
