@@ -2,6 +2,7 @@
 loss, the findings loss with unknown labels and class weights."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
@@ -92,3 +93,45 @@ def test_findings_loss_is_never_nan_when_the_weights_know_no_class():
     losses = findings_loss({"suspicious": torch.tensor([2.0, -2.0])}, {"suspicious": torch.tensor([1, 0])},
                            class_weights([empty], vocabulary))
     assert losses == {}
+
+
+def test_the_gland_head_is_scored_on_nodule_frames_that_have_a_gland_label_and_weakly_on_the_others():
+    nodules = torch.zeros(3, 1, 8, 8)
+    nodules[:, :, 3:5, 3:5] = 1
+    lobe = torch.zeros(3, 1, 8, 8)
+    lobe[:, :, 1:7, 1:7] = 1
+    is_nodule = torch.tensor([True, True, True])
+    known = torch.tensor([True, False, False])
+    right = (lobe * 2 - 1) * 20
+    # Frame 0 has a lobe label: a gland head that marks only the nodule there is wrong, and is scored so.
+    only_nodule = (nodules * 2 - 1) * 20
+    good = multitask_loss({"nodule": only_nodule, "gland": right}, nodules, is_nodule, glands=lobe, gland_known=known)
+    bad = multitask_loss({"nodule": only_nodule, "gland": only_nodule}, nodules, is_nodule, glands=lobe, gland_known=known)
+    assert good[1]["gland_loss"] < 0.02 < 0.2 < bad[1]["gland_loss"]
+    # Frames 1 and 2 have none: what the gland head says there costs nothing, except with weak supervision
+    # on their nodule pixels.
+    off_elsewhere = torch.cat([right[:1], -right[1:]])
+    assert multitask_loss({"nodule": only_nodule, "gland": off_elsewhere}, nodules, is_nodule,
+                          glands=lobe, gland_known=known)[1]["gland_loss"] < 0.02
+    weak = multitask_loss({"nodule": only_nodule, "gland": off_elsewhere}, nodules, is_nodule,
+                          LossWeights(weak_gland=1.0), glands=lobe, gland_known=known)[1]
+    assert weak["weak_gland_loss"] > 10
+
+
+def test_a_batch_carries_the_gland_labels_of_nodule_frames_through_the_same_augmentation(tmp_path):
+    from dataset_files import write_nodule_pairs
+
+    root = write_nodule_pairs(tmp_path / "n", ["1", "2"], seed=3)
+    lobes = tmp_path / "lobes"
+    lobes.mkdir()
+    mask = cv2.imread(str(root / "mask" / "1.png"), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(lobes / "1.png"), cv2.dilate(mask, np.ones((9, 9), np.uint8)))
+    meta = ModelMeta("trfe-a", 4, input_size=(64, 64))
+    frames = load_frames(open_dataset(root).samples, meta, glands={"1": lobes / "1.png"})
+    assert frames.gland_known.tolist() == [True, False]
+    batch = make_batch([(frames, 0, True), (frames, 1, True)], meta,
+                       {True: build_augmentation("ultrasound"), False: build_augmentation("none")}, np.random.default_rng(0))
+    assert batch.gland_known.tolist() == [True, False]
+    nodule, gland = batch.masks[0, 0] > 0.5, batch.glands[0, 0] > 0.5
+    assert nodule.any() and bool((gland | ~nodule).all())  # the lobe still holds the nodule after the flip/scale/rotation
+    assert gland.sum() > nodule.sum()

@@ -1,5 +1,5 @@
 """Training runs: the run folder, resume, stop, DDP, the pretrained encoder with findings, weak gland and zoom,
-all frames and no validation (tiny synthetic sets; fine-tuning: test_finetuning.py)."""
+all frames and no validation, gland masks of the nodule frames, gland frames per step (tiny synthetic sets; fine-tuning: test_finetuning.py)."""
 from __future__ import annotations
 
 import json
@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
@@ -15,7 +17,7 @@ from thyroid_studio.engine.findings.fields import FIELDS
 from thyroid_studio.engine.models.checkpoint import read_meta
 from thyroid_studio.engine.progress import StepProgress
 from thyroid_studio.engine.training.run_folder import load_state
-from thyroid_studio.engine.training.trainer import train
+from thyroid_studio.engine.training.trainer import Trainer, nodule_gland_files, train
 
 from training_runs import train_config
 
@@ -140,3 +142,33 @@ def test_fold_all_trains_on_every_frame_and_ships_the_final_model(synthetic, tmp
     data = json.loads((out / "data.json").read_text())
     assert data["nodules"]["val_count"] == 0 and data["nodules"]["train_count"] == 12
     assert read_meta(out / "checkpoint_best.pt").training["split"]["scheme"] == "all frames, no validation"
+
+
+def test_nodule_glands_train_the_gland_head_from_training_frames_only(synthetic, tmp_path):
+    from thyroid_studio.engine.datasets.splits import fold_split
+
+    lobes = tmp_path / "lobes"
+    lobes.mkdir()
+    keys = sorted(p.stem for p in (synthetic["nodules"] / "mask").glob("*.png"))
+    for key in keys:
+        mask = cv2.imread(str(synthetic["nodules"] / "mask" / f"{key}.png"), cv2.IMREAD_GRAYSCALE)
+        cv2.imwrite(str(lobes / f"{key}.png"), cv2.dilate(mask, np.ones((15, 15), np.uint8)))
+    train_keys, val_keys = fold_split(keys, 0, 5)
+    out = tmp_path / "run"
+    result = train(train_config(synthetic, out, glands=None, nodule_glands=str(lobes), prior_grad="detach",
+                                gland_batch=0, epochs=1), show_bar=False)
+    assert result.status == "finished"
+    data = json.loads((out / "data.json").read_text())
+    assert data["nodule_glands"]["train_labelled"] == len(train_keys) and val_keys
+    assert "glands" not in data  # no gland dataset: the gland head learnt from the nodule frames' own glands
+    meta = read_meta(out / "checkpoint_final.pt")
+    assert meta.training["recipe"]["prior_grad"] == "detach" and meta.training["data"]["nodule_glands"]
+    assert nodule_gland_files(str(lobes), train_keys).keys() == set(train_keys)
+
+
+def test_gland_batch_sets_how_many_gland_frames_a_step_takes(synthetic, tmp_path):
+    trainer = Trainer(train_config(synthetic, tmp_path / "run", batch_pairs=4, gland_batch=1))
+    trainer.prepare_data()
+    steps = trainer.epoch_steps(0)
+    assert all(sum(not nodule for _, _, nodule in items) == 1 for items in steps)
+    assert sum(nodule for items in steps for _, _, nodule in items) == len(trainer.sets["train"])
