@@ -4,7 +4,7 @@ The worst case for memory: an RGB frame (3 bytes per pixel) whose ultrasound reg
 probabilities are restored over the whole frame), a model with a gland head, ``--overlay --gland``, and a
 threshold that makes the nodule the whole frame (measuring a frame-sized component). Each size runs in a fresh
 process; its peak resident memory (VmHWM) is read after the command, and the process's memory before any frame
-(the libraries and the model) is subtracted to give bytes per pixel. engine/memory.py's BYTES_PER_PIXEL and the
+(the libraries and the model) is subtracted to give bytes per pixel. engine/io/memory.py's BYTES_PER_PIXEL and the
 default pixel cap come from these numbers.
 
     .venv/bin/python bench/memory_per_pixel.py [--megapixels 10 30 50] [--model models/trfe-a-lite0.pt]

@@ -25,8 +25,6 @@ import pydicom
 import pytest
 import torch
 from pydicom.uid import DeflatedExplicitVRLittleEndian
-from test_frames import us_region, write_dicom
-from test_training import _write_pairs
 
 from thyroid_studio import cli
 from thyroid_studio.engine import geometry
@@ -41,6 +39,8 @@ from thyroid_studio.engine.models.checkpoint import ModelMeta, read_meta, save_c
 from thyroid_studio.engine.models.prompt_checkpoint import PromptModelMeta, save_prompt_model
 
 from cli_files import image
+from dataset_files import write_nodule_pairs
+from frame_files import us_region, write_dicom
 from prompt_models import tiny_litemedsam
 
 REPO = Path(__file__).resolve().parents[1]
@@ -106,7 +106,7 @@ def test_a_linked_input_inside_out_stops_the_run(tmp_path, models, capsys):
 
 
 def test_segment_into_the_mask_folder_of_a_dataset_is_refused(tmp_path, models, capsys):
-    dataset = _write_pairs(tmp_path / "ds", ["0001", "0002"], seed=1)
+    dataset = write_nodule_pairs(tmp_path / "ds", ["0001", "0002"], seed=1)
     mask = (dataset / "mask" / "0001.png").read_bytes()
     source = image(tmp_path / "in" / "0001.png")
     assert segment(models, source, "--out", dataset / "mask") == 2
@@ -137,7 +137,7 @@ def test_prompt_never_replaces_an_input_named_in_its_table(tmp_path, models, cap
 
 
 def test_report_and_evaluate_never_write_into_a_dataset(tmp_path, models, capsys):
-    dataset = _write_pairs(tmp_path / "ds", ["1", "2"], seed=2)
+    dataset = write_nodule_pairs(tmp_path / "ds", ["1", "2"], seed=2)
     assert run("report", dataset / "image" / "1.png", "--out", dataset / "image" / "reports", "--model", models["unet"],
                "--device", "cpu") == 2
     assert f"lies inside the dataset {dataset}" in errors(capsys)[0]
@@ -150,7 +150,7 @@ def test_report_and_evaluate_never_write_into_a_dataset(tmp_path, models, capsys
 
 
 def test_finetune_and_train_never_write_into_their_datasets(tmp_path, models, capsys):
-    pairs = _write_pairs(tmp_path / "pairs", [str(i) for i in range(1, 9)], seed=3, shape=(48, 64))
+    pairs = write_nodule_pairs(tmp_path / "pairs", [str(i) for i in range(1, 9)], seed=3, shape=(48, 64))
     assert run("finetune", "--from", models["unet"], "--nodules", pairs, "--out", pairs / "image" / "new.pt",
                "--device", "cpu") == 2
     [line] = errors(capsys)
@@ -163,7 +163,7 @@ def test_finetune_and_train_never_write_into_their_datasets(tmp_path, models, ca
 
 
 def test_dataset_add_into_a_folder_inside_its_source_is_refused(tmp_path, capsys):
-    source = _write_pairs(tmp_path / "src", ["1", "2"], seed=4)
+    source = write_nodule_pairs(tmp_path / "src", ["1", "2"], seed=4)
     assert run("dataset", "add", source / "image" / "ds", source) == 2
     [line] = errors(capsys)
     assert line.startswith(f"thyroid-studio dataset add: DATASET {source / 'image' / 'ds'} is inside the input folder")
@@ -174,7 +174,7 @@ def test_the_app_exports_no_report_onto_a_dataset(tmp_path):
     """The app's File > Export report goes through the same plan (no dialog: the rule itself)."""
     from thyroid_studio.engine.io.outputs import OutputError, OutputPlan
 
-    dataset = _write_pairs(tmp_path / "ds", ["1"], seed=5)
+    dataset = write_nodule_pairs(tmp_path / "ds", ["1"], seed=5)
     with pytest.raises(OutputError, match=f"The report {dataset / 'mask' / 'r.pdf'} lies inside the dataset"):
         OutputPlan([tmp_path / "frame.png"]).check(dataset / "mask" / "r.pdf", "The report")
 
@@ -447,7 +447,7 @@ def test_an_opencv_allocation_failure_is_one_line_and_the_batch_goes_on(tmp_path
 
 
 def test_frames_in_flight_are_bounded_by_pixels_and_never_deadlock(tmp_path, models, monkeypatch):
-    from thyroid_studio.engine import memory
+    from thyroid_studio.engine.io import memory
 
     monkeypatch.setattr(memory, "READ_AHEAD_PIXELS", 1000)  # less than one 24 x 32 frame and a half
     for i in range(7):
@@ -461,7 +461,7 @@ def test_frames_in_flight_are_bounded_by_pixels_and_never_deadlock(tmp_path, mod
 def test_one_frame_at_the_cap_stays_under_the_memory_target(tmp_path, models):
     """The worst case: RGB, its ultrasound region all of the frame, a gland head, --overlay --gland, and a nodule
     over the whole frame (threshold 0.01), in a fresh process: peak resident memory under 1.5 GB."""
-    from thyroid_studio.engine.memory import DEFAULT_MAX_PIXELS, MEMORY_TARGET_BYTES
+    from thyroid_studio.engine.io.memory import DEFAULT_MAX_PIXELS, MEMORY_TARGET_BYTES
 
     side = int(DEFAULT_MAX_PIXELS ** 0.5)
     pixels = np.zeros((side, side, 3), np.uint8)
@@ -583,7 +583,7 @@ def test_labels_csv_cells_are_neutralised_and_kept(tmp_path):
 
 
 def test_labels_whose_ids_miss_the_image_names_are_reported(tmp_path, capsys):
-    source = _write_pairs(tmp_path / "src", ["0010", "0011"], seed=9)
+    source = write_nodule_pairs(tmp_path / "src", ["0010", "0011"], seed=9)
     (source / "labels.csv").write_text("id,tirads\n10,3\n0011,5\n")
     assert run("dataset", "add", tmp_path / "ds", source) == 1
     assert errors(capsys) == [
@@ -617,7 +617,7 @@ def test_a_boxes_row_with_an_extra_field_is_reported_and_the_rest_go_on(tmp_path
 
 
 def test_evaluate_and_report_say_which_labels_attach_to_nothing(tmp_path, models, capsys):
-    pairs = _write_pairs(tmp_path / "pairs", ["1", "2"], seed=10, shape=(48, 64))
+    pairs = write_nodule_pairs(tmp_path / "pairs", ["1", "2"], seed=10, shape=(48, 64))
     labels = tmp_path / "labels.csv"
     labels.write_text("id,tirads\n1,3\n02,4a\n")
     assert run("evaluate", "--predictions", pairs / "mask", "--images", pairs / "image", "--masks", pairs / "mask",

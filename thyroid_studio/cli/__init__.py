@@ -134,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         print_error(args.command, f"stopped: {type(exc).__name__}: {detail or 'out of memory'}")
         return EXIT_SOME_FAILED
     except Exception as exc:  # OpenCV's allocation failure (cv2.error) is one line too; anything else is a bug
-        from ..engine.memory import allocation_problem
+        from ..engine.io.memory import allocation_problem
 
         if (problem := allocation_problem(exc)) is None:
             raise

@@ -40,7 +40,7 @@ from ..io.files import TEXT_ERRORS, output_folder_problem, write_image_atomic, w
 from ..io.frames import Frame, FrameReadError, count_frames, find_inputs, frame_name, read_frames
 from ..io.outputs import OutputError, OutputPlan, folder_lock
 from ..io.tables import TableWriter
-from ..memory import PixelsInFlight, allocation_problem
+from ..io.memory import PixelsInFlight, allocation_problem
 from .overlay import segmentation_overlay
 from .segmenter import Segmentation, Segmenter
 

@@ -33,7 +33,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, iter_pixels
 
 from ..calibration import Calibration, Spacing
-from ..memory import DEFAULT_MAX_PIXELS, allocation_problem
+from .memory import DEFAULT_MAX_PIXELS, allocation_problem
 from ..preprocessing import to_gray
 from .dicom_header import DicomHeader, read_calibration, read_header
 from .image_header import FORMATS, image_size
