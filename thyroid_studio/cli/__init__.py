@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -104,15 +106,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):  # file names that are not UTF-8 are printed as their own bytes
         sys.stdout.reconfigure(errors="surrogateescape")
-    from .interruption import terminate_as_interrupt
-
-    restore = terminate_as_interrupt()
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous_term = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None  # as cleanly as Ctrl-C
     previous_warning, warnings.showwarning = warnings.showwarning, _one_line_warning(args.command)
     try:
         return _run(args)
     finally:
         warnings.showwarning = previous_warning
-        restore()
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM as a KeyboardInterrupt: the command unwinds (temporary files removed) and exits 130; a StopRequest
+    (interruption.py) takes it, as the first Ctrl-C, while work with safe points runs."""
+    raise KeyboardInterrupt
 
 
 def _run(args: argparse.Namespace) -> int:

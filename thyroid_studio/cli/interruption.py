@@ -6,16 +6,15 @@ interrupted run leaves whole files behind: the CSV of the frames done, a consist
 half-written checkpoint. The handler is installed only while the work runs, in the main thread.
 
 SIGTERM (``kill``, a job scheduler, a closing terminal session) stops as cleanly as the first Ctrl-C:
-while a StopRequest is held it asks the work to stop at its safe point, and otherwise
-(:func:`terminate_as_interrupt`, for the whole command) it is a KeyboardInterrupt, which removes
-temporary files on its way out instead of leaving them where the process died.
+while a StopRequest is held it asks the work to stop at its safe point, and otherwise (``cli.main``
+makes it so for the whole command) it is a KeyboardInterrupt, which removes temporary files on its
+way out instead of leaving them where the process died.
 """
 from __future__ import annotations
 
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from types import FrameType
 
 from tqdm import tqdm
@@ -53,16 +52,3 @@ class StopRequest:
         why = "terminated (SIGTERM): " if signum == signal.SIGTERM else ""
         with tqdm.external_write_mode(file=sys.stderr):  # on a line of its own, not inside a progress bar
             print_error(self.command, f"{why}stopping after {self.safe_point} (Ctrl-C again to stop at once)")
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
-def terminate_as_interrupt() -> Callable[[], None]:
-    """Make SIGTERM raise KeyboardInterrupt, as Ctrl-C does (main thread only; a no-op elsewhere); returns the
-    function that puts the previous handler back."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
