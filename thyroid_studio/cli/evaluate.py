@@ -79,7 +79,8 @@ def masks_by_stem(folder: Path) -> dict[str, Path]:
 def _inputs(args: argparse.Namespace) -> tuple[list[Path], dict[str, Path]]:
     """The image files and the ground-truth mask files by key, from --dataset/--split or --images/--masks."""
     from ..engine.datasets.layouts import open_dataset
-    from ..engine.io.frames import find_inputs
+    from ..engine.io.dicom_seg import is_seg
+    from ..engine.io.frames import find_inputs, is_dicom
 
     if args.dataset:
         if args.images or args.masks:
@@ -93,7 +94,8 @@ def _inputs(args: argparse.Namespace) -> tuple[list[Path], dict[str, Path]]:
     for folder in (args.images, args.masks):
         if not folder.is_dir():
             raise ValueError(f"{folder}: not a folder")
-    return find_inputs([args.images]), masks_by_stem(args.masks)
+    frames = [path for path in find_inputs([args.images]) if not (is_dicom(path) and is_seg(path))]  # SEGs: labels
+    return frames, masks_by_stem(args.masks)
 
 
 def check_outputs(args: argparse.Namespace) -> None:

@@ -19,6 +19,7 @@ from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, bar_progr
 from .arguments import number
 from .interruption import StopRequest
 
+BAR_DELAY_S = 1.0  # a progress bar only for transfers that take a while: a failure at once is one line alone
 ACTIONS = {
     "find": "list the studies (and their series) that match",
     "pull": "retrieve a study's instances (WADO-RS) into OUT/<study UID>/<series UID>/ as DICOM files",
@@ -69,12 +70,14 @@ def _server(args: argparse.Namespace):
     if args.ca_bundle is not None and not args.ca_bundle.is_file():
         raise PacsError(f"--ca-bundle {args.ca_bundle}: no such file")
     verify = False if args.insecure else str(args.ca_bundle) if args.ca_bundle else True
-    server = Server.from_url(args.url, args.user, os.environ.get(PASSWORD_VARIABLE), verify, args.timeout)
+    server = Server.from_url(args.url, args.user, None, verify, args.timeout)  # a password in the URL comes first
     if server.username and server.password is None:
-        if not sys.stdin.isatty():
+        password = os.environ.get(PASSWORD_VARIABLE)
+        if password is None and not sys.stdin.isatty():
             raise PacsError(f"--user {server.username}: no password; set ${PASSWORD_VARIABLE}")
-        server = Server.from_url(server.url, server.username, getpass.getpass(f"password of {server.username}: "),
-                                 verify, args.timeout)
+        if password is None:
+            password = getpass.getpass(f"password of {server.username}: ")
+        server = Server.from_url(server.url, server.username, password, verify, args.timeout)
     if args.insecure:
         print(f"warning: not checking the TLS certificate of {server.url} (--insecure)", file=sys.stderr)
     return server
@@ -106,7 +109,7 @@ def _pull(args: argparse.Namespace, server) -> int:
 
     if problem := output_folder_problem(args.out):
         raise PacsError(f"--out {args.out} {problem}")
-    with tqdm(unit="instance", desc="pull", file=sys.stderr, dynamic_ncols=True) as bar:
+    with tqdm(unit="instance", desc="pull", file=sys.stderr, dynamic_ncols=True, delay=BAR_DELAY_S) as bar:
         with StopRequest("pacs pull", "the current instance") as stop:
             report = pull(server, args.study, args.out, args.series, bar_progress(bar), should_stop=stop)
     for note in report.notes:
@@ -126,7 +129,7 @@ def _push(args: argparse.Namespace, server) -> int:
 
     given = {path for path in args.files if not path.is_dir()}
     files = [path for path in find_inputs(args.files) if path in given or is_dicom(path)]  # folders: their DICOM
-    with tqdm(unit="file", desc="push", file=sys.stderr, dynamic_ncols=True) as bar:
+    with tqdm(unit="file", desc="push", file=sys.stderr, dynamic_ncols=True, delay=BAR_DELAY_S) as bar:
         with StopRequest("pacs push", "the current file") as stop:
             report = push(server, files, bar_progress(bar), should_stop=stop)
     for _, message in report.failed:

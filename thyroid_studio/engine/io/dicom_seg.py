@@ -208,9 +208,21 @@ def _single_frame_view(ds: Dataset) -> Dataset:
         del view.NumberOfFrames
         view.SOPClassUID = UltrasoundImageStorage if view.get("Modality") == "US" else SecondaryCaptureImageStorage
     for name in _TYPE2_COPIED:
-        if name not in view:
-            setattr(view, name, "")
+        if name not in view or not _conformant(view[name]):
+            setattr(view, name, "")  # Type 2: empty is allowed; a date like "1997.04.24" is not
     return view
+
+
+def _conformant(element) -> bool:
+    """Whether a date or time element's value parses as its VR says (old files hold "14:04:38", "1997.04.24")."""
+    parse = {"DA": pydicom.valuerep.DA, "TM": pydicom.valuerep.TM}.get(element.VR)
+    if parse is None or not element.value:
+        return True
+    try:
+        parse(element.value)
+    except ValueError:
+        return False
+    return True
 
 
 def _description(hd, number: int, segment: Segment):

@@ -123,7 +123,17 @@ def _client(server: Server):
     import requests
     from dicomweb_client import DICOMwebClient
 
-    session = requests.Session()
+    class Session(requests.Session):
+        """A session whose own TLS choice wins: requests lets $REQUESTS_CA_BUNDLE override ``session.verify``,
+        which would ignore a CA bundle or "no check" asked for."""
+
+        def merge_environment_settings(self, url, proxies, stream, verify, cert):
+            settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if self.verify is not True:
+                settings["verify"] = self.verify
+            return settings
+
+    session = Session()
     if server.username:
         session.auth = (server.username, server.password or "")
     session.verify = server.verify
