@@ -69,7 +69,7 @@ def test_single_frame_seg_holds_each_segment_references_the_instance_and_carries
     assert [s.SegmentAlgorithmType for s in ds.SegmentSequence] == ["MANUAL", "AUTOMATIC", "AUTOMATIC"]
     algorithm = ds.SegmentSequence[1].SegmentationAlgorithmIdentificationSequence[0]
     assert (algorithm.AlgorithmName, algorithm.AlgorithmVersion) == ("trfe-a-lite0", "1")
-    assert ds.SegmentSequence[2].SegmentedPropertyTypeCodeSequence[0].CodeValue == STRUCTURES["gland"].type.value
+    assert ds.SegmentSequence[2].SegmentedPropertyTypeCodeSequence[0].CodeValue == STRUCTURES["gland"].type[0]
     assert "not diagnosis" in ds.SeriesDescription
 
     opened = hd.seg.segread(path)  # highdicom's reader: the right referenced instance

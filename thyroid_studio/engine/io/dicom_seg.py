@@ -32,8 +32,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.sr.codedict import codes
-from pydicom.sr.coding import Code
 from pydicom.uid import UID, SecondaryCaptureImageStorage, SegmentationStorage, UltrasoundImageStorage, generate_uid
 
 from ... import __version__
@@ -54,20 +52,26 @@ _TYPE2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "
 _REQUIRED = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 
 
+CodeValue = tuple[str, str, str]  # (value, coding scheme, meaning): made a pydicom Code when a SEG is written
+
+
 @dataclass(frozen=True)
 class Structure:
     """What a segment outlines, as DICOM codes it (Segmented Property Category and Type)."""
 
     title: str
-    category: Code
-    type: Code
+    category: CodeValue
+    type: CodeValue
 
 
+# SNOMED CT codes as pydicom's code dictionary has them (written out: importing it takes 0.1 s)
+_THYROID = ("69748006", "SCT", "Thyroid")  # also the anatomic region of every segment
 STRUCTURES = {
-    "nodule": Structure("Thyroid nodule", codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Nodule),
-    "gland": Structure("Thyroid gland", codes.SCT.AnatomicalStructure, codes.SCT.Thyroid),
+    "nodule": Structure("Thyroid nodule", ("49755003", "SCT", "Morphologically Abnormal Structure"),
+                        ("27925004", "SCT", "Nodule")),
+    "gland": Structure("Thyroid gland", ("91723000", "SCT", "Anatomical Structure"), _THYROID),
 }
-_THYROID = codes.SCT.Thyroid  # the anatomic region of every segment
+_ARTIFICIAL_INTELLIGENCE = ("123110", "DCM", "Artificial Intelligence")  # the algorithm family (CID 7162)
 
 
 @dataclass(frozen=True)
@@ -226,14 +230,16 @@ def _conformant(element) -> bool:
 
 
 def _description(hd, number: int, segment: Segment):
+    from pydicom.sr.coding import Code
+
     structure = STRUCTURES[segment.structure]
     automatic = segment.algorithm is not None
     algorithm = hd.AlgorithmIdentificationSequence(
-        name=segment.algorithm.name, family=codes.cid7162.ArtificialIntelligence,
+        name=segment.algorithm.name, family=Code(*_ARTIFICIAL_INTELLIGENCE),
         version=segment.algorithm.version) if automatic else None
     return hd.seg.SegmentDescription(
-        segment_number=number, segment_label=segment.label, segmented_property_category=structure.category,
-        segmented_property_type=structure.type, anatomic_regions=[_THYROID],
+        segment_number=number, segment_label=segment.label, segmented_property_category=Code(*structure.category),
+        segmented_property_type=Code(*structure.type), anatomic_regions=[Code(*_THYROID)],
         algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC if automatic
         else hd.seg.SegmentAlgorithmTypeValues.MANUAL,
         algorithm_identification=algorithm)
@@ -416,8 +422,7 @@ def _references(path: Path, ds: Dataset) -> tuple[dict[str, list[int | None]], b
 
 def _structure(description) -> str | None:
     kind = description.segmented_property_type
-    return next((key for key, s in STRUCTURES.items() if (kind.value, kind.scheme_designator) ==
-                 (s.type.value, s.type.scheme_designator)), None)
+    return next((key for key, s in STRUCTURES.items() if (kind.value, kind.scheme_designator) == s.type[:2]), None)
 
 
 def _algorithm(description) -> Algorithm | None:
