@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from thyroid_studio.engine.inference.segmenter import PostProcess, Segmenter, resolve_device
+from thyroid_studio.engine.inference.segmenter import PostProcess, Segmentation, Segmenter, resolve_device
 from thyroid_studio.engine.models.architectures import build_model
 from thyroid_studio.engine.models.checkpoint import ModelMeta, save_checkpoint
 
@@ -124,3 +124,22 @@ def test_segmenter_measures_the_gland_share_of_the_ultrasound_region():
     frame[10:80, 20:100] = np.random.default_rng(0).integers(40, 200, (70, 80))  # the ultrasound image, black borders
     result = Segmenter(model, meta, device="cpu")(frame)
     assert result.gland_share == pytest.approx(1.0) and result.informative_gland is None
+
+
+def test_the_lobe_is_the_gland_component_that_holds_the_nodule():
+    shape = (60, 100)
+    gland = np.zeros(shape, bool)
+    gland[10:50, 5:40] = True  # the right lobe, holding the nodule
+    gland[5:55, 60:98] = True  # the left lobe, larger
+    nodule = np.zeros(shape, bool)
+    nodule[20:30, 15:25] = True
+    result = Segmentation(nodule.astype(np.float32), nodule, gland.astype(np.float32), gland, gland_share=0.5)
+    lobe = result.lobe()
+    assert lobe[25, 20] and not lobe[30, 80] and lobe.sum() == 40 * 35
+    other = np.zeros(shape, bool)
+    other[30, 70] = True
+    assert result.lobe(other)[30, 80]  # the user's label in the other lobe: that lobe
+    empty = Segmentation(nodule.astype(np.float32) * 0, nodule & False, gland.astype(np.float32), gland, gland_share=0.5)
+    assert empty.lobe().sum() == 50 * 38  # no nodule: the largest
+    whole = Segmentation(nodule.astype(np.float32), nodule, gland.astype(np.float32), gland, gland_share=0.95)
+    assert whole.lobe() is None  # a gland over the whole image is no lobe
