@@ -274,7 +274,8 @@ def rows_of(window: MainWindow, clip: Path) -> list[int]:
 
 
 def state_text(window: MainWindow, row: int) -> str:
-    return window.frames_model.data(window.frames_model.index(row)).split("\n")[1]
+    """The state the frame list shows (without the uncertainty of frames already segmented, read ahead too)."""
+    return window.frames_model.data(window.frames_model.index(row)).split("\n")[1].split(" · ")[0]
 
 
 def test_propagate_carries_the_label_until_the_mask_vanishes_each_frame_marked_and_undoable(

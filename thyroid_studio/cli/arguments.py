@@ -52,6 +52,25 @@ def number(low: float, high: float = math.inf, *, include_low: bool = False) -> 
     return parse
 
 
+MAX_MM_PER_PIXEL = 10.0  # --scale: a pixel of a centimetre or more is a typo
+
+
+def scale(text: str) -> str | float:
+    """``--scale``: "auto" (the frame's burnt-in ruler) or millimetres per pixel, above 0 and below 10."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return number(0.0, MAX_MM_PER_PIXEL)(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or millimetres per pixel between 0 and "
+                                         f"{MAX_MM_PER_PIXEL:g} (exclusive), got {text!r}") from None
+
+
+SCALE_HELP = ("millimetres for frames without a calibration of their own (a DICOM's header is kept): 'auto' reads "
+              "each frame's burnt-in depth ruler (ticks 1 cm apart; frames without one stay in pixels), a number is "
+              "millimetres per pixel for all of them; the CSV's scale_source column says where each frame's came from")
+
+
 probability = number(0.0, 1.0)  # thresholds, fractions: strictly between 0 and 1
 positive = number(0.0)  # learning rates
 non_negative = number(0.0, include_low=True)  # weights, ratios, weight decay

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..engine.inference.segmenter import DEVICE_CHOICES
 from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error, use_network_threads
-from .arguments import whole
+from .arguments import SCALE_HELP, scale, whole
 
 MAX_PAGES = 20  # frames per report by default: a long clip would give a PDF nobody reads
 BATCH_SIZE = 4  # frames per forward pass
@@ -27,16 +27,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", type=Path, help="labels.csv with your findings per frame (they take precedence "
                         "over the model's)")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    parser.add_argument("--scale", type=scale, metavar="auto|MM_PER_PIXEL", help=SCALE_HELP.replace(
+        "; the CSV's scale_source column says where each frame's came from", "; each page says where its came from"))
     parser.add_argument("--max-pages", type=whole(1, 10_000), default=MAX_PAGES,
                         help=f"at most this many frames of a multi-frame file (default {MAX_PAGES})")
 
 
-def _frames(source: Path, max_pages: int) -> tuple[list, int]:
-    """The first ``max_pages`` frames of ``source`` and how many it has."""
+def _frames(source: Path, max_pages: int, scale: float | str | None) -> tuple[list, int]:
+    """The first ``max_pages`` frames of ``source`` (calibrated as ``--scale`` asks) and how many it has."""
     from ..engine.io.frames import count_frames, read_frames
+    from ..engine.io.ruler import calibrated
 
     total = count_frames(source)
-    return list(islice(read_frames(source), max_pages)), total
+    return [calibrated(frame, scale) for frame in islice(read_frames(source), max_pages)], total
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             continue
         try:
-            frames, total = _frames(job.source, args.max_pages)
+            frames, total = _frames(job.source, args.max_pages, args.scale)
             pages = []
             for batch in batches(frames, BATCH_SIZE):
                 results = segmenter.segment([frame.pixels for frame in batch])

@@ -44,6 +44,7 @@ from typing import Iterator
 import numpy as np
 from filelock import FileLock, Timeout
 
+from ..calibration import SOURCES
 from ..findings.fields import FIELDS, KEY_COLUMN, LABELS_FILE, Findings, LabelsError, labels_text, read_labels
 from ..io.files import (append_durable, encode_image, fsync, is_temporary, mask_png, write_bytes_atomic,
                         write_text_atomic)
@@ -64,7 +65,7 @@ LOCK_TIMEOUT_S = 60.0
 LOCK_POLL_S = 0.005  # how often a waiting writer tries the lock (transactions take milliseconds)
 IMAGES, MASKS = TN3K_FOLDERS[0], TN3K_FOLDERS[1]
 RESERVED = ("op", "key", "image", "mask", "shape", "sha256", "image_sha256", "mask_sha256", "fold", "source",
-            "frame_index", "saved_at", "previous_saved_at", "spacing_mm", "findings", "blackout", "history", "reason")
+            "frame_index", "saved_at", "previous_saved_at", "spacing_mm", "scale_source", "findings", "blackout", "history", "reason")
 
 
 class AlreadySaved(DatasetError):
@@ -112,15 +113,16 @@ class DatasetWriter:
 
     def add(self, image: str | os.PathLike | np.ndarray, mask: np.ndarray, *, source: str | os.PathLike,
             frame_index: int = 0, record: dict | None = None, findings: Findings | None = None,
-            spacing_mm: tuple[float, float] | None = None, blackout_outside: Box | None = None,
-            replace: bool = False) -> Sample:
+            spacing_mm: tuple[float, float] | None = None, scale_source: str | None = None,
+            blackout_outside: Box | None = None, replace: bool = False) -> Sample:
         """Save one labelled frame: a new item, or (``replace=True``) a new mask for the item holding the
         same pixels, the previous mask kept in ``history/``.
 
         ``image``: a single-frame image file (its bytes are stored unchanged) or uint8 pixels (stored
         as PNG). ``record``: extra fields for the record (who proposed the mask, Dice, ...).
         ``findings``: stored in the record and ``labels.csv`` (None: unchanged on replace).
-        ``spacing_mm``: (row, column) mm per pixel, when the frame has one (DICOM).
+        ``spacing_mm``: (row, column) mm per pixel, when the frame has one; ``scale_source``: where it came
+        from (a key of ``calibration.SOURCES``: the DICOM header, the user, the burnt-in ruler, an option).
         ``blackout_outside``: store the image black outside this box (burnt-in text); the item is
         still found by the original pixels. Raises :class:`AlreadySaved` for a frame already saved
         when ``replace`` is False, ValueError for bad input, DatasetError when the dataset is busy.
@@ -136,6 +138,10 @@ class DatasetWriter:
         line: dict = {"source": os.fspath(source), "frame_index": int(frame_index)}
         if spacing_mm is not None:
             line["spacing_mm"] = _checked_spacing(spacing_mm)
+        if scale_source is not None:
+            if spacing_mm is None or scale_source not in SOURCES:
+                raise ValueError(f"scale_source {scale_source!r} needs a spacing_mm and one of {', '.join(SOURCES)}")
+            line["scale_source"] = scale_source
         if findings is not None:
             line["findings"] = dict(findings.values)
         content = content_hash(pixels)

@@ -34,6 +34,7 @@ from ..findings.shape import shape_of
 from ..findings.tirads import score
 from ..io.files import TEXT_ERRORS, output_folder_problem, write_image_atomic, write_mask_png
 from ..io.frames import Frame, FrameReadError, count_frames, find_inputs, frame_name, read_frames
+from ..io.ruler import calibrated
 from .overlay import segmentation_overlay
 from .segmenter import Segmentation, Segmenter
 
@@ -62,6 +63,7 @@ OUTPUTS = {
 CSV_COLUMNS = (
     "file", "frame", "nodule_area_px", "nodule_area_mm2", "x0", "y0", "x1", "y1",
     "longest_diameter_px", "longest_diameter_mm", "mean_confidence", "gland_share", "model", "ms", "mask",
+    "mm_per_px_row", "mm_per_px_col", "scale_source",  # the frame's calibration and where it came from (empty: none)
 )
 # The nodule's shape, and what a model with findings heads predicts: P(suspicious), each finding's most
 # probable class and its probability, the ACR TI-RADS points and level (engine/findings/tirads.py).
@@ -78,6 +80,7 @@ class BatchOptions:
     batch_size: int = 4  # frames per forward pass
     recursive: bool = True  # descend into sub-folders of folder inputs
     gland: bool = False  # also write <name>_gland.png, the predicted gland (models with a gland head)
+    scale: float | str | None = None  # frames without a calibration of their own: "auto" (the ruler), or mm per pixel
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -105,6 +108,7 @@ class BatchReport:
     csv_problem: str | None = None
     seconds: float = 0.0
     cancelled: bool = False
+    scales: dict[str, int] = field(default_factory=dict)  # frames by where their millimetres came from ("none": pixels)
 
     @property
     def ok(self) -> bool:
@@ -210,12 +214,13 @@ def find_clashes(jobs: Sequence[Job], counts: dict[Path, int | None], options: B
 _END = object()
 
 
-def _frames_of(jobs: Sequence[Job]) -> Iterator[tuple[Job, Frame | FrameReadError]]:
-    """Each job's frames in order; a read failure is yielded in place (after any frames already read)."""
+def _frames_of(jobs: Sequence[Job], scale: float | str | None = None) -> Iterator[tuple[Job, Frame | FrameReadError]]:
+    """Each job's frames in order, calibrated as ``scale`` asks (``ruler.calibrated``) where they have no
+    calibration of their own; a read failure is yielded in place (after any frames already read)."""
     for job in jobs:
         try:
             for frame in read_frames(job.source):
-                yield job, frame
+                yield job, calibrated(frame, scale)
         except FrameReadError as exc:
             yield job, exc
 
@@ -278,12 +283,16 @@ def csv_row(frame: Frame, result: Segmentation, model: str, ms: float, mask_path
     over nearly all of it is no prior: ``Segmentation.informative_gland``)."""
     m = geometry.measure(result.nodule_mask, frame.spacing_for(result.nodule_mask))
     x0, y0, x1, y1 = m.bbox if m else ("",) * 4
+    calibration = frame.calibration
     return {
         "file": str(frame.source), "frame": str(frame.index),
         "nodule_area_px": str(m.area_px if m else 0), "nodule_area_mm2": _fmt(m and m.area_mm2),
         "x0": str(x0), "y0": str(y0), "x1": str(x1), "y1": str(y1),
         "longest_diameter_px": _fmt(m and m.longest_px), "longest_diameter_mm": _fmt(m and m.longest_mm),
         "mean_confidence": _fmt(result.mean_confidence(), 4), "gland_share": _fmt(result.gland_share, 4), "model": model, "ms": f"{ms:.1f}", "mask": mask_path,
+        "mm_per_px_row": _fmt(calibration and calibration.spacing_mm[0], 5),
+        "mm_per_px_col": _fmt(calibration and calibration.spacing_mm[1], 5),
+        "scale_source": calibration.source if calibration else "",
         **findings_cells(frame, result),
     }
 
@@ -445,7 +454,7 @@ def segment_paths(
     stop = threading.Event()
     complete = False
     try:
-        frames = _good_frames(prefetch(_frames_of(jobs), 2 * options.batch_size, stop), fail, options)
+        frames = _good_frames(prefetch(_frames_of(jobs, options.scale), 2 * options.batch_size, stop), fail, options)
         for batch in batches(frames, options.batch_size):
             if should_stop and should_stop():
                 report.cancelled = True
@@ -455,6 +464,8 @@ def segment_paths(
             ms = (time.perf_counter() - tic) * 1000 / len(batch)
             for (job, frame), result in zip(batch, results):
                 writer.submit(job, frame, result, ms)
+                source = frame.calibration.source if frame.calibration else "none"
+                report.scales[source] = report.scales.get(source, 0) + 1
             report.frames += len(batch)
             if progress:
                 progress(report.frames + len(report.failures), total)
