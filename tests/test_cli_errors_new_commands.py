@@ -23,7 +23,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_training import _write_pairs
 
 from thyroid_studio import cli
 from thyroid_studio.engine.datasets.check import check
@@ -38,6 +37,7 @@ from thyroid_studio.engine.models.checkpoint import CheckpointError, ModelMeta, 
 from thyroid_studio.engine.models.prompt_checkpoint import PromptModelMeta, load_prompt_model, save_prompt_model
 
 from cli_files import image, scored_folder
+from dataset_files import write_nodule_pairs
 from prompt_models import tiny_litemedsam
 
 
@@ -57,7 +57,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory) -> Path:
-    return _write_pairs(tmp_path_factory.mktemp("pairs") / "data", [str(i) for i in range(1, 9)], seed=4, shape=(48, 64))
+    return write_nodule_pairs(tmp_path_factory.mktemp("pairs") / "data", [str(i) for i in range(1, 9)], seed=4, shape=(48, 64))
 
 
 def crafted(source: Path, target: Path, change) -> Path:
@@ -307,6 +307,7 @@ def test_a_bad_pixel_cap_stops_the_command_once(tmp_path, models, monkeypatch, c
                               "number of pixels"]
 
 
+@pytest.mark.slow
 def test_a_file_name_that_is_not_utf8_goes_through_segment_and_prompt(tmp_path, models):
     """A file name is bytes; Python holds the undecodable ones as surrogates, which a strict UTF-8 CSV refused."""
     name = os.fsdecode(b"scan-\xe9t\xe9.png")  # Latin-1, as an old scanner export names it
@@ -607,7 +608,7 @@ def test_a_records_header_claiming_absurd_folds_is_refused(dataset):
 def test_the_writer_never_hides_a_dataset_of_another_layout(tmp_path, pairs, capsys):
     copy = tmp_path / "pairs"
     shutil.copytree(pairs, copy)
-    source = _write_pairs(tmp_path / "more", ["x1", "x2"], seed=9, shape=(48, 64))
+    source = write_nodule_pairs(tmp_path / "more", ["x1", "x2"], seed=9, shape=(48, 64))
     assert run("dataset", "add", copy, source) == 2
     [line] = errors(capsys)
     assert line.startswith(f"thyroid-studio dataset add: {copy}: holds a pair-layout dataset; the writer keeps "
@@ -627,6 +628,7 @@ def test_dataset_add_into_a_file_is_a_usage_error(tmp_path, pairs, capsys, kind)
     assert errors(capsys) == [f"thyroid-studio dataset add: DATASET {target} {expected}"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="drops root's permission bypass with setpriv")
 def test_read_only_dataset_and_out_folders_as_a_user_without_bypass(request, pairs, models):
     """Root writes into read-only folders; run as nobody with no capabilities, as a user would."""

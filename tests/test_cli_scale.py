@@ -9,12 +9,13 @@ import cv2
 import pypdfium2 as pdfium
 import pytest
 import torch
-from test_frames import write_dicom
-from test_ruler import draw_ticks, speckle_frame
 
 from thyroid_studio import cli
 from thyroid_studio.engine.models.architectures import build_model
 from thyroid_studio.engine.models.checkpoint import ModelMeta, save_checkpoint
+
+from frame_files import write_dicom
+from ruler_frames import draw_ticks, speckle_frame
 
 
 @pytest.fixture(scope="module")

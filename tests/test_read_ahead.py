@@ -10,8 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
-from test_app import answers, models, window  # noqa: F401 (fixtures)
-from test_frames import write_dicom
 
 from thyroid_studio.app import prompt_worker
 from thyroid_studio.app.layers import SPECS, ContourLayerItem
@@ -21,6 +19,8 @@ from thyroid_studio.app.workers import AheadFrame, InferenceWorker
 from thyroid_studio.engine.inference.prompting import PromptSegmenter
 from thyroid_studio.engine.inference.segmenter import Segmentation
 from thyroid_studio.engine.models.roles import MODEL_ROLES
+
+from frame_files import write_dicom
 
 
 def clip(path: Path, frames: int) -> Path:

@@ -13,32 +13,7 @@ from thyroid_studio.engine.calibration import Calibration
 from thyroid_studio.engine.io.frames import Frame, read_frame
 from thyroid_studio.engine.io.ruler import calibrated, find_ruler, propose_scale
 
-
-def speckle_frame(height: int = 360, width: int = 300, seed: int = 0, image=(40, 10, 280, 330)) -> np.ndarray:
-    """A black frame holding a speckled B-mode image in ``image`` (x0, y0, x1, y1, exclusive)."""
-    rng = np.random.default_rng(seed)
-    frame = np.zeros((height, width), np.uint8)
-    x0, y0, x1, y1 = image
-    frame[y0:y1, x0:x1] = np.clip(rng.rayleigh(45, (y1 - y0, x1 - x0)), 0, 255).astype(np.uint8)
-    return frame
-
-
-def draw_ticks(frame: np.ndarray, spacing: float, count: int, *, at: int = 34, first: float = 8.0,
-               lateral: bool = False, skip: tuple[int, ...] = ()) -> list[tuple[float, float]]:
-    """2 x 2 dots every ``spacing`` px down column ``at`` (``lateral``: along row ``at``); returns their centres."""
-    centres = []
-    for k in range(count):
-        if k in skip:
-            continue
-        along = int(round(first + k * spacing))
-        y, x = (along, at) if not lateral else (at, along)
-        frame[y:y + 2, x:x + 2] = 250
-        centres.append((x + 0.5, y + 0.5))
-    return centres
-
-
-def label(frame: np.ndarray, text: str, x: int, y: int) -> None:
-    cv2.putText(frame, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.35, 255, 1)
+from ruler_frames import draw_ticks, label, speckle_frame
 
 
 @pytest.mark.parametrize("spacing", [30.0, 47.3, 60.86, 76.0, 95.0])

@@ -11,12 +11,13 @@ import cv2
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QDialogButtonBox, QRadioButton
-from test_app import LEFT, answers, at, models, window  # noqa: F401 (fixtures)
-from test_ruler import draw_ticks, speckle_frame
 
 from thyroid_studio.app.layers import RulerItem
 from thyroid_studio.app.main_window import MainWindow
 from thyroid_studio.engine.datasets.index import DatasetIndex
+
+from app_driving import LEFT, at
+from ruler_frames import draw_ticks, speckle_frame
 
 
 @pytest.fixture

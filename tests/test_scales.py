@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_frames import write_dicom
 
 from thyroid_studio.engine.calibration import SOURCES, Calibration
 from thyroid_studio.engine.datasets.index import DatasetIndex
@@ -17,6 +16,8 @@ from thyroid_studio.engine.datasets.writer import DatasetWriter
 from thyroid_studio.engine.inference.segmenter import Segmentation
 from thyroid_studio.engine.labels.scales import SCOPES, ScaleRules
 from thyroid_studio.engine.labels.worklist import Worklist
+
+from frame_files import write_dicom
 
 USER = Calibration((0.25, 0.25), None, "user")
 RULER = Calibration((0.2, 0.2), None, "ruler")

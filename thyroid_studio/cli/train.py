@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..engine.datasets.splits import MAX_FOLDS
 from ..engine.models.architectures import ARCHITECTURES, arch_spec
+from ..engine.nets.blocks import NORMS
 from ..engine.nets.encoders import ENCODERS, encoder_spec
 from ..engine.preprocessing import CONTRAST_MODES
 from ..engine.training.augment import AUGMENTATIONS
@@ -32,7 +33,10 @@ def fold_number(text: str) -> int | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", choices=list(ARCHITECTURES), default="trfe-a", help="network (default trfe-a)")
     parser.add_argument("--nodules", required=True, metavar="DATASET", help="nodule dataset folder (any layout)")
-    parser.add_argument("--glands", metavar="DATASET", help="gland dataset with train/val splits (all but unet)")
+    parser.add_argument("--glands", metavar="DATASET", help="gland dataset with train/val splits, e.g. TG3K (all but unet)")
+    parser.add_argument("--nodule-glands", metavar="DIR",
+                        help="gland masks of the nodule frames, <key>.png (e.g. resources/ddti-gland); frames without "
+                             "one get no gland loss")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to create (or resume)")
     parser.add_argument("--labels", metavar="CSV", help="findings labels.csv (default: <nodules>/labels.csv when present)")
     parser.add_argument("--fold", type=fold_number, default=0,
@@ -48,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=input_size, default=224,
                         help="square input size, divisible by 16 (32 for efficientnet-lite0), at least 32")
     parser.add_argument("--batch-pairs", type=whole(1, 4096), default=8, help="nodule/gland pairs per step (unet: frames)")
+    parser.add_argument("--gland-batch", type=whole(0, 4096),
+                        help="gland-dataset frames per step (default: one per nodule frame, --batch-pairs)")
+    parser.add_argument("--prior-grad", choices=("full", "detach"), default="full",
+                        help="full: the nodule loss trains the gland decoder through the prior (the paper's code); "
+                             "detach: the gland head learns from gland masks only")
+    parser.add_argument("--norm", choices=list(NORMS), default="batch",
+                        help="decoder normalisation; group: GroupNorm, the encoder's BatchNorm statistics frozen")
     parser.add_argument("--lr", type=positive, help="learning rate (default 1e-2 for sgd, 1e-3 for adamw)")
     parser.add_argument("--weight-decay", type=non_negative, default=5e-4)
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
@@ -113,10 +124,14 @@ def check_inputs(args: argparse.Namespace) -> None:
             raise ValueError(f"{labels}: none of its {len(ids)} ids names a frame of --nodules (ids like "
                              f"{next(iter(ids))!r}, frames like {keys[0]!r}); the findings heads would learn nothing")
     if arch_spec(args.arch).has_gland:
-        if not args.glands:
-            raise ValueError(f"--arch {args.arch} has a gland head and needs a gland dataset: pass --glands DATASET")
-        for split in ("train", "val"):
-            labelled_keys(args.glands, "--glands", split)
+        if not (args.glands or args.nodule_glands):
+            raise ValueError(f"--arch {args.arch} has a gland head and needs a gland dataset (--glands DATASET) "
+                             "and/or gland masks of its nodule frames (--nodule-glands DIR)")
+        if args.glands:
+            for split in ("train", "val"):
+                labelled_keys(args.glands, "--glands", split)
+        if args.nodule_glands and not Path(args.nodule_glands).is_dir():
+            raise ValueError(f"--nodule-glands {args.nodule_glands}: no such folder")
     if problem := output_folder_problem(args.out):
         raise ValueError(f"--out {args.out} {problem}")
     has_run = (Path(args.out) / "state_last.pt").exists()

@@ -58,6 +58,19 @@ class Segmentation:
             return None
         return self.gland_mask
 
+    def lobe(self, nodule: np.ndarray | None = None) -> np.ndarray | None:
+        """The component of the informative gland that holds ``nodule`` (the model's own nodule by default;
+        the largest component when there is none): the lobe whose size a report states. None without an
+        informative gland."""
+        gland = self.informative_gland
+        if gland is None or not gland.any():
+            return None
+        nodule = self.nodule_mask if nodule is None else nodule
+        if not nodule.any():
+            return geometry.largest_component(gland)
+        rows, cols = np.nonzero(nodule)
+        return geometry.select_component(gland, (float(cols.mean()), float(rows.mean())))
+
     def mean_confidence(self) -> float | None:
         """Mean nodule probability inside the mask; ``None`` for an empty mask."""
         return float(self.nodule_prob[self.nodule_mask].mean()) if self.nodule_mask.any() else None
