@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from thyroid_studio.app import prompt_worker
+from thyroid_studio.app import prompt_worker, read_ahead
 from thyroid_studio.app.layers import SPECS, ContourLayerItem
 from thyroid_studio.app.prompt_worker import PromptWorker
 from thyroid_studio.app.read_ahead import AHEAD
@@ -201,3 +201,41 @@ def test_a_frame_stepped_past_before_it_settles_is_never_embedded_and_a_box_does
         assert embedded == [3]  # for the box; the frame stepped past was never embedded
     finally:
         worker.stop()
+
+
+class ArrayPrompter(CountingPrompter):
+    """Records the very arrays embedded (frames of one clip share their first pixel)."""
+
+    def embed(self, pixels, cache=True):
+        if id(pixels) not in self._cache:
+            self.embedded.append(pixels)
+            self._cache[id(pixels)] = object()
+        return self._cache[id(pixels)]
+
+
+def test_while_stepping_through_a_clip_the_shown_frame_is_embedded_only_once_the_user_stops(
+        qtbot, window, tmp_path, monkeypatch):
+    monkeypatch.setattr(read_ahead, "READING_PACE_S", 1000.0)  # every step after the first is reading on
+    monkeypatch.setattr(read_ahead, "STEPPING_SETTLE_S", 1000.0)  # and the user never stops
+    monkeypatch.setattr(prompt_worker, "SETTLE_S", 0.0)
+    embedded = []
+    window.prompt_worker.use(ArrayPrompter(embedded, threading.Event()))
+    path = clip(tmp_path / "clip.dcm", 6)
+    window.open_paths([path])
+    rows = [window.worklist.row_of(path, k) for k in range(6)]
+
+    def was_embedded(row: int) -> bool:
+        return any(array is window.worklist.cached_frame(row).pixels for array in embedded)
+
+    qtbot.waitUntil(lambda: was_embedded(rows[0]), timeout=10000)  # opened: embedded after the usual moment
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Right)  # a first step: not reading yet
+    qtbot.waitUntil(lambda: was_embedded(rows[1]), timeout=10000)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Right)  # stepping on: reading
+    assert window.current == rows[2]
+    qtbot.waitUntil(lambda: segmented(window, rows[3]) and idle(window.inference), timeout=20000)
+    with window.prompt_worker._cond:
+        waiting = window.prompt_worker._due_in()
+    # its embedding waits for the user to stop, and so does the next frame's, though its contours are done
+    assert waiting > 100 and not was_embedded(rows[3])
+    qtbot.keyClick(window.canvas, Qt.Key.Key_End)  # a jump is no step: the usual moment
+    qtbot.waitUntil(lambda: was_embedded(rows[5]), timeout=10000)

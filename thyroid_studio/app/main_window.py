@@ -268,9 +268,8 @@ class MainWindow(QMainWindow):
         self.frames_model.frame_decoded(row)
         self.canvas.set_image(frame.pixels, label, self.worklist.calibration(row))
         self._pixels = frame.pixels
-        self.prompt_worker.show_frame(entry.key, frame.pixels)
         self._show_predictions()
-        self.read_ahead.frame_shown(row)
+        self.read_ahead.frame_shown(row, frame.pixels)  # the prompt worker's embedding too
         self.scale_setter.frame_shown(row, frame.pixels)
         self._select_in_list(row)
         self._label_shown()

@@ -5,8 +5,9 @@ proposed masks, and cine propagation as a job target.
 One :class:`PromptWorker` thread (a ``request_thread.RequestThread``) holds the prompt model
 (``engine.inference.prompting.PromptSegmenter``, loaded on first use from ``models/litemedsam.pt`` unless one is
 given) and serves the newest request: a box on the shown frame first, else the shown frame's embedding, begun
-once the frame has been shown for ``SETTLE_S`` (its contours are on screen by then, and a frame stepped past
-sooner is never embedded; a box drawn on it asks at once). A frame left before its embedding started is never
+once the frame has been shown for a moment (``SETTLE_S``, or longer while the user steps through a clip:
+``read_ahead.STEPPING_SETTLE_S``), so the embedding's CPU does not slow the frame's contours appearing and a
+frame stepped past sooner is never embedded; a box drawn on it asks at once. A frame left before its embedding started is never
 embedded; one being embedded finishes (a forward pass cannot be interrupted) and stays in the segmenter's cache
 for a step back. The embedding of the frame expected next
 (:meth:`PromptWorker.embed_ahead`) runs on a second thread of its own (:class:`_AheadEmbedder`) once the shown
@@ -34,7 +35,7 @@ from ..engine.models.library import default_prompt_model
 from ..engine.progress import ProgressEvent
 from .request_thread import RequestThread
 
-SETTLE_S = 0.3  # a shown frame's embedding starts after this: the embedding's CPU does not slow the frame appearing
+SETTLE_S = 0.3  # seconds a shown frame waits before its embedding starts, by default
 
 
 class PromptWorker(RequestThread):
@@ -84,11 +85,12 @@ class PromptWorker(RequestThread):
         prompter = self._prompter
         return prompter is not None and prompter.cached(pixels) is not None
 
-    def show_frame(self, key: Any, pixels: np.ndarray) -> None:
-        """A frame is shown: embed it next, dropping the requests of the frame shown before."""
+    def show_frame(self, key: Any, pixels: np.ndarray, settle: float | None = None) -> None:
+        """A frame is shown: embed it once it has been shown for ``settle`` seconds (None: ``SETTLE_S``),
+        dropping the requests of the frame shown before."""
         with self._cond:
             self._frame, self._ahead = (key, pixels), None
-            self._frame_due = time.monotonic() + SETTLE_S
+            self._frame_due = time.monotonic() + (SETTLE_S if settle is None else settle)
             if self._box is not None and self._box[0] != key:
                 self._box = None
             self._cond.notify()

@@ -4,12 +4,22 @@ background (``workers.InferenceWorker.read_ahead``, below any request for the sh
 frame's LiteMedSAM embedding is computed once its contours are (so the two models ahead do not share the
 CPU with it) and the shown frame's embedding is done (``PromptWorker.embed_ahead``).
 
+While the user steps through a clip (a step less than ``READING_PACE_S`` after the one before), a shown
+frame's embedding waits ``STEPPING_SETTLE_S`` before it starts: at reading speed a 1-2 s embedding would
+never be ready before the next step, and its CPU would slow every frame's contours appearing (median
+key -> contours 74-117 ms with it, 45-56 ms without, on the shared 2-core machine, bench/README.md). Once the
+user stops, it starts, and a box drawn before then asks for it at once.
+
 Each shown frame replaces what was queued, so a jump cancels the read-ahead of the old place. Frames the
 inference worker reads for it come back here and are kept by the worklist: showing them then decodes
 nothing on the GUI thread, and the embedding made ahead is keyed by the very array that will be shown.
 """
 from __future__ import annotations
 
+import math
+import time
+
+import numpy as np
 from PySide6.QtCore import QObject
 
 from ..engine.io.frames import Frame
@@ -20,6 +30,8 @@ from .prompt_worker import PromptWorker
 from .workers import AheadFrame, InferenceWorker
 
 AHEAD = 3  # frames segmented ahead of the shown one (two models take ~0.1-0.3 s a frame on a 2-core CPU)
+READING_PACE_S = 2.0  # steps closer together than this are reading through a clip
+STEPPING_SETTLE_S = 1.2  # while reading: seconds a frame is shown before its embedding starts
 
 
 class ReadAhead(QObject):
@@ -31,6 +43,8 @@ class ReadAhead(QObject):
         self.worklist, self.order, self.inference, self.prompts = worklist, order, inference, prompts
         self.direction = 1  # +1: down the list, -1: up it
         self._next: int | None = None  # the row expected next, whose embedding is wanted
+        self._last_step = -math.inf  # time.monotonic() of the last step
+        self._reading = False  # the frame about to be shown was reached by a step soon after the one before
         inference.frame_read.connect(self._frame_read)
         inference.ahead_done.connect(self._segmented)
 
@@ -38,8 +52,13 @@ class ReadAhead(QObject):
         """The user stepped ``delta`` rows: reading goes on that way."""
         if delta:
             self.direction = 1 if delta > 0 else -1
+        now = time.monotonic()
+        self._reading, self._last_step = now - self._last_step < READING_PACE_S, now
 
-    def frame_shown(self, row: int) -> None:
+    def frame_shown(self, row: int, pixels: np.ndarray) -> None:
+        """A frame is shown (``pixels``: the very array on screen): its embedding, then the frames after it."""
+        reading, self._reading = self._reading, False
+        self.prompts.show_frame(self.worklist[row].key, pixels, STEPPING_SETTLE_S if reading else None)
         rows = self.rows_after(row)
         frames = []
         for ahead in rows:
