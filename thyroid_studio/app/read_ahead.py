@@ -7,8 +7,9 @@ CPU with it) and the shown frame's embedding is done (``PromptWorker.embed_ahead
 While the user steps through a clip (a step less than ``READING_PACE_S`` after the one before), a shown
 frame's embedding waits ``STEPPING_SETTLE_S`` before it starts: at reading speed a 1-2 s embedding would
 never be ready before the next step, and its CPU would slow every frame's contours appearing (median
-key -> contours 74-117 ms with it, 45-56 ms without, on the shared 2-core machine, bench/README.md). Once the
-user stops, it starts, and a box drawn before then asks for it at once.
+key -> contours 74-117 ms when it started 0.3 s after each frame, 45-56 ms when it waited 1.2 s, on the
+shared 2-core machine; bench/README.md). Once the user stops, it starts, and a box drawn before then asks
+for it at once.
 
 Each shown frame replaces what was queued, so a jump cancels the read-ahead of the old place. Frames the
 inference worker reads for it come back here and are kept by the worklist: showing them then decodes
