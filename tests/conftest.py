@@ -23,6 +23,7 @@ from thyroid_studio.engine.training.trainer import train  # noqa: E402
 from app_driving import Answers, tiny_defaults  # noqa: E402
 from box_prompts import textured, write_png  # noqa: E402
 from dataset_files import write_nodule_pairs  # noqa: E402
+from orthanc_server import orthanc, orthanc_tls  # noqa: E402, F401 - session fixtures: the test PACS
 from training_runs import train_config  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,9 +1,10 @@
 """Tiny dataset files for the dataset tests (tests/test_layouts.py, tests/test_writer.py): gray frames, a
 square mask, a TN3K copy laid out as published; and image/ + mask/ pairs of speckled frames with one dark
-nodule each, for training, fine-tuning and the command line."""
+nodule each, for training, fine-tuning and the command line; and the simulated crashes of the writer tests."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -57,3 +58,28 @@ def write_nodule_pairs(root: Path, keys: list[str], seed: int, shape=(72, 88)) -
         cv2.imwrite(str(root / "image" / f"{key}.png"), image)
         cv2.imwrite(str(root / "mask" / f"{key}.png"), mask)
     return root
+
+
+# ------------------------------------------------------------------ crashes
+
+
+class Crash(BaseException):
+    """Stands for the process dying: not an Exception, so the writer's own clean-up does not run."""
+
+
+def failing_at(monkeypatch, step: int | None, error: type[BaseException]) -> dict:
+    """Make the ``step``-th call of os.replace / os.fsync raise ``error`` (fsync itself skipped: speed)."""
+    calls = {"n": 0}
+    real_replace = os.replace
+
+    def counted(real):
+        def call(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == step:
+                raise error(f"simulated failure at step {step}")
+            return real(*args, **kwargs) if real else None
+        return call
+
+    monkeypatch.setattr(os, "replace", counted(real_replace))
+    monkeypatch.setattr(os, "fsync", counted(None))
+    return calls

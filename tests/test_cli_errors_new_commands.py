@@ -93,7 +93,8 @@ def test_a_failing_disk_is_one_line_for_every_subcommand(command, monkeypatch, c
     monkeypatch.setattr(module, "run", full_disk)
     argv = {"segment": ["x.png", "--out", "o"], "evaluate": ["--predictions", "p"], "train": ["--nodules", "n", "--out", "o"],
             "finetune": ["--from", "f.pt", "--nodules", "n"], "report": ["x.png", "--out", "o"],
-            "dataset": ["stats", "d"], "prompt": ["--boxes", "b.csv", "--out", "o"]}.get(command, [])
+            "dataset": ["stats", "d"], "prompt": ["--boxes", "b.csv", "--out", "o"],
+            "pacs": ["find", "http://localhost:8042/dicom-web"]}.get(command, [])
     assert cli.main([command, *argv]) == cli.EXIT_SOME_FAILED
     assert capsys.readouterr().err == (f"thyroid-studio {command}: stopped: OSError: No space left on device: "
                                        "/somewhere/out.csv\n")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from thyroid_studio.engine.datasets.writer import JOURNAL, AlreadySaved, Dataset
 from thyroid_studio.engine.findings.fields import Findings, read_labels
 from thyroid_studio.engine.preprocessing import Box
 
-from dataset_files import gray, square_mask, tn3k_copy, write_png
+from dataset_files import Crash, failing_at, gray, square_mask, tn3k_copy, write_png
 
 
 def _folds(root: Path, k: int) -> dict:
@@ -235,28 +234,6 @@ def test_converts_a_dataset_of_the_older_writer(tmp_path):
 # ------------------------------------------------------------------ crashes
 
 
-class Crash(BaseException):
-    """Stands for the process dying: not an Exception, so the writer's own clean-up does not run."""
-
-
-def _failing_at(monkeypatch, step: int | None, error: type[BaseException]) -> dict:
-    """Make the ``step``-th call of os.replace / os.fsync raise ``error`` (fsync itself skipped: speed)."""
-    calls = {"n": 0}
-    real_replace = os.replace
-
-    def counted(real):
-        def call(*args, **kwargs):
-            calls["n"] += 1
-            if calls["n"] == step:
-                raise error(f"simulated failure at step {step}")
-            return real(*args, **kwargs) if real else None
-        return call
-
-    monkeypatch.setattr(os, "replace", counted(real_replace))
-    monkeypatch.setattr(os, "fsync", counted(None))
-    return calls
-
-
 def _base(tmp_path: Path) -> Path:
     """A dataset with three committed items (one replaced, with findings)."""
     root = tmp_path / "base"
@@ -283,14 +260,14 @@ def test_a_failure_at_any_step_leaves_the_last_commit(tmp_path, monkeypatch, op,
     before = {key: (item.image.read_bytes(), item.mask.read_bytes(), item.findings)
               for key, item in DatasetIndex(base).items.items()}
     with monkeypatch.context() as m:  # count the steps of a clean run
-        steps = _failing_at(m, None, error)
+        steps = failing_at(m, None, error)
         DatasetWriter(shutil.copytree(base, tmp_path / "count")).add(**_operation(op))
     outcomes = set()
     for step in range(1, steps["n"] + 1):
         root = shutil.copytree(base, tmp_path / f"{op}-{step}")
         writer = DatasetWriter(root)
         with monkeypatch.context() as m:
-            _failing_at(m, step, error)
+            failing_at(m, step, error)
             with pytest.raises(error):
                 writer.add(**_operation(op))
         reopened = DatasetWriter(root)  # recovery

@@ -120,7 +120,9 @@ class LabelKeeper:
                 return False
             sample = self.worklist.save(row, writer, black_out=black_out, replace=True)
         self.autosave.remove(entry.source, entry.index)
-        self.message(f"Saved {entry.name} as {sample.key} in {writer.root}")
+        seg = f", with its DICOM SEG {sample.seg.name}" if sample.seg else \
+            f" (no DICOM SEG: {self.worklist.seg_problem(row) or 'it could not be made'})"
+        self.message(f"Saved {entry.name} as {sample.key} in {writer.root}{seg}")
         return True
 
     def resumed(self, row: int, match: Match, mask: np.ndarray) -> None:

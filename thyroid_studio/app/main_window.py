@@ -28,6 +28,7 @@ from .dialogs.batch_dialog import BatchDialog
 from .dialogs.finetune_dialog import FinetuneDialog
 from .dialogs.job_dialog import JobDialog
 from .dialogs.models_dialog import ModelsDialog, chosen_models
+from .dialogs.pacs_dialog import PacsActions
 from .frame_list import FrameListModel, FrameListView, FrameOrder
 from .label_keeper import LabelKeeper
 from .panels.findings_panel import FindingsPanel
@@ -157,6 +158,7 @@ class MainWindow(QMainWindow):
         file = bar.addMenu("&File")
         a(file, "&Open files…", self._open_files_dialog, Key.Open)
         a(file, "Open &folder…", self._open_folder_dialog, "Ctrl+Shift+O")
+        self.pacs = PacsActions(self, file)  # Open from PACS…, Send label to PACS… (app/dialogs/pacs_dialog.py)
         file.addSeparator()
         a(file, "&Save label to dataset", self.save_current, Key.Save)
         a(file, "Choose &dataset folder…", lambda: self.keeper.dataset_folder(ask=True))

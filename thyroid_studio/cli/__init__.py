@@ -33,6 +33,7 @@ SUBCOMMANDS = {
     "report": "write a PDF report per file: contours, measurements, findings, ACR TI-RADS",
     "dataset": "add labelled frames to a dataset, check or repair it, count it",
     "prompt": "one mask per box listed in a CSV (LiteMedSAM box prompts)",
+    "pacs": "find studies on a PACS over DICOMweb, pull them as DICOM files, push SEGs back",
 }
 
 

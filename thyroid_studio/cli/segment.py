@@ -22,6 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png with the contours")
     parser.add_argument("--gland", action="store_true",
                         help="also write <name>_gland.png (0/255), the predicted thyroid gland (models with a gland head)")
+    parser.add_argument("--seg-out", action="store_true",
+                        help="also write <name>_seg.dcm beside each mask of a DICOM input: a DICOM Segmentation (SEG) "
+                             "referencing the frame, the model's nodule (and gland with --gland) as segments, for a "
+                             "PACS or a viewer; other inputs get none, with a line saying why")
     parser.add_argument("--tta", action="store_true", help="flip test-time augmentation: average each frame and its mirror")
     parser.add_argument("--batch-size", type=whole(1, 1024), default=4, help="frames per forward pass (default 4)")
     parser.add_argument("--no-crop", action="store_true", help="feed the whole frame, not the detected ultrasound region")
@@ -92,9 +96,9 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("thyroid_studio").addHandler(warnings)
         try:
             with StopRequest("segment", "the current batch of frames") as stop:
-                result = segment_paths(args.paths, args.out, segmenter,
-                                       BatchOptions(args.overlay, args.batch_size, gland=args.gland, scale=args.scale),
-                                       progress,
+                options = BatchOptions(args.overlay, args.batch_size, gland=args.gland, seg=args.seg_out,
+                                       scale=args.scale)
+                result = segment_paths(args.paths, args.out, segmenter, options, progress,
                                        should_stop=stop, on_failure=failed)
         finally:
             logging.getLogger("thyroid_studio").removeHandler(warnings)

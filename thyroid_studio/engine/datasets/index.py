@@ -10,9 +10,10 @@ change, appended and flushed to the disk (``files.append_durable``):
   ``fold`` (the fold whose val holds it), ``source``, ``frame_index``, ``saved_at``, and
   when known ``spacing_mm`` [row, col] with ``scale_source`` (where it came from: ``dicom``, ``user``,
   ``ruler``, ``option``; ``calibration.SOURCES``), ``findings`` {field: class}, ``blackout``
-  [y0, y1, x0, x1], plus the caller's fields (``proposed_by``, ``dice_ai_vs_label``, ...);
-- ``replace``: a new mask (and findings) for an item; ``history`` names where its previous
-  mask was kept (``history/<key>.r<n>.<ext>``);
+  [y0, y1, x0, x1], ``seg`` and ``seg_sha256`` (the mask as a DICOM SEG, for a frame from DICOM),
+  plus the caller's fields (``proposed_by``, ``dice_ai_vs_label``, ...);
+- ``replace``: a new mask (and findings, and SEG; ``"seg": null`` when the item has none any more) for an
+  item; ``history`` names where its previous mask was kept (``history/<key>.r<n>.<ext>``);
 - ``adopt``: an item that was in the folder before the writer first opened it;
 - ``remove``: an item dropped by ``dataset check --repair`` (its files moved to ``orphans/``).
 
@@ -75,6 +76,8 @@ class Item:
     scale_source: str | None = None  # where spacing_mm came from (calibration.SOURCES); None in older records
     findings: Findings = field(default_factory=Findings)
     history: tuple[Path, ...] = ()  # its previous masks, oldest first
+    seg: Path | None = None  # its mask as a DICOM SEG (frames from DICOM)
+    seg_sha256: str | None = None
     record: dict = field(default_factory=dict, compare=False)  # its latest add/replace/adopt line
 
     def read_mask(self) -> np.ndarray:
@@ -233,7 +236,8 @@ def apply(items: dict[str, Item], line: dict, root: Path) -> dict[str, Item]:
             sha256=line["sha256"], image_sha256=line["image_sha256"], mask_sha256=line["mask_sha256"],
             fold=line.get("fold"), source=line.get("source"), frame_index=int(line.get("frame_index", 0)),
             saved_at=line.get("saved_at"), spacing_mm=_spacing(line.get("spacing_mm")),
-            scale_source=line.get("scale_source"), findings=Findings(line.get("findings") or {}), record=line)
+            scale_source=line.get("scale_source"), findings=Findings(line.get("findings") or {}),
+            **_seg(line, None, root), record=line)
     elif op == "replace":
         old = items[key]
         items[key] = replace(
@@ -242,12 +246,21 @@ def apply(items: dict[str, Item], line: dict, root: Path) -> dict[str, Item]:
             spacing_mm=_spacing(line["spacing_mm"]) if "spacing_mm" in line else old.spacing_mm,
             scale_source=line.get("scale_source") if "spacing_mm" in line else old.scale_source,
             findings=Findings(line["findings"]) if "findings" in line else old.findings,
-            history=(*old.history, inside(root, line["history"])), record=line)
+            history=(*old.history, inside(root, line["history"])), **_seg(line, old, root), record=line)
     elif op == "remove":
         del items[key]
     else:
         raise ValueError(f"unknown op {op!r}; known: {', '.join(OPS)}")
     return items
+
+
+def _seg(line: dict, old: Item | None, root: Path) -> dict:
+    """An item's ``seg`` and ``seg_sha256`` after a line: its own, else (a replace that names none) the old item's."""
+    if "seg" not in line:
+        return {"seg": old.seg, "seg_sha256": old.seg_sha256} if old is not None else {}
+    if line["seg"] is None:
+        return {"seg": None, "seg_sha256": None}
+    return {"seg": inside(root, line["seg"]), "seg_sha256": str(line["seg_sha256"])}
 
 
 def _spacing(value: object) -> tuple[float, float] | None:

@@ -1,6 +1,8 @@
 """The one writer of a TN3K-layout dataset: safe with several writers at once and across crashes.
 
-Layout: ``trainval-image/NNNN.<ext>`` and ``trainval-mask/NNNN.png`` (0/255), the fold files
+Layout: ``trainval-image/NNNN.<ext>`` and ``trainval-mask/NNNN.png`` (0/255), for frames from DICOM
+``trainval-seg/NNNN.dcm`` (the mask as a DICOM SEG referencing the source instance, beside the TN3K
+folders, which stay as they are; a replaced mask's SEG is ``NNNN.r<n>.dcm``), the fold files
 ``tn3k-trainval-fold{k}.json``, ``records.jsonl`` (the commit log, see dataset_index.py),
 ``labels.csv`` (findings, engine/findings/fields.py), ``history/`` (replaced masks), and two hidden
 files: ``.dataset.lock`` (an OS file lock) and ``.transaction.json`` (the journal of the
@@ -12,16 +14,17 @@ Every change is one transaction under the lock, in this order:
 1. recover (below); look the frame up by the content hash of its pixels;
 2. write the journal: which files the change will touch;
 3. (replace) copy the current mask to ``history/<key>.r<n>.<ext>``;
-4. write the image (add) and the mask to temporary names, fsync, rename into place, fsync the folder;
+4. write the image (add), the mask and its SEG (a new name on replace) to temporary names, fsync, rename into
+   place, fsync the folder;
 5. **commit**: append the record line to ``records.jsonl`` and fsync it;
 6. rewrite the derived files from the records (fold files, ``labels.csv``); (replace) remove a
-   previous mask of another extension;
+   previous mask of another extension, and the previous SEG;
 7. delete the journal.
 
 Recovery, under the lock when a writer opens the dataset and before each transaction (and by
 ``dataset check --repair``): a torn last record line is cut off; temporary files are deleted;
 a journal whose record is committed is finished (step 6 again), otherwise undone (an add's
-files deleted, a replace's history copy moved back onto the mask). So after any crash an item
+files deleted, a replace's history copy moved back onto the mask and its new SEG deleted). So after any crash an item
 is in the dataset with its own files, or not at all. The writer never deletes a file it did
 not write: files the records do not know are reported by ``dataset check`` and moved to
 ``orphans/`` by ``check --repair``.
@@ -64,8 +67,10 @@ DEFAULT_FOLDS = 5
 LOCK_TIMEOUT_S = 60.0
 LOCK_POLL_S = 0.005  # how often a waiting writer tries the lock (transactions take milliseconds)
 IMAGES, MASKS = TN3K_FOLDERS[0], TN3K_FOLDERS[1]
+SEGS = "trainval-seg"  # DICOM SEGs of the masks of frames from DICOM (made only when one is saved)
 RESERVED = ("op", "key", "image", "mask", "shape", "sha256", "image_sha256", "mask_sha256", "fold", "source",
-            "frame_index", "saved_at", "previous_saved_at", "spacing_mm", "scale_source", "findings", "blackout", "history", "reason")
+            "frame_index", "saved_at", "previous_saved_at", "spacing_mm", "scale_source", "findings", "blackout",
+            "history", "reason", "seg", "seg_sha256")
 
 
 class AlreadySaved(DatasetError):
@@ -88,7 +93,7 @@ class DatasetWriter:
         _refuse_other_layout(self.root)
         for name in TN3K_FOLDERS:
             (self.root / name).mkdir(parents=True, exist_ok=True)
-        self.image_dir, self.mask_dir = self.root / IMAGES, self.root / MASKS
+        self.image_dir, self.mask_dir, self.seg_dir = self.root / IMAGES, self.root / MASKS, self.root / SEGS
         self.index = DatasetIndex(self.root)
         self._lock = FileLock(self.root / LOCK, timeout=lock_timeout)
         self._lock_timeout = lock_timeout
@@ -114,7 +119,7 @@ class DatasetWriter:
     def add(self, image: str | os.PathLike | np.ndarray, mask: np.ndarray, *, source: str | os.PathLike,
             frame_index: int = 0, record: dict | None = None, findings: Findings | None = None,
             spacing_mm: tuple[float, float] | None = None, scale_source: str | None = None,
-            blackout_outside: Box | None = None, replace: bool = False) -> Sample:
+            blackout_outside: Box | None = None, replace: bool = False, seg: bytes | None = None) -> Sample:
         """Save one labelled frame: a new item, or (``replace=True``) a new mask for the item holding the
         same pixels, the previous mask kept in ``history/``.
 
@@ -124,7 +129,9 @@ class DatasetWriter:
         ``spacing_mm``: (row, column) mm per pixel, when the frame has one; ``scale_source``: where it came
         from (a key of ``calibration.SOURCES``: the DICOM header, the user, the burnt-in ruler, an option).
         ``blackout_outside``: store the image black outside this box (burnt-in text); the item is
-        still found by the original pixels. Raises :class:`AlreadySaved` for a frame already saved
+        still found by the original pixels. ``seg``: the mask as a DICOM SEG file (``dicom_seg.seg_bytes``) for a
+        frame from DICOM, stored beside it (a replace without one drops the previous SEG, which no longer fits the
+        mask). Raises :class:`AlreadySaved` for a frame already saved
         when ``replace`` is False, ValueError for bad input, DatasetError when the dataset is busy.
         """
         extra = dict(record or {})
@@ -154,9 +161,9 @@ class DatasetWriter:
             if match is not None:
                 if not replace:
                     raise AlreadySaved(match.item, match.item.mask_sha256 == bytes_hash(mask_bytes))
-                return self._replace(match.item, mask_bytes, {**line, **extra})
+                return self._replace(match.item, mask_bytes, seg, {**line, **extra})
             image_bytes = data if data is not None else encode_image(pixels, suffix)
-            return self._append(image_bytes, suffix, pixels.shape[:2], content, mask_bytes, {**line, **extra})
+            return self._append(image_bytes, suffix, pixels.shape[:2], content, mask_bytes, seg, {**line, **extra})
 
     def records(self) -> list[dict]:
         """Every save (add and replace records) so far, oldest first."""
@@ -174,7 +181,8 @@ class DatasetWriter:
             item = self.index.items[key]
             line = {"op": "remove", "key": key, "reason": reason, "saved_at": _now()}
             append_durable(self.index.path, _line_bytes(line))
-            moved = [self.move_to_orphans(p) for p in (item.image, item.mask, *item.history) if p.is_file()]
+            moved = [self.move_to_orphans(p) for p in (item.image, item.mask, item.seg, *item.history)
+                     if p is not None and p.is_file()]
             self.write_derived()
             return moved
 
@@ -183,7 +191,7 @@ class DatasetWriter:
         0/255 PNG, thresholded as :func:`datasets.read_mask` reads it; the original kept in ``history/``."""
         with self._locked():
             item = self.index.items[key]
-            return self._replace(item, mask_png(read_mask(item.mask)), {"reason": "mask made 0/255"})
+            return self._replace(item, mask_png(read_mask(item.mask)), None, {"reason": "mask made 0/255"})
 
     def move_to_orphans(self, path: Path) -> Path:
         """Move a file the records do not know to ``orphans/<its folder>/`` (never deleted)."""
@@ -234,37 +242,56 @@ class DatasetWriter:
             self._lock.release()
 
     def _append(self, image_bytes: bytes, suffix: str, shape: tuple[int, int], content: str, mask_bytes: bytes,
-                fields: dict) -> Sample:
+                seg_bytes: bytes | None, fields: dict) -> Sample:
         key = self._next_key()
         image_path, mask_path = self.image_dir / f"{key}{suffix}", self.mask_dir / f"{key}.png"
+        seg_path = self.seg_dir / f"{key}.dcm" if seg_bytes is not None else None
         position = len(image_files(self.image_dir))  # the new key sorts last
         line = {"op": "add", "key": key, "image": self.relative(image_path), "mask": self.relative(mask_path),
                 "shape": list(shape), "sha256": content, "image_sha256": bytes_hash(image_bytes),
                 "mask_sha256": bytes_hash(mask_bytes), "fold": position % self.index.folds, "saved_at": _now(),
-                **fields}
-        self._begin({"op": "add", "key": key, "files": [line["image"], line["mask"]]})
+                **self._seg_fields(seg_path, seg_bytes), **fields}
+        files = [line["image"], line["mask"]] + ([line["seg"]] if seg_path is not None else [])
+        self._begin({"op": "add", "key": key, "files": files})
         write_bytes_atomic(image_path, image_bytes, durable=True)
         write_bytes_atomic(mask_path, mask_bytes, durable=True)
+        if seg_path is not None:
+            write_bytes_atomic(seg_path, seg_bytes, durable=True)
         append_durable(self.index.path, _line_bytes(line))  # the commit
         self._finish()
-        return Sample(image_path, mask_path, key)
+        return Sample(image_path, mask_path, key, seg_path)
 
-    def _replace(self, item: Item, mask_bytes: bytes, fields: dict) -> Sample:
+    def _replace(self, item: Item, mask_bytes: bytes, seg_bytes: bytes | None, fields: dict) -> Sample:
+        """A new mask (and SEG, under a new name: the previous one is removed only after the commit)."""
         if not item.mask.is_file():
             raise DatasetError(f"{item.mask}: the mask of {item.key} is missing; "
                                "`thyroid-studio dataset check --repair` reports what to do")
-        history = self.root / HISTORY / f"{item.key}.r{len(item.history) + 1}{item.mask.suffix}"
+        revision = len(item.history) + 1
+        history = self.root / HISTORY / f"{item.key}.r{revision}{item.mask.suffix}"
         mask_path = self.mask_dir / f"{item.key}.png"
+        seg_path = self.seg_dir / f"{item.key}.r{revision}.dcm" if seg_bytes is not None else None
         line = {"op": "replace", "key": item.key, "mask": self.relative(mask_path),
                 "mask_sha256": bytes_hash(mask_bytes), "history": self.relative(history), "saved_at": _now(),
-                "previous_saved_at": item.saved_at, **fields}
+                "previous_saved_at": item.saved_at, **self._seg_fields(seg_path, seg_bytes), **fields}
+        segs = {"seg": line["seg"]} if seg_path is not None else {}
+        if item.seg is not None:
+            segs["seg_previous"] = self.relative(item.seg)
+            line.setdefault("seg", None)  # the previous SEG no longer fits the mask: the item has none now
         self._begin({"op": "replace", "key": item.key, "mask": line["mask"], "previous": self.relative(item.mask),
-                     "history": line["history"]})
+                     "history": line["history"], **segs})
         write_bytes_atomic(history, item.mask.read_bytes(), durable=True)
         write_bytes_atomic(mask_path, mask_bytes, durable=True)
+        if seg_path is not None:
+            write_bytes_atomic(seg_path, seg_bytes, durable=True)
         append_durable(self.index.path, _line_bytes(line))  # the commit
         self._finish()
-        return Sample(item.image, mask_path, item.key)
+        return Sample(item.image, mask_path, item.key, seg_path)
+
+    def _seg_fields(self, seg_path: Path | None, seg_bytes: bytes | None) -> dict:
+        """The record's ``seg`` and ``seg_sha256``, for a save with a SEG."""
+        if seg_path is None:
+            return {}
+        return {"seg": self.relative(seg_path), "seg_sha256": bytes_hash(seg_bytes)}
 
     def _begin(self, journal: dict) -> None:
         write_text_atomic(self.root / JOURNAL, json.dumps(journal) + "\n", durable=True)
@@ -280,7 +307,8 @@ class DatasetWriter:
             if journal["op"] == "add":
                 names = journal["files"]
             elif journal["op"] == "replace":
-                names = [journal[k] for k in ("mask", "previous", "history")]
+                names = [journal[k] for k in ("mask", "previous", "history")] + \
+                    [journal[k] for k in ("seg", "seg_previous") if k in journal]
             else:
                 raise ValueError(f"unknown op {journal['op']!r:.40}")
             if not isinstance(names, list):
@@ -297,6 +325,8 @@ class DatasetWriter:
         journal = self._journal()
         if journal["op"] == "replace" and journal["previous"] != journal["mask"]:
             (self.root / journal["previous"]).unlink(missing_ok=True)
+        if journal["op"] == "replace" and "seg_previous" in journal:
+            (self.root / journal["seg_previous"]).unlink(missing_ok=True)
         self.write_derived()
         (self.root / JOURNAL).unlink()
 
@@ -310,7 +340,7 @@ class DatasetWriter:
                 os.truncate(records, data.rfind(b"\n") + 1)
                 fsync(records)
                 done.append(f"{RECORDS}: cut off a torn last line (a save interrupted before its commit)")
-        for folder in (self.root, self.image_dir, self.mask_dir, self.root / HISTORY):
+        for folder in (self.root, self.image_dir, self.mask_dir, self.seg_dir, self.root / HISTORY):
             for path in (folder.iterdir() if folder.is_dir() else ()):
                 if is_temporary(path) and path.is_file():
                     path.unlink()
@@ -339,9 +369,12 @@ class DatasetWriter:
         if journal["op"] == "add":
             for name in journal["files"]:
                 (self.root / name).unlink(missing_ok=True)
-            for folder in (self.image_dir, self.mask_dir):
-                fsync(folder)
+            for folder in (self.image_dir, self.mask_dir, self.seg_dir):
+                if folder.is_dir():
+                    fsync(folder)
             return
+        if "seg" in journal:  # a new name: the previous SEG was never touched
+            (self.root / journal["seg"]).unlink(missing_ok=True)
         history, previous, mask = (self.root / journal[k] for k in ("history", "previous", "mask"))
         if history.is_file():  # the mask may have been replaced: put the committed one back
             os.replace(history, previous)

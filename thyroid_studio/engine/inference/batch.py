@@ -17,6 +17,7 @@ with a message, so no output ever overwrites another.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import queue
 import tempfile
@@ -32,33 +33,60 @@ from .. import geometry
 from ..findings.fields import FIELDS
 from ..findings.shape import shape_of
 from ..findings.tirads import score
+from ..io.dicom_seg import SUFFIX as SEG_SUFFIX
+from ..io.dicom_seg import Algorithm, Segment, is_seg, seg_problem, write_seg
 from ..io.files import TEXT_ERRORS, output_folder_problem, write_image_atomic, write_mask_png
-from ..io.frames import Frame, FrameReadError, count_frames, find_inputs, frame_name, read_frames
+from ..io.frames import Frame, FrameReadError, count_frames, find_inputs, frame_name, is_dicom, read_frames
 from ..io.ruler import calibrated
 from .overlay import segmentation_overlay
-from .segmenter import Segmentation, Segmenter
+from .segmenter import Segmentation, Segmenter, algorithm
+
+log = logging.getLogger(__name__)
 
 CSV_NAME = "segmentation.csv"
 
 
 @dataclass(frozen=True)
+class Run:
+    """What every output of a run may need besides the frame and its result: the model, the options, and the
+    SEG series of each DICOM input (one series per input and run; inputs without one get no SEG)."""
+
+    model: Algorithm
+    options: BatchOptions
+    seg_series: dict[Path, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Output:
-    """One file written per frame: its name from the frame's name, and how it is written (atomically)."""
+    """One file written per frame: its name from the frame's name, and how it is written (atomically; None:
+    not written for this frame, e.g. no SEG of a PNG)."""
 
     pattern: str  # e.g. "{name}_overlay.png"
-    write: Callable[[Path, Frame, Segmentation], Path]
+    write: Callable[[Path, Frame, Segmentation, Run], Path | None]
 
     def path(self, folder: Path, frame_name: str) -> Path:
         return folder / self.pattern.format(name=frame_name)
 
 
+def _write_seg(path: Path, frame: Frame, result: Segmentation, run: Run) -> Path | None:
+    """The frame's DICOM SEG: the model's nodule, and its gland when the gland is asked for too."""
+    series = run.seg_series.get(frame.source)
+    if series is None:
+        return None
+    segments = [Segment("nodule", result.nodule_mask, run.model)]
+    if run.options.gland and result.gland_mask is not None:
+        segments.append(Segment("gland", result.gland_mask, run.model))
+    return write_seg(path, frame.source, frame.index, segments, series_uid=series, instance_number=frame.index + 1)
+
+
 # Every per-frame output by kind. A new one (say a gland mask) is one entry here and a BatchOptions switch;
 # the clash check covers every output a run writes.
 OUTPUTS = {
-    "mask": Output("{name}.png", lambda path, frame, result: write_mask_png(path, result.nodule_mask)),
-    "overlay": Output("{name}_overlay.png",
-                      lambda path, frame, result: write_image_atomic(path, segmentation_overlay(frame.pixels, result))),
-    "gland": Output("{name}_gland.png", lambda path, frame, result: write_mask_png(path, result.gland_mask)),
+    "mask": Output("{name}.png", lambda path, frame, result, run: write_mask_png(path, result.nodule_mask)),
+    "overlay": Output("{name}_overlay.png", lambda path, frame, result, run: write_image_atomic(
+        path, segmentation_overlay(frame.pixels, result))),
+    "gland": Output("{name}_gland.png", lambda path, frame, result, run: write_mask_png(path, result.gland_mask)),
+    "seg": Output("{name}" + SEG_SUFFIX, _write_seg),
 }
 CSV_COLUMNS = (
     "file", "frame", "nodule_area_px", "nodule_area_mm2", "x0", "y0", "x1", "y1",
@@ -80,12 +108,14 @@ class BatchOptions:
     batch_size: int = 4  # frames per forward pass
     recursive: bool = True  # descend into sub-folders of folder inputs
     gland: bool = False  # also write <name>_gland.png, the predicted gland (models with a gland head)
+    seg: bool = False  # also write <name>_seg.dcm, a DICOM SEG of each frame of a DICOM input
     scale: float | str | None = None  # frames without a calibration of their own: "auto" (the ruler), or mm per pixel
 
     @property
     def outputs(self) -> tuple[str, ...]:
         """The OUTPUTS written for each frame (the mask always; its path goes in the CSV)."""
-        return ("mask",) + (("overlay",) if self.overlay else ()) + (("gland",) if self.gland else ())
+        return ("mask",) + (("overlay",) if self.overlay else ()) + (("gland",) if self.gland else ()) + \
+            (("seg",) if self.seg else ())
 
 
 @dataclass(frozen=True)
@@ -155,11 +185,14 @@ def make_output_dir(out_dir: str | os.PathLike) -> None:
 
 def plan_jobs(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike, recursive: bool = True) -> list[Job]:
     """Expand inputs (frames.find_inputs) and give each file its output folder, mirroring sub-folders
-    of a folder input so that equal names in different sub-folders do not clash."""
+    of a folder input so that equal names in different sub-folders do not clash. DICOM SEGs in a folder
+    (a study pulled from a PACS holds them) are labels, not frames to segment, and are left out."""
     out_dir = Path(out_dir)
     jobs: dict[Path, Job] = {}
     for given in map(Path, paths):
         for source in find_inputs([given], recursive=recursive):
+            if given.is_dir() and is_dicom(source) and is_seg(source):
+                continue
             relative = source.parent.relative_to(given) if given.is_dir() else Path()
             jobs.setdefault(source, Job(source, out_dir / relative))
     return list(jobs.values())
@@ -327,8 +360,8 @@ class _Writer:
     removed and the failure reported, since a summary missing rows would look complete.
     """
 
-    def __init__(self, out_dir: Path, options: BatchOptions, model: str, fail: _Failures) -> None:
-        self.out_dir, self.options, self.model, self.fail = out_dir, options, model, fail
+    def __init__(self, out_dir: Path, run: Run, fail: _Failures) -> None:
+        self.out_dir, self.run, self.options, self.fail = out_dir, run, run.options, fail
         self.partial = out_dir / f"{CSV_NAME}.partial"
         self.csv_problem: str | None = None
         try:
@@ -346,9 +379,9 @@ class _Writer:
             self._collect()
 
     def _write(self, job: Job, frame: Frame, result: Segmentation, ms: float) -> dict[str, str]:
-        written = {kind: OUTPUTS[kind].write(OUTPUTS[kind].path(job.out_folder, frame.name), frame, result)
+        written = {kind: OUTPUTS[kind].write(OUTPUTS[kind].path(job.out_folder, frame.name), frame, result, self.run)
                    for kind in self.options.outputs}
-        return csv_row(frame, result, self.model, ms, written["mask"].relative_to(self.out_dir).as_posix())
+        return csv_row(frame, result, self.run.model.name, ms, written["mask"].relative_to(self.out_dir).as_posix())
 
     def _collect(self) -> None:
         job, future = self.pending.popleft()
@@ -418,6 +451,20 @@ def _good_frames(items: Iterable[tuple[Job, Frame | FrameReadError]], fail: _Fai
         yield job, frame
 
 
+def _seg_series(jobs: Sequence[Job]) -> dict[Path, str]:
+    """A new SEG series for each input a SEG can be made of; a warning line for each other input, once."""
+    from pydicom.uid import generate_uid
+
+    series = {}
+    for job in jobs:
+        problem = seg_problem(job.source)
+        if problem is None:
+            series[job.source] = generate_uid()
+        else:
+            log.warning("%s: no DICOM SEG for its frames: %s", job.source.name, problem)
+    return series
+
+
 def segment_paths(
     paths: Iterable[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -430,6 +477,8 @@ def segment_paths(
     """Segment every frame of ``paths`` into ``out_dir``: one 0/255 mask PNG per frame (``Frame.name``),
     optional overlays, and ``segmentation.csv``.
 
+    ``options.seg``: a DICOM SEG beside each mask of a DICOM input (one SEG series per input); other inputs get
+    none, each said once as a logged warning.
     ``progress(done, total)`` in frames (a failed file counts one) after each batch; ``should_stop()`` is polled between
     batches (cancel: the frames done keep their outputs and CSV rows); ``on_failure(path, message)``
     once per file that could not be read or written, or whose outputs would overwrite another input's
@@ -450,7 +499,7 @@ def segment_paths(
         fail(source, message)
     jobs = [job for job in jobs if job.source not in clashes]
     total = sum(counts[job.source] or 1 for job in jobs) + len(clashes)  # a failed file counts one
-    writer = _Writer(out_dir, options, segmenter.meta.name or segmenter.meta.arch, fail)
+    writer = _Writer(out_dir, Run(algorithm(segmenter.meta), options, _seg_series(jobs) if options.seg else {}), fail)
     stop = threading.Event()
     complete = False
     try:

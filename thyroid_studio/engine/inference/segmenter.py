@@ -18,6 +18,7 @@ from torch import nn
 
 from .. import geometry
 from ..findings.fields import PredictedFindings
+from ..io.dicom_seg import Algorithm
 from ..models.checkpoint import ModelMeta, load_checkpoint
 from ..models.roles import WHOLE_IMAGE_GLAND
 from ..nets.findings_head import SUSPICIOUS
@@ -48,6 +49,7 @@ class Segmentation:
     gland_mask: np.ndarray | None = None
     findings: PredictedFindings | None = None  # models with findings heads only
     gland_share: float | None = None  # share of the ultrasound image (the region fed to the network) marked gland; None: not measured
+    model: Algorithm | None = None  # the model that made it (name, version) as a DICOM SEG names it; None: unknown
 
     @property
     def informative_gland(self) -> np.ndarray | None:
@@ -74,6 +76,11 @@ class Segmentation:
     def mean_confidence(self) -> float | None:
         """Mean nodule probability inside the mask; ``None`` for an empty mask."""
         return float(self.nodule_prob[self.nodule_mask].mean()) if self.nodule_mask.any() else None
+
+
+def algorithm(meta: ModelMeta) -> Algorithm:
+    """A model as a DICOM SEG identifies the algorithm of its masks: name (the architecture without one), version."""
+    return Algorithm(meta.name or meta.arch, meta.version)
 
 
 def network_threads() -> int:
@@ -205,7 +212,8 @@ class Segmenter:
             mask = self._clean(nodule > self.threshold, gland_mask)
             crop = geom.crop
             share = float(gland_mask[crop.y0 : crop.y1, crop.x0 : crop.x1].mean()) if gland_mask is not None else None
-            results.append(Segmentation(nodule, mask, gland, gland_mask, self._findings(probs, i), share))
+            results.append(Segmentation(nodule, mask, gland, gland_mask, self._findings(probs, i), share,
+                                        algorithm(self.meta)))
         return results
 
     def __call__(self, image: np.ndarray) -> Segmentation:

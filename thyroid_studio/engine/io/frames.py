@@ -29,6 +29,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, iter_pixels
+from pydicom.uid import SegmentationStorage
 
 from ..calibration import Calibration, Spacing
 from ..preprocessing import to_gray
@@ -362,6 +363,9 @@ _refused_calibrations: set[Path] = set()  # files already warned about: once per
 def _check_image(path: Path, header: DicomHeader) -> None:
     """An image this build can decode, of a size within the limit."""
     ds = header.ds
+    if ds.get("SOPClassUID") == SegmentationStorage:
+        raise FrameReadError(path, "is a DICOM SEG (a segmentation, not an image): open it together with the image "
+                                   "it references, whose label it is")
     check_frame_size(path, int(ds.Rows), int(ds.Columns))
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if photometric not in _PHOTOMETRICS:
