@@ -56,7 +56,8 @@ def five_cm_mark(gray: np.ndarray, proposal: RulerProposal) -> str:
 def describe(name: str, width: int, proposal: RulerProposal | None, gray: np.ndarray) -> str:
     if proposal is None:
         return f"{name} ({width} px): no ruler"
-    other = "" if proposal.other is None else f", {proposal.other.axis} ruler {'agrees' if proposal.confirmed else 'differs'}"
+    verdict = "agrees" if proposal.confirmed else "differs"
+    other = "" if proposal.other is None else f", {proposal.other.axis} ruler {verdict}"
     return (f"{name} ({width} px): {proposal.ruler.tick_px:.1f} px/cm ({proposal.ruler.axis}, "
             f"{len(proposal.ruler.ticks)} ticks{other}; 5-cm mark: {five_cm_mark(gray, proposal)})")
 

@@ -6,15 +6,14 @@ One :class:`PromptWorker` thread (a ``request_thread.RequestThread``) holds the 
 (``engine.inference.prompting.PromptSegmenter``, loaded on first use from ``models/litemedsam.pt`` unless one is
 given) and serves the newest request: a box on the shown frame first, else the shown frame's embedding, begun
 once the frame has been shown for a moment (``SETTLE_S``, or longer while the user steps through a clip:
-``read_ahead.STEPPING_SETTLE_S``), so the embedding's CPU does not slow the frame's contours appearing and a
-frame stepped past sooner is never embedded; a box drawn on it asks at once. A frame left before its embedding started is never
-embedded; one being embedded finishes (a forward pass cannot be interrupted) and stays in the segmenter's cache
-for a step back. The embedding of the frame expected next
-(:meth:`PromptWorker.embed_ahead`) runs on a second thread of its own (:class:`_AheadEmbedder`) once the shown
-frame's is done, so a box on the shown frame never waits behind it; a frame embedded on one thread while the
-other needs it is waited for, not embedded twice. :func:`run_propagation` is the target of a
-``workers.ThreadJob``: it reads the clip on its own thread and reports each frame's mask as a
-:class:`PropagatedFrame` progress event.
+``read_ahead.STEPPING_SETTLE_S``), so the embedding's CPU does not slow the frame's contours appearing; a box
+drawn before then asks at once. A frame left before its embedding started is never embedded; one being
+embedded finishes (a forward pass cannot be interrupted) and stays in the segmenter's cache for a step back.
+The embedding of the frame expected next (:meth:`PromptWorker.embed_ahead`) runs on a second thread of its
+own (:class:`_AheadEmbedder`) once the shown frame's is done, so a box on the shown frame never waits behind
+it; a frame embedded on one thread while the other needs it is waited for, not embedded twice.
+:func:`run_propagation` is the target of a ``workers.ThreadJob``: it reads the clip on its own thread and
+reports each frame's mask as a :class:`PropagatedFrame` progress event.
 """
 from __future__ import annotations
 

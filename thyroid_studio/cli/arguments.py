@@ -66,9 +66,11 @@ def scale(text: str) -> str | float:
                                          f"{MAX_MM_PER_PIXEL:g} (exclusive), got {text!r}") from None
 
 
-SCALE_HELP = ("millimetres for frames without a calibration of their own (a DICOM's header is kept): 'auto' reads "
-              "each frame's burnt-in depth ruler (ticks 1 cm apart; frames without one stay in pixels), a number is "
-              "millimetres per pixel for all of them; the CSV's scale_source column says where each frame's came from")
+def scale_help(said_where: str) -> str:
+    """``--scale``'s help; ``said_where``: where the output says each frame's scale came from."""
+    return ("millimetres for frames without a calibration of their own (a DICOM's header is kept): 'auto' reads "
+            "each frame's burnt-in depth ruler (ticks 1 cm apart; frames without one stay in pixels), a number is "
+            f"millimetres per pixel for all of them; {said_where} says where the millimetres came from")
 
 
 probability = number(0.0, 1.0)  # thresholds, fractions: strictly between 0 and 1

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..engine.inference.segmenter import DEVICE_CHOICES
 from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error, use_network_threads
-from .arguments import SCALE_HELP, scale, whole
+from .arguments import scale, scale_help, whole
 
 MAX_PAGES = 20  # frames per report by default: a long clip would give a PDF nobody reads
 BATCH_SIZE = 4  # frames per forward pass
@@ -27,8 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", type=Path, help="labels.csv with your findings per frame (they take precedence "
                         "over the model's)")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    parser.add_argument("--scale", type=scale, metavar="auto|MM_PER_PIXEL", help=SCALE_HELP.replace(
-        "; the CSV's scale_source column says where each frame's came from", "; each page says where its came from"))
+    parser.add_argument("--scale", type=scale, metavar="auto|MM_PER_PIXEL", help=scale_help("each page"))
     parser.add_argument("--max-pages", type=whole(1, 10_000), default=MAX_PAGES,
                         help=f"at most this many frames of a multi-frame file (default {MAX_PAGES})")
 

@@ -8,7 +8,7 @@ Rules are plain data (:meth:`ScaleRules.to_json`), so the app keeps them between
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +49,7 @@ class ScaleRules:
         for rule in rules:
             self._rules[rule.scope, rule.place] = rule
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[ScaleRule]:
         return iter(self._rules.values())
 
     def __len__(self) -> int:

@@ -82,7 +82,8 @@ def measurements_table(mask: np.ndarray, spacing_mm: tuple[float, float] | None,
     the note says where the millimetres came from (``calibration``)."""
     m = geometry.measure(mask, spacing_mm)
     if spacing_mm:
-        scale = f"Millimetres: {calibration.describe()}." if calibration else "Millimetres from the frame's calibration."
+        scale = f"Millimetres: {calibration.describe()}." if calibration else \
+            "Millimetres from the frame's calibration."
     else:
         scale = "No calibration holds for it: pixels only."
     if m is None:
