@@ -171,7 +171,7 @@ def test_bombs_through_segment(tmp_path, checkpoint, capsys):
     assert segment(folder, "--out", out, model=checkpoint) == 1
     lines = sorted(line for line in error_lines(capsys) if line.startswith("skipped"))
     assert lines[0].startswith("skipped bomb.dcm: the pixel data holds only 3 of the 1000000000 frames")
-    assert lines[1].startswith("skipped huge.png: a frame of 20000 x 20000 pixels exceeds the limit of 100 megapixels")
+    assert lines[1].startswith("skipped huge.png: a frame of 20000 x 20000 pixels exceeds the limit of 50 megapixels")
     assert sorted(p.name for p in out.glob("*.png")) == ["bomb_f0000.png", "bomb_f0001.png", "bomb_f0002.png"]
 
 

@@ -549,15 +549,16 @@ def test_report_names_differing_only_in_case_clash(tmp_path, models, capsys):
     image(folder / "A.png"), image(folder / "a.png", level=200)
     assert run("report", folder, "--out", tmp_path / "out", "--model", models["unet"]) == 1
     assert [line for line in errors(capsys) if "skipped" in line] == [
-        f"thyroid-studio report: skipped {folder / 'a.png'}: its report a.pdf would overwrite another input's; rename it"]
+        f"thyroid-studio report: skipped {folder / 'a.png'}: its report a.pdf would overwrite the report of "
+        f"{folder / 'A.png'}; rename it"]
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["A.pdf"]
 
 
 def test_report_that_cannot_be_written_names_the_report_not_a_temporary_file(tmp_path, models, capsys):
     (tmp_path / "out" / "a.pdf").mkdir(parents=True)
     assert run("report", image(tmp_path / "in" / "a.png"), "--out", tmp_path / "out", "--model", models["unet"]) == 1
-    assert errors(capsys) == [f"thyroid-studio report: skipped {tmp_path / 'in' / 'a.png'}: {tmp_path / 'out' / 'a.pdf'} "
-                              "cannot be written (Is a directory)"]
+    assert errors(capsys) == [f"thyroid-studio report: skipped {tmp_path / 'in' / 'a.png'}: its report a.pdf is a "
+                              "folder; rename it"]
 
 
 # ---------------------------------------------------------------- dataset folders

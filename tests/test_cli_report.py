@@ -82,7 +82,7 @@ def test_report_name_clash(tmp_path, inputs, model, capsys):
     cv2.imwrite(str(inputs / "sub" / "x.jpg"), cv2.imread(str(inputs / "3.png")))
     assert cli.main(["report", str(inputs / "sub" / "x.jpg"), str(inputs / "sub" / "x.png"), "--out",
                      str(tmp_path / "o"), "--model", str(model), "--device", "cpu"]) == 1
-    assert "would overwrite another input's" in capsys.readouterr().err
+    assert "would overwrite the report of" in capsys.readouterr().err
 
 
 def test_report_help(capsys):

@@ -68,12 +68,12 @@ def test_segment_scale_number_fills_only_frames_without_one_and_no_option_leaves
     assert [r["scale_source"] for r in rows_by_name(tmp_path / "b").values()].count("") == 2  # the PNGs: pixels
 
 
-@pytest.mark.parametrize("bad", ["0", "-1", "nan", "12", "autoo"])
+@pytest.mark.parametrize("bad", ["0", "-1", "nan", "12", "0.0001", "autoo"])
 def test_a_bad_scale_is_a_usage_error(tmp_path, inputs, checkpoint, capsys, bad):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["segment", str(inputs), "--out", str(tmp_path / "out"), "--scale", bad])
     assert exit_.value.code == 2
-    assert f"argument --scale: must be 'auto' or millimetres per pixel between 0 and 10 (exclusive), got '{bad}'" \
+    assert f"argument --scale: must be 'auto' or millimetres per pixel from 0.001 to 10, got '{bad}'" \
         in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

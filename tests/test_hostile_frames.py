@@ -62,7 +62,7 @@ def test_a_huge_image_header_is_refused_before_decoding(tmp_path, monkeypatch, s
     monkeypatch.setattr(frames.cv2, "imdecode", no_decoding)
     height, width = size
     with pytest.raises(FrameReadError, match=rf"^bomb{suffix}: a frame of {width} x {height} pixels exceeds the limit "
-                       rf"of 100 megapixels \(set {MAX_PIXELS_VARIABLE} to raise it\)$"):
+                       rf"of 50 megapixels \(set {MAX_PIXELS_VARIABLE} to raise it\)$"):
         read_frame(path)
 
 
@@ -379,7 +379,7 @@ def test_bombs_stay_under_the_memory_target(tmp_path):
     avi_claiming(bombs / "bomb.avi", 1_000_000_000)
     report = _run_isolated(READ_EVERY_FILE, bombs)
     outcomes = report["outcomes"]
-    assert outcomes["bomb.png"] == ["ok", *["bomb.png: a frame of 20000 x 20000 pixels exceeds the limit of 100 megapixels "
+    assert outcomes["bomb.png"] == ["ok", *["bomb.png: a frame of 20000 x 20000 pixels exceeds the limit of 50 megapixels "
                                            f"(set {MAX_PIXELS_VARIABLE} to raise it)"] * 2]
     assert outcomes["bomb.dcm"][0] == "ok" and "holds only 3 of the 1000000000" in outcomes["bomb.dcm"][1]
     assert outcomes["bomb.avi"][0] == "ok" and "holds only 10 of the 1000000000" in outcomes["bomb.avi"][1]

@@ -124,5 +124,10 @@ def test_esc_drops_a_line_and_cancel_keeps_the_frame_in_pixels(qtbot, window, ca
     qtbot.mouseClick(viewport, LEFT, pos=at(window, 150.5, 50.5))
     dialog = window.scale_setter.dialog
     assert dialog is not None and dialog.line.length_px == 60.0  # from the second first end
+    dialog.length.selectAll()
+    qtbot.keyClicks(dialog.length, "0.03")  # 0.0005 mm per pixel: no scanner's
+    assert not dialog.ok.isEnabled() and "not from 0.001 to 10" in dialog.result.text()
+    qtbot.keyClick(dialog.length, Qt.Key.Key_Return)
+    assert dialog.isVisible()
     qtbot.mouseClick(dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Cancel), LEFT)
     assert window.worklist.calibration(row) is None and len(window.worklist.scales) == 0

@@ -17,6 +17,7 @@ from ..engine.datasets.index import Match
 from ..engine.geometry import Point
 from ..engine.inference.segmenter import Segmentation
 from ..engine.io.frames import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameReadError
+from ..engine.io.outputs import OutputPlan
 from ..engine.labels.worklist import Entry, State, Worklist
 from ..engine.models.checkpoint import CheckpointError, ModelMeta, read_meta
 from ..engine.models.roles import MODEL_ROLES, PRIMARY_ROLE, ROLES
@@ -519,6 +520,7 @@ class MainWindow(QMainWindow):
             return
         path = Path(path) if path.lower().endswith(".pdf") else Path(f"{path}.pdf")
         try:
+            OutputPlan([entry.source]).check(path, "The report")  # never onto the frame's file, a folder or a dataset
             write_report_pdf(path, [self.worklist.report_page(self.current, self._primary_meta(entry))])
         except (FrameReadError, OSError, ValueError) as exc:
             QMessageBox.critical(self, "Could not export the report", str(exc))

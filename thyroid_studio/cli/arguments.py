@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+from ..engine.calibration import SPACING_RANGE_MM, checked_spacing
 from ..engine.models.checkpoint import INPUT_MULTIPLE, MAX_INPUT_SIDE, MAX_WIDTH, MIN_INPUT_SIDE
 
 
@@ -52,18 +53,17 @@ def number(low: float, high: float = math.inf, *, include_low: bool = False) -> 
     return parse
 
 
-MAX_MM_PER_PIXEL = 10.0  # --scale: a pixel of a centimetre or more is a typo
-
-
 def scale(text: str) -> str | float:
-    """``--scale``: "auto" (the frame's burnt-in ruler) or millimetres per pixel, above 0 and below 10."""
+    """``--scale``: "auto" (the frame's burnt-in ruler) or millimetres per pixel, as any calibration
+    (``calibration.SPACING_RANGE_MM``)."""
     if text.strip().lower() == "auto":
         return "auto"
     try:
-        return number(0.0, MAX_MM_PER_PIXEL)(text)
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"must be 'auto' or millimetres per pixel between 0 and "
-                                         f"{MAX_MM_PER_PIXEL:g} (exclusive), got {text!r}") from None
+        return checked_spacing((float(text),) * 2)[0]
+    except ValueError:
+        low, high = SPACING_RANGE_MM
+        raise argparse.ArgumentTypeError(f"must be 'auto' or millimetres per pixel from {low:g} to {high:g}, "
+                                         f"got {text!r}") from None
 
 
 def scale_help(said_where: str) -> str:

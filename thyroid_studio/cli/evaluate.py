@@ -100,8 +100,9 @@ def _inputs(args: argparse.Namespace) -> tuple[list[Path], dict[str, Path]]:
 
 def check_outputs(args: argparse.Namespace) -> None:
     """ValueError, before any scoring, for a predictions folder that is missing, options that need --model,
-    or a --json that cannot be written."""
+    or a --json that cannot be written or would land on an input or in a dataset (``io.outputs``)."""
     from ..engine.io.files import output_folder_problem
+    from ..engine.io.outputs import OutputPlan
 
     if args.predictions and not args.predictions.is_dir():
         raise ValueError(f"{args.predictions}: not a folder")
@@ -112,6 +113,8 @@ def check_outputs(args: argparse.Namespace) -> None:
             raise ValueError(f"--json {args.json} is a folder")
         if problem := output_folder_problem(args.json.parent):
             raise ValueError(f"--json {args.json}: its folder {problem}")
+        inputs = (args.images, args.masks, args.predictions, args.dataset, args.labels)
+        OutputPlan(path for path in inputs if path).check(args.json, "--json")
 
 
 def seg_labels(args: argparse.Namespace, problems: Problems):
@@ -205,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     use_network_threads()
     from ..engine.datasets.layouts import DatasetError
     from ..engine.findings.classification_metrics import format_findings_table
-    from ..engine.findings.fields import LabelsError, read_labels
+    from ..engine.findings.fields import LabelsError, read_labels, unattached, unattached_message
     from ..engine.io.files import write_text_atomic
     from ..engine.metrics import format_table
     from ..engine.models.checkpoint import CheckpointError
@@ -229,6 +232,10 @@ def run(args: argparse.Namespace) -> int:
         print_error("evaluate", str(exc))
         return EXIT_USAGE
     problems.report()
+    scored = [row["name"] for row in evaluation.masks.per_image]
+    stray = unattached(labels, scored)
+    if len(stray) < len(labels) and (message := unattached_message(labels_file, stray, scored)):
+        print(message, file=sys.stderr)  # rows that attach to no scored frame are said (all of them: see below)
     if not evaluation.masks.per_image:
         print_error("evaluate", "nothing to score")
         return EXIT_USAGE
@@ -239,7 +246,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"findings scored on {len(evaluation.findings)} of {with_findings} frames (labels: {labels_file})", file=sys.stderr)
         print("\n" + format_findings_table(findings))
     elif labels:
-        scored = [row["name"] for row in evaluation.masks.per_image]
         why = ("no labelled frame got predicted findings (that needs --model with a model that has findings heads)"
                if any(name in labels for name in scored) else
                f"none of its {len(labels)} ids names a scored frame (ids like {next(iter(labels))!r}, frames like "

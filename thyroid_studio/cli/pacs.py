@@ -105,9 +105,10 @@ def _pull(args: argparse.Namespace, server) -> int:
     from tqdm import tqdm
 
     from ..engine.io.files import output_folder_problem
+    from ..engine.io.outputs import OutputPlan
     from ..engine.pacs.dicomweb import PacsError, pull
 
-    if problem := output_folder_problem(args.out):
+    if problem := output_folder_problem(args.out) or OutputPlan().folder_problem(args.out):  # not into a dataset
         raise PacsError(f"--out {args.out} {problem}")
     with tqdm(unit="instance", desc="pull", file=sys.stderr, dynamic_ncols=True, delay=BAR_DELAY_S) as bar:
         with StopRequest("pacs pull", "the current instance") as stop:

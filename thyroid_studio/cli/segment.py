@@ -101,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
                                        scale=args.scale)
                 result = segment_paths(args.paths, args.out, segmenter, options, progress,
                                        should_stop=stop, on_failure=failed)
+        except ValueError as exc:  # the output folder taken by another run, the summary's name by an input, ...
+            bar.clear()
+            print_error("segment", str(exc))
+            return EXIT_USAGE
         finally:
             logging.getLogger("thyroid_studio").removeHandler(warnings)
     summary = f"summary: {result.csv_path}" if result.csv_path else "no summary CSV"
@@ -110,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                                           for source, count in sorted(result.scales.items())), file=sys.stderr)
     done = "interrupted after " if result.cancelled else ""
     print(
-        f"{done}{result.frames} frames from {result.files - len(result.failures)} of {result.files} files "
+        f"{done}{result.frames} frames from {result.files_done} of {result.files} files "
         f"in {result.seconds:.1f} s ({result.frames_per_second:.1f} frames/s); {summary}",
         file=sys.stderr,
     )

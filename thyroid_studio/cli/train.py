@@ -8,6 +8,7 @@ run folder behind (unless it continued an existing one).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -98,12 +99,14 @@ def labelled_keys(root: str, what: str, split: str | None = None) -> list[str]:
     return [s.key for s in samples]
 
 
-def check_inputs(args: argparse.Namespace) -> None:
-    """ValueError with the first thing that would stop this run, found before anything is created."""
+def check_inputs(args: argparse.Namespace) -> list[str]:
+    """ValueError with the first thing that would stop this run, found before anything is created; else the notes
+    to print first (labels.csv rows that name no frame)."""
     from ..engine.datasets.splits import fold_split
-    from ..engine.findings.fields import LABELS_FILE, read_labels
+    from ..engine.findings.fields import LABELS_FILE, read_labels, unattached, unattached_message
     from ..engine.inference.segmenter import resolve_device
     from ..engine.io.files import output_folder_problem
+    from ..engine.io.outputs import OutputPlan
 
     if args.fold is not None and args.fold >= args.folds:
         raise ValueError(f"--fold {args.fold} is out of range for --folds {args.folds} (0 to {args.folds - 1})")
@@ -123,6 +126,9 @@ def check_inputs(args: argparse.Namespace) -> None:
         if ids and args.findings_weight > 0 and not set(ids) & set(keys):
             raise ValueError(f"{labels}: none of its {len(ids)} ids names a frame of --nodules (ids like "
                              f"{next(iter(ids))!r}, frames like {keys[0]!r}); the findings heads would learn nothing")
+        notes = [message] if (message := unattached_message(labels, unattached(ids, keys), keys)) else []
+    else:
+        notes = []
     if arch_spec(args.arch).has_gland:
         if not (args.glands or args.nodule_glands):
             raise ValueError(f"--arch {args.arch} has a gland head and needs a gland dataset (--glands DATASET) "
@@ -134,6 +140,7 @@ def check_inputs(args: argparse.Namespace) -> None:
             raise ValueError(f"--nodule-glands {args.nodule_glands}: no such folder")
     if problem := output_folder_problem(args.out):
         raise ValueError(f"--out {args.out} {problem}")
+    OutputPlan(path for path in (args.nodules, args.glands, labels) if path).check_folder(args.out, "--out")
     has_run = (Path(args.out) / "state_last.pt").exists()
     if not args.resume and has_run:
         raise ValueError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")
@@ -142,22 +149,36 @@ def check_inputs(args: argparse.Namespace) -> None:
     if args.resume and not has_run:
         raise ValueError(f"--resume: {args.out} holds no run to continue (no state_last.pt)")
     resolve_device(args.device)
+    return notes
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..engine.io.outputs import folder_lock
     from ..engine.training.run_folder import command_line
     from ..engine.training.trainer import TrainConfig, train
 
     try:
-        check_inputs(args)
+        notes = check_inputs(args)
     except ValueError as exc:
         print_error("train", str(exc))
         return EXIT_USAGE
+    for note in notes:
+        print_error("train", note)
     out = Path(args.out)
-    creates_run_folder = not out.exists() and os.environ.get("RANK", "0") == "0"
+    main_process = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 writes the run folder
+    creates_run_folder = not out.exists() and main_process
     fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and k != "command"}
+    held = contextlib.ExitStack()
     try:
-        result = train(TrainConfig(**fields, command=command_line()))
+        if main_process:
+            out.mkdir(parents=True, exist_ok=True)
+            held.enter_context(folder_lock(out))  # two runs never train into one folder
+    except ValueError as exc:
+        print_error("train", str(exc))
+        return EXIT_USAGE
+    try:
+        with held:
+            result = train(TrainConfig(**fields, command=command_line()))
     except (ValueError, OSError, MemoryError) as exc:  # a frame that cannot be read, a full disk, ...
         if creates_run_folder:
             shutil.rmtree(out, ignore_errors=True)

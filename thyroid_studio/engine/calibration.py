@@ -3,6 +3,7 @@ the file (or the user, the burnt-in depth ruler, a command-line option) to every
 pairs a spacing with a region or an origin of its own."""
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -10,6 +11,24 @@ import numpy as np
 
 Region = tuple[int, int, int, int]  # (x0, y0, x1, y1), inclusive pixel columns and rows
 Spacing = tuple[float, float]  # (row, column) millimetres per pixel
+# Millimetres per pixel a calibration may give: ultrasound frames have about 0.02 to 1; a value outside (NaN, infinite,
+# zero, 1e30 in a damaged or crafted file) would turn every measurement into nonsense, so it is refused where it enters.
+SPACING_RANGE_MM = (1e-3, 10.0)
+
+
+def checked_spacing(values: object, what: str = "spacing") -> Spacing:
+    """(row, column) millimetres per pixel: two finite numbers within :data:`SPACING_RANGE_MM`; a ValueError naming
+    ``what`` and the values otherwise (every calibration, from a file, a record or the user, goes through here)."""
+    low, high = SPACING_RANGE_MM
+    try:
+        row, column = (float(v) for v in values)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} gives {values!r:.60}, not two numbers (row, column); no millimetres") from None
+    if not all(math.isfinite(v) and low <= v <= high for v in (row, column)):
+        raise ValueError(f"{what} gives ({row:g}, {column:g}) mm per pixel, not numbers from {low:g} to {high:g}; "
+                         "no millimetres")
+    return row, column
+
 
 # Where a calibration came from, as the status bar, reports, the CSV and saved items say it. A new origin is one entry.
 SOURCES = {
@@ -36,6 +55,7 @@ class Calibration:
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"unknown calibration source {self.source!r}; expected one of {', '.join(SOURCES)}")
+        object.__setattr__(self, "spacing_mm", checked_spacing(self.spacing_mm))
 
     def describe(self) -> str:
         """'0.198 mm/px from the depth ruler's tick marks' (both spacings when the pixels are not square)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import (QButtonGroup, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel,
                                QRadioButton, QVBoxLayout, QWidget)
 
-from ...engine.calibration import Calibration
+from ...engine.calibration import SPACING_RANGE_MM, Calibration
 from ...engine.geometry import Caliper
 from ...engine.io.ruler import RulerProposal
 from ...engine.labels.scales import SCOPES
@@ -57,20 +57,35 @@ class ScaleDialog(QDialog):
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+        self.ok = buttons.button(QDialogButtonBox.StandardButton.Ok)
         self._show_result()
+
+    def accept(self) -> None:
+        if self.ok.isEnabled():  # Enter in the length field too
+            super().accept()
 
     def scope(self) -> str:
         """The key of the chosen ``SCOPES`` entry."""
         return self.scopes.checkedButton().objectName()
 
     def calibration(self) -> Calibration:
-        """The scale the dialog shows: the ruler's when its line and length were left as proposed."""
+        """The scale the dialog shows: the ruler's when its line and length were left as proposed. ValueError when
+        the length over the line gives a spacing no calibration may have (``calibration.SPACING_RANGE_MM``)."""
         if self.proposal is not None and abs(self.length.value() - self.proposal.length_mm) < 0.005:
             return self.proposal.calibration()
         mm_per_px = self.length.value() / self.line.length_px
         return Calibration((mm_per_px, mm_per_px), None, "user")
 
     def _show_result(self) -> None:
-        calibration = self.calibration()
+        """The scale, or why there is none (OK only for a scale a calibration may have)."""
+        try:
+            calibration = self.calibration()
+        except ValueError:
+            low, high = SPACING_RANGE_MM
+            self.result.setText(f"{self.length.value() / self.line.length_px:.4g} mm per pixel: not from {low:g} to "
+                                f"{high:g}; draw a longer line or check the length")
+            self.ok.setEnabled(False)
+            return
+        self.ok.setEnabled(True)
         self.result.setText(f"{calibration.spacing_mm[0]:.4f} mm per pixel ({1 / calibration.spacing_mm[0]:.2f} px "
                             "per mm), square pixels")

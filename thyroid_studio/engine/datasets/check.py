@@ -22,15 +22,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 from filelock import FileLock, Timeout
 
 from ..findings.fields import LABELS_FILE, LabelsError, read_labels
 from ..io.files import is_temporary
+from ..io.frames import FrameReadError, decode_image
 from .index import RECORDS, DatasetIndex, Item, bytes_hash, fold_lists, labels_of
 from .layouts import Dataset, DatasetError, fold_files, image_files, open_dataset, read_json
-from .writer import HISTORY, IMAGES, JOURNAL, LOCK, LOCK_TIMEOUT_S, MASKS, SEGS, DatasetWriter
+from .writer import HISTORY, IMAGES, JOURNAL, LOCK, LOCK_TIMEOUT_S, MASKS, SEGS, DatasetWriter, links_problem
 
 
 def check(root: str | Path) -> list[str]:
@@ -40,6 +40,8 @@ def check(root: str | Path) -> list[str]:
         dataset = open_dataset(root)
     except DatasetError as exc:
         return [str(exc)]
+    if problem := links_problem(root):  # the lock itself would be opened through the link
+        return [problem]
     with _locked(root):
         problems = _leftovers(root) + _pairs(dataset)
         if dataset.layout == "tn3k":
@@ -152,9 +154,10 @@ def _binary(path: Path) -> bool:
 
 
 def _decode(path: Path) -> np.ndarray | None:
+    """The stored values, decoded as every reader decodes a still image (its orientation applied), or None."""
     try:
-        return cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_UNCHANGED)
-    except (OSError, cv2.error):
+        return decode_image(path, np.fromfile(str(path), np.uint8))
+    except (OSError, FrameReadError):
         return None
 
 

@@ -32,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..calibration import checked_spacing
 from ..findings.fields import Findings, LabelsError
+from ..io.outputs import resolved
 from .layouts import DatasetError, read_mask, sort_key
 from .splits import MAX_FOLDS
 
@@ -209,11 +211,17 @@ def _parse(raw: bytes, path: Path, number: int) -> dict:
 
 
 def inside(root: Path, name: object) -> Path:
-    """``root / name`` for a relative path that stays inside the dataset; ValueError otherwise, so that a damaged
-    or crafted record or journal can never make the writer (or ``check --repair``) touch a file elsewhere."""
+    """``root / name`` for a relative path that stays inside the dataset, as it reads and as it resolves: its folder,
+    links followed, lies inside the dataset's (the file itself may be a link: the writer moves, replaces or deletes
+    the link, never what it points to). ValueError otherwise, so that a damaged or crafted record or journal, or a
+    link to a folder elsewhere, can never make the writer (or ``check --repair``) touch a file outside."""
     if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts or "\\" in name:
         raise ValueError(f"{name!r:.80} is not a path inside the dataset")
-    return root / name
+    path = root / name
+    real_root, real_folder = resolved(root), resolved(path.parent)
+    if real_folder != real_root and real_root not in real_folder.parents:
+        raise ValueError(f"{name!r:.80} leads outside the dataset through a link (its folder is {real_folder})")
+    return path
 
 
 def item_key(value: object) -> str:
@@ -264,7 +272,7 @@ def _seg(line: dict, old: Item | None, root: Path) -> dict:
 
 
 def _spacing(value: object) -> tuple[float, float] | None:
-    return None if value is None else (float(value[0]), float(value[1]))
+    return None if value is None else checked_spacing(value, "spacing_mm")
 
 
 def fold_lists(listing: list[str], items: dict[str, Item], folds: int) -> list[dict[str, list[int]]]:

@@ -36,9 +36,7 @@ fold and its findings from ``labels.csv``.
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as _dt
-import io
 import json
 import os
 from pathlib import Path
@@ -47,12 +45,14 @@ from typing import Iterator
 import numpy as np
 from filelock import FileLock, Timeout
 
-from ..calibration import SOURCES
+from ..calibration import SOURCES, checked_spacing
 from ..findings.fields import FIELDS, KEY_COLUMN, LABELS_FILE, Findings, LabelsError, labels_text, read_labels
-from ..io.files import (append_durable, encode_image, fsync, is_temporary, mask_png, write_bytes_atomic,
+from ..io.files import (TEXT_ERRORS, append_durable, encode_image, fsync, is_temporary, mask_png, write_bytes_atomic,
                         write_text_atomic)
 from ..io.frames import IMAGE_EXTENSIONS as FRAME_IMAGE_EXTENSIONS
 from ..io.frames import read_frame
+from ..io.image_header import orientation
+from ..io.tables import TableError, read_table
 from ..preprocessing import Box
 from .index import (HEADER, RECORDS, SAVES, DatasetIndex, Item, bytes_hash, content_hash, fold_lists, inside, item_key,
                     labels_of)
@@ -90,6 +90,8 @@ class DatasetWriter:
         else it must match. ``recovered`` lists what recovery found to finish or undo. DatasetError for a folder
         that holds a dataset of another layout (its frames would be hidden behind the new TN3K folders)."""
         self.root = Path(root)
+        if problem := links_problem(self.root):
+            raise DatasetError(problem)
         _refuse_other_layout(self.root)
         for name in TN3K_FOLDERS:
             (self.root / name).mkdir(parents=True, exist_ok=True)
@@ -144,7 +146,7 @@ class DatasetWriter:
             raise ValueError(f"mask shape {mask.shape} differs from the image's {pixels.shape[:2]}")
         line: dict = {"source": os.fspath(source), "frame_index": int(frame_index)}
         if spacing_mm is not None:
-            line["spacing_mm"] = _checked_spacing(spacing_mm)
+            line["spacing_mm"] = list(checked_spacing(spacing_mm, "spacing_mm"))
         if scale_source is not None:
             if spacing_mm is None or scale_source not in SOURCES:
                 raise ValueError(f"scale_source {scale_source!r} needs a spacing_mm and one of {', '.join(SOURCES)}")
@@ -465,6 +467,18 @@ class DatasetWriter:
         return _write_if_changed(path, labels_text(rows, extra, columns))
 
 
+def links_problem(root: Path) -> str | None:
+    """Why the writer may not touch ``root``: one of the files and folders it writes (the lock, the records, the
+    journal, the image, mask, history and orphans folders) is a link. The records are appended to, which would
+    write through a link, and files would be created, moved or deleted in a linked folder elsewhere (a linked lock
+    file is an OS error). So a link there is refused with one line, never followed."""
+    for name in (LOCK, RECORDS, JOURNAL, *TN3K_FOLDERS, HISTORY, ORPHANS):
+        if (root / name).is_symlink():
+            return (f"{root / name} is a link (to {os.readlink(root / name)}); the dataset writer never writes through "
+                    "a link: replace it with the file or folder itself")
+    return None
+
+
 def _refuse_other_layout(root: Path) -> None:
     """DatasetError for a folder that holds a dataset of another layout (image/ + mask/, TG3K, bare image files):
     the writer's TN3K folders, which readers look for first, would hide its frames from every reader."""
@@ -483,12 +497,11 @@ def _refuse_other_layout(root: Path) -> None:
 def _extra_columns(path: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
     """Columns of ``labels.csv`` besides id and the findings (sex, age, ...) and their values by id."""
     try:
-        reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig")))
-        rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error):
+        header, rows = read_table(path.read_bytes().decode("utf-8-sig"), str(path))
+    except (OSError, UnicodeDecodeError, TableError):
         return [], {}
-    columns = [c for c in reader.fieldnames or [] if c != KEY_COLUMN and c not in FIELDS]
-    extra = {(row.get(KEY_COLUMN) or "").strip(): {c: row.get(c) or "" for c in columns} for row in rows}
+    columns = [c for c in header if c != KEY_COLUMN and c not in FIELDS]
+    extra = {(row.cells.get(KEY_COLUMN) or "").strip(): {c: row.cells.get(c) or "" for c in columns} for row in rows}
     return columns, {key: values for key, values in extra.items() if key and any(values.values())}
 
 
@@ -509,7 +522,10 @@ def _incoming(image: str | os.PathLike | np.ndarray) -> tuple[np.ndarray, bytes 
         data = path.read_bytes()
     except OSError as exc:
         raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    return read_frame(path).pixels, data, suffix
+    pixels = read_frame(path).pixels
+    if orientation(data) != 1:  # stored turned (EXIF): store what is shown, which the mask was drawn on, as PNG
+        return pixels, None, ".png"
+    return pixels, data, suffix
 
 
 def _black_out_outside(pixels: np.ndarray, box: Box) -> np.ndarray:
@@ -518,20 +534,15 @@ def _black_out_outside(pixels: np.ndarray, box: Box) -> np.ndarray:
     return out
 
 
-def _checked_spacing(spacing_mm: tuple[float, float]) -> list[float]:
-    values = [float(v) for v in spacing_mm]
-    if len(values) != 2 or not all(np.isfinite(v) and v > 0 for v in values):
-        raise ValueError(f"spacing_mm must be two positive numbers (row, column), got {spacing_mm}")
-    return values
 
 
 def _write_if_changed(path: Path, text: str) -> bool:
     """Write a derived file atomically if it differs. Not fsync'd: a power loss can only leave it stale or
     empty, and every writer rewrites it from the records when it opens the dataset."""
     try:
-        if path.read_text(encoding="utf-8") == text:
+        if path.read_bytes() == text.encode("utf-8", TEXT_ERRORS):  # bytes: reading text would translate "\r\n"
             return False
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         pass
     write_text_atomic(path, text)
     return True

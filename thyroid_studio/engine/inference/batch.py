@@ -9,14 +9,16 @@ grows row by row in ``segmentation.csv.partial`` and is renamed at the end, so a
 interrupted run never leaves a CSV that looks complete (and a CSV that cannot be
 completed, e.g. on a full disk, is removed and reported).
 
-Before anything is written, the output folder is checked (not among the inputs,
-not a file, writable) and every output name is planned from the inputs' headers:
-an input whose mask or overlay would land on another input's output is refused
-with a message, so no output ever overwrites another.
+Before anything is written, the output folder is checked and locked (not among the inputs,
+not a file, writable, not held by another run: ``io.outputs``) and every output name is
+planned from the inputs' headers (``io.outputs.OutputPlan``): an input whose mask or overlay
+would land on an input, in a dataset, on a folder or device, or on another input's output is
+refused with a message, so no output ever overwrites an input or another output. Every CSV
+row goes through one writer (``io.tables.TableWriter``), so every column is neutralised
+against spreadsheet formulas.
 """
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import queue
@@ -29,6 +31,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
+
 from .. import geometry
 from ..findings.fields import FIELDS
 from ..findings.shape import shape_of
@@ -37,6 +41,9 @@ from ..io.dicom_seg import SUFFIX as SEG_SUFFIX
 from ..io.dicom_seg import Algorithm, Segment, is_seg, seg_problem, write_seg
 from ..io.files import TEXT_ERRORS, output_folder_problem, write_image_atomic, write_mask_png
 from ..io.frames import Frame, FrameReadError, count_frames, find_inputs, frame_name, is_dicom, read_frames
+from ..io.memory import PixelsInFlight, allocation_problem
+from ..io.outputs import OutputError, OutputPlan, folder_lock
+from ..io.tables import TableWriter
 from ..io.ruler import calibrated
 from .overlay import segmentation_overlay
 from .segmenter import Segmentation, Segmenter, algorithm
@@ -84,7 +91,7 @@ def _write_seg(path: Path, frame: Frame, result: Segmentation, run: Run) -> Path
 OUTPUTS = {
     "mask": Output("{name}.png", lambda path, frame, result, run: write_mask_png(path, result.nodule_mask)),
     "overlay": Output("{name}_overlay.png", lambda path, frame, result, run: write_image_atomic(
-        path, segmentation_overlay(frame.pixels, result))),
+        path, segmentation_overlay(frame.pixels, result), in_place=True)),
     "gland": Output("{name}_gland.png", lambda path, frame, result, run: write_mask_png(path, result.gland_mask)),
     "seg": Output("{name}" + SEG_SUFFIX, _write_seg),
 }
@@ -134,6 +141,7 @@ class BatchReport:
     files: int = 0
     frames: int = 0
     failures: list[tuple[Path, str]] = field(default_factory=list)
+    segmented: set[Path] = field(default_factory=set)  # the files with a frame segmented so far
     csv_path: Path | None = None
     csv_problem: str | None = None
     seconds: float = 0.0
@@ -145,31 +153,26 @@ class BatchReport:
         return not self.failures and self.csv_problem is None
 
     @property
+    def files_done(self) -> int:
+        """Files whose frames were segmented without a failure (an interrupted run has not reached the others)."""
+        return len(self.segmented - {path for path, _ in self.failures})
+
+    @property
     def frames_per_second(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def _is_within(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
-def check_output_dir(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike) -> None:
-    """ValueError, before anything is created, when ``out_dir`` is a file, lies under a file, cannot be
-    written, or is, is inside or contains an input folder, or is the folder of an input file: nothing is
-    ever written among the inputs (mirrored sub-folders of an output folder that contains an input folder
-    could land inside it)."""
+def check_output_dir(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike) -> OutputPlan:
+    """The run's output plan with ``paths`` as its inputs; OutputError (a ValueError), before anything is created,
+    when ``out_dir`` is a file, lies under a file, cannot be written, is, lies inside or holds an input (links
+    followed), or lies in a dataset: nothing is ever written among the inputs (mirrored sub-folders of an output
+    folder that contains an input folder could land inside it)."""
     problem = output_folder_problem(out_dir)
     if problem:
-        raise ValueError(f"--out {out_dir} {problem}")
-    out = Path(out_dir).resolve()
-    for given in map(Path, paths):
-        resolved = given.resolve()
-        if given.is_dir() and _is_within(out, resolved):
-            raise ValueError(f"--out {out_dir} is inside the input folder {given}; choose a folder outside the inputs")
-        if given.is_dir() and _is_within(resolved, out):
-            raise ValueError(f"--out {out_dir} contains the input folder {given}; choose a folder outside the inputs")
-        if given.is_file() and out == resolved.parent:
-            raise ValueError(f"--out {out_dir} is the folder of the input {given}; choose another folder")
+        raise OutputError(f"--out {out_dir} {problem}")
+    plan = OutputPlan(paths)
+    plan.check_folder(out_dir, "--out")
+    return plan
 
 
 def make_output_dir(out_dir: str | os.PathLike) -> None:
@@ -210,36 +213,34 @@ def frame_counts(jobs: Sequence[Job]) -> dict[Path, int | None]:
     return counts
 
 
-def _clash_key(path: Path) -> str:
-    """Names that differ only in case are the same file on macOS and Windows, so they clash everywhere."""
-    return str(path).casefold()
-
-
-def find_clashes(jobs: Sequence[Job], counts: dict[Path, int | None], options: BatchOptions) -> dict[Path, str]:
-    """The inputs whose outputs would overwrite an earlier input's (in job order), each with its message.
+def find_clashes(jobs: Sequence[Job], counts: dict[Path, int | None], options: BatchOptions,
+                 plan: OutputPlan) -> dict[Path, str]:
+    """The inputs whose outputs could not be written (in job order), each with its message: an output that would land
+    on an input, in a dataset, on a folder, or on an earlier input's output (``plan.claim``).
 
     E.g. ``y/a_overlay.png`` and ``z/a.png --overlay`` both want ``a_overlay.png``: the first keeps it.
     """
-    owners: dict[str, tuple[Path, str]] = {}
     clashes: dict[Path, str] = {}
     for job in jobs:
         count = counts.get(job.source)
         if count is None:
             continue
-        planned = {
-            _clash_key(OUTPUTS[kind].path(job.out_folder, frame_name(job.source, index, count))): kind
-            for index in range(count) for kind in options.outputs
-        }
-        taken = next((key for key in planned if key in owners), None)
-        if taken is not None:
-            owner, owner_kind = owners[taken]
-            clashes[job.source] = (
-                f"{job.source.name}: its {planned[taken]} {Path(taken).name} would overwrite the {owner_kind} of "
-                f"{owner}; rename one of them or segment them into different --out folders"
-            )
-            continue
-        owners.update({key: (job.source, kind) for key, kind in planned.items()})
+        for index in range(count):
+            problem = _claim_outputs(plan, job, frame_name(job.source, index, count), options)
+            if problem is not None:
+                clashes[job.source] = (f"{job.source.name}: {problem}; rename one of them or segment them into "
+                                       "different --out folders")
+                break
     return clashes
+
+
+def _claim_outputs(plan: OutputPlan, job: Job, name: str, options: BatchOptions) -> str | None:
+    """Claim every output of one frame; the first problem ("its mask a.png would overwrite ..."), or None."""
+    for kind in options.outputs:
+        path = OUTPUTS[kind].path(job.out_folder, name)
+        if (problem := plan.claim(path, job.source, kind)) is not None:
+            return f"its {kind} {path.name} {problem}"
+    return None
 
 
 # ------------------------------------------------------------------ pipeline stages
@@ -247,15 +248,27 @@ def find_clashes(jobs: Sequence[Job], counts: dict[Path, int | None], options: B
 _END = object()
 
 
-def _frames_of(jobs: Sequence[Job], scale: float | str | None = None) -> Iterator[tuple[Job, Frame | FrameReadError]]:
-    """Each job's frames in order, calibrated as ``scale`` asks (``ruler.calibrated``) where they have no
-    calibration of their own; a read failure is yielded in place (after any frames already read)."""
+def _frames_of(jobs: Sequence[Job], in_flight: PixelsInFlight, stop: threading.Event,
+               scale: float | str | None = None) -> Iterator[tuple[Job, Frame | FrameReadError]]:
+    """Each job's frames in order, each read only when ``in_flight`` has room (and counted in it), calibrated as
+    ``scale`` asks (``ruler.calibrated``) where they have no calibration of their own; a read failure is yielded in
+    place (after any frames already read)."""
     for job in jobs:
         try:
-            for frame in read_frames(job.source):
+            frames = read_frames(job.source)
+            while True:
+                in_flight.wait_for_room(stop)
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                in_flight.add(frame.pixels.shape)
                 yield job, calibrated(frame, scale)
         except FrameReadError as exc:
             yield job, exc
+        except (MemoryError, cv2.error) as exc:  # a frame the caps allow, on a machine with less memory
+            if (problem := allocation_problem(exc)) is None:
+                raise
+            yield job, FrameReadError(job.source, problem)
 
 
 def prefetch(items: Iterable, depth: int, stop: threading.Event) -> Iterator:
@@ -294,12 +307,13 @@ def prefetch(items: Iterable, depth: int, stop: threading.Event) -> Iterator:
         yield item
 
 
-def batches(items: Iterable, size: int) -> Iterator[list]:
-    """Consecutive lists of ``size`` items (the last may be shorter)."""
+def batches(items: Iterable, size: int, full: Callable[[], bool] = lambda: False) -> Iterator[list]:
+    """Consecutive lists of ``size`` items (the last may be shorter; so is one ended early because ``full()``: the
+    pixels in flight leave no room to read the rest of it)."""
     batch = []
     for item in items:
         batch.append(item)
-        if len(batch) == size:
+        if len(batch) == size or full():
             yield batch
             batch = []
     if batch:
@@ -360,22 +374,24 @@ class _Writer:
     removed and the failure reported, since a summary missing rows would look complete.
     """
 
-    def __init__(self, out_dir: Path, run: Run, fail: _Failures) -> None:
-        self.out_dir, self.run, self.options, self.fail = out_dir, run, run.options, fail
+    def __init__(self, out_dir: Path, run: Run, fail: _Failures, in_flight: PixelsInFlight) -> None:
+        self.out_dir, self.run, self.options, self.fail, self.in_flight = out_dir, run, run.options, fail, in_flight
         self.partial = out_dir / f"{CSV_NAME}.partial"
         self.csv_problem: str | None = None
         try:
             self.handle = open(self.partial, "w", newline="", encoding="utf-8", errors=TEXT_ERRORS)
-            self.csv = csv.DictWriter(self.handle, fieldnames=CSV_COLUMNS)
+            self.csv = TableWriter(self.handle, fieldnames=CSV_COLUMNS)  # every row of every column goes through it
             self.csv.writeheader()
         except OSError as exc:
             raise ValueError(f"--out {out_dir}: cannot write {self.partial.name} ({exc.strerror or exc})") from exc
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mask-writer")
-        self.pending: deque[tuple[Job, Future]] = deque()
+        self.pending: deque[tuple[Job, tuple[int, ...], Future]] = deque()
 
     def submit(self, job: Job, frame: Frame, result: Segmentation, ms: float) -> None:
-        self.pending.append((job, self.pool.submit(self._write, job, frame, result, ms)))
-        while len(self.pending) > 2 * self.options.batch_size or (self.pending and self.pending[0][1].done()):
+        self.pending.append((job, frame.pixels.shape, self.pool.submit(self._write, job, frame, result, ms)))
+        while len(self.pending) > 2 * self.options.batch_size or (self.pending and self.pending[0][2].done()):
+            self._collect()
+        while self.pending and self.in_flight.pixels > self.in_flight.room:  # large frames: written before more read
             self._collect()
 
     def _write(self, job: Job, frame: Frame, result: Segmentation, ms: float) -> dict[str, str]:
@@ -384,12 +400,15 @@ class _Writer:
         return csv_row(frame, result, self.run.model.name, ms, written["mask"].relative_to(self.out_dir).as_posix())
 
     def _collect(self) -> None:
-        job, future = self.pending.popleft()
+        job, shape, future = self.pending.popleft()
         try:
             row = future.result()
         except Exception as exc:  # noqa: BLE001 - one frame's failure (I/O, encoding, measuring) must not end the batch
-            self.fail(job.source, f"{job.source.name}: could not write its outputs ({exc})")
+            detail = allocation_problem(exc) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            self.fail(job.source, f"{job.source.name}: could not write its outputs ({detail})")
             return
+        finally:
+            self.in_flight.done(shape)
         if self.csv_problem is None:
             try:
                 self.csv.writerow(row)
@@ -433,21 +452,20 @@ class _Failures:
             self.on_failure(path, message)
 
 
-def _good_frames(items: Iterable[tuple[Job, Frame | FrameReadError]], fail: _Failures,
-                 options: BatchOptions) -> Iterator[tuple[Job, Frame]]:
-    """Frames to segment; read errors go to ``fail``. Outputs were planned (find_clashes) from the headers;
-    a frame whose name the plan did not foresee and that would overwrite an output fails too."""
-    used: set[str] = set()
+def _good_frames(items: Iterable[tuple[Job, Frame | FrameReadError]], fail: _Failures, options: BatchOptions,
+                 plan: OutputPlan, in_flight: PixelsInFlight) -> Iterator[tuple[Job, Frame]]:
+    """Frames to segment; read errors go to ``fail``. Outputs were planned (find_clashes) from the headers; a frame
+    whose name the plan did not foresee is claimed now, and fails if one of its outputs cannot be written."""
     for job, frame in items:
         if isinstance(frame, FrameReadError):
             fail(job.source, str(frame))
             continue
-        targets = {_clash_key(OUTPUTS[kind].path(job.out_folder, frame.name)) for kind in options.outputs}
-        if targets & used:
-            fail(job.source, f"{job.source.name}: the outputs of its frame {frame.index} would overwrite another "
-                 "input's; rename it")
+        problem = _claim_outputs(plan, job, frame.name, options)
+        if problem is not None:
+            in_flight.done(frame.pixels.shape)
+            fail(job.source, f"{job.source.name}: the outputs of its frame {frame.index} cannot be written "
+                 f"({problem}); rename it")
             continue
-        used |= targets
         yield job, frame
 
 
@@ -483,36 +501,60 @@ def segment_paths(
     batches (cancel: the frames done keep their outputs and CSV rows); ``on_failure(path, message)``
     once per file that could not be read or written, or whose outputs would overwrite another input's
     (the batch goes on), and once for the CSV if it cannot be written (``report.csv_problem`` says why).
-    ValueError before anything is written when ``out_dir`` is among the inputs, is a file or cannot be written.
+    OutputError (a ValueError) before anything is written when ``out_dir`` is among the inputs, is a file, cannot be
+    written or is held by another run, or when the summary CSV's name is taken by an input, a folder or a device.
     """
     paths = [Path(p) for p in paths]
-    check_output_dir(paths, out_dir)
+    plan = check_output_dir(paths, out_dir)
     out_dir = Path(out_dir)
     make_output_dir(out_dir)
+    with folder_lock(out_dir):
+        return _segment(paths, out_dir, plan, segmenter, options, progress, should_stop, on_failure)
+
+
+def _segment(paths: list[Path], out_dir: Path, plan: OutputPlan, segmenter: Segmenter, options: BatchOptions,
+             progress: Callable[[int, int], None] | None, should_stop: Callable[[], bool] | None,
+             on_failure: Callable[[Path, str], None] | None) -> BatchReport:
+    """The run of :func:`segment_paths`, with the output folder checked and locked."""
     started = time.perf_counter()
     jobs = plan_jobs(paths, out_dir, options.recursive)
+    plan.add_inputs(job.source for job in jobs)
+    for name in (CSV_NAME, f"{CSV_NAME}.partial"):
+        plan.check(out_dir / name, "the summary")
     report = BatchReport(files=len(jobs), csv_path=out_dir / CSV_NAME)
     fail = _Failures(report, on_failure)
     counts = frame_counts(jobs)
-    clashes = find_clashes(jobs, counts, options)
+    clashes = find_clashes(jobs, counts, options, plan)
     for source, message in clashes.items():
         fail(source, message)
     jobs = [job for job in jobs if job.source not in clashes]
     total = sum(counts[job.source] or 1 for job in jobs) + len(clashes)  # a failed file counts one
-    writer = _Writer(out_dir, Run(algorithm(segmenter.meta), options, _seg_series(jobs) if options.seg else {}), fail)
+    in_flight = PixelsInFlight()
+    writer = _Writer(out_dir, Run(algorithm(segmenter.meta), options, _seg_series(jobs) if options.seg else {}), fail,
+                     in_flight)
     stop = threading.Event()
     complete = False
     try:
-        frames = _good_frames(prefetch(_frames_of(jobs, options.scale), 2 * options.batch_size, stop), fail, options)
-        for batch in batches(frames, options.batch_size):
+        frames = _good_frames(prefetch(_frames_of(jobs, in_flight, stop, options.scale), 2 * options.batch_size, stop), fail, options,
+                              plan, in_flight)
+        for batch in batches(frames, options.batch_size, lambda: in_flight.pixels > in_flight.room):
             if should_stop and should_stop():
                 report.cancelled = True
                 break
             tic = time.perf_counter()
-            results = segmenter.segment([frame.pixels for _, frame in batch])
+            try:
+                results = segmenter.segment([frame.pixels for _, frame in batch])
+            except (MemoryError, cv2.error) as exc:  # the rest of the batch goes on
+                if (problem := allocation_problem(exc)) is None:
+                    raise
+                for job, frame in batch:
+                    in_flight.done(frame.pixels.shape)
+                    fail(job.source, f"{job.source.name}: its frame {frame.index} could not be segmented ({problem})")
+                continue
             ms = (time.perf_counter() - tic) * 1000 / len(batch)
             for (job, frame), result in zip(batch, results):
                 writer.submit(job, frame, result, ms)
+                report.segmented.add(job.source)
                 source = frame.calibration.source if frame.calibration else "none"
                 report.scales[source] = report.scales.get(source, 0) + 1
             report.frames += len(batch)

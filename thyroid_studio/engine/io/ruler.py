@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..calibration import Calibration
+from ..calibration import SPACING_RANGE_MM, Calibration
 from ..preprocessing import to_gray
 from .frames import Frame
 
@@ -107,17 +107,21 @@ class RulerProposal:
 
 
 def propose_scale(pixels: np.ndarray, tick_mm: float = TICK_MM) -> RulerProposal | None:
-    """The frame's scale read from its ruler(s) (None: no ruler found). Ticks ``tick_mm`` apart."""
+    """The frame's scale read from its ruler(s) (None: no ruler found, or one whose spacing no calibration may
+    have: ``calibration.SPACING_RANGE_MM``). Ticks ``tick_mm`` apart."""
     gray = to_gray(np.asarray(pixels))
     depth, lateral = find_ruler(gray, "depth"), find_ruler(gray, "lateral")
     if depth is None or lateral is None:
         found = depth or lateral
-        return None if found is None else RulerProposal(found, None, tick_mm)
-    if _agree(depth.tick_px, lateral.tick_px) or depth.tick_px < lateral.tick_px:
-        return RulerProposal(depth, lateral, tick_mm)  # agreeing, or the lateral ruler missed ticks (or differs)
-    if _agree(depth.tick_px, lateral.tick_px, multiple=True):
-        return RulerProposal(lateral, depth, tick_mm)  # every other depth tick hidden: the finer lateral one holds
-    return RulerProposal(depth, lateral, tick_mm)
+        proposal = None if found is None else RulerProposal(found, None, tick_mm)
+    elif _agree(depth.tick_px, lateral.tick_px) or depth.tick_px < lateral.tick_px:
+        proposal = RulerProposal(depth, lateral, tick_mm)  # agreeing, or the lateral ruler missed ticks (or differs)
+    elif _agree(depth.tick_px, lateral.tick_px, multiple=True):
+        proposal = RulerProposal(lateral, depth, tick_mm)  # every other depth tick hidden: the finer lateral one holds
+    else:
+        proposal = RulerProposal(depth, lateral, tick_mm)
+    low, high = SPACING_RANGE_MM
+    return proposal if proposal is not None and low <= proposal.mm_per_px <= high else None
 
 
 def find_ruler(gray: np.ndarray, axis: str) -> Ruler | None:

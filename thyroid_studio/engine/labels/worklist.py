@@ -14,7 +14,6 @@ it is complete).
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 import re
@@ -34,8 +33,11 @@ from ..findings.fields import Findings
 from ..inference.segmenter import Segmentation
 from ..io.dicom_seg import (Algorithm, Segment, SegError, SegLabels, index_segs, instance_uid, is_seg, read_seg,
                            seg_bytes, seg_problem)
+from ..io.files import TEXT_ERRORS
 from ..io.frames import (IMAGE_EXTENSIONS, Frame, FrameReadError, count_frames, find_inputs, frame_name, is_dicom,
                          read_frame)
+from ..io.outputs import resolved
+from ..io.tables import TableError, read_table
 from ..io.ruler import RulerProposal
 from ..models.checkpoint import ModelMeta
 from ..models.roles import MODEL_ROLES, PRIMARY_ROLE
@@ -509,20 +511,37 @@ class Worklist:
         Returns the rows opened and one message per source or mask that could not be read.
         """
         csv_path = Path(csv_path)
-        with open(csv_path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-        opened, errors = self.add(dict.fromkeys(Path(r["file"]) for r in rows))
-        for r in rows:
-            row = self.row_of(r["file"], int(r["frame"]))
+        try:
+            _, table = read_table(csv_path.read_bytes().decode("utf-8", TEXT_ERRORS), str(csv_path))
+        except (OSError, TableError) as exc:
+            return [], [str(exc)]
+        rows, errors = [], []
+        folder = resolved(csv_path.parent)
+        for r in table:
+            try:
+                if r.problem:
+                    raise ValueError(r.problem)
+                mask = resolved(csv_path.parent / r.cells["mask"])
+                if folder not in mask.parents:  # a path read from a CSV is trusted only where it resolves
+                    raise ValueError(f"its mask {r.cells['mask']!r:.80} lies outside {csv_path.parent}")
+                rows.append((r.cells["file"], int(r.cells["frame"]), mask, r.cells.get("model") or "batch"))
+            except KeyError as exc:
+                errors.append(f"{csv_path}, line {r.line}: no {exc} column")
+            except ValueError as exc:
+                errors.append(f"{csv_path}, line {r.line}: {exc}")
+        opened, problems = self.add(dict.fromkeys(Path(file) for file, *_ in rows))
+        errors += problems
+        for file, index, mask_path, model in rows:
+            row = self.row_of(file, index)
             if row is None:
                 continue
             try:
-                mask = read_mask(csv_path.parent / r["mask"])
+                mask = read_mask(mask_path)
             except DatasetError as exc:
                 errors.append(str(exc))
                 continue
             result = Segmentation(mask.astype(np.float32), mask)
-            self.set_prediction(row, PRIMARY_ROLE, result, r.get("model") or "batch", from_batch=True)
+            self.set_prediction(row, PRIMARY_ROLE, result, model, from_batch=True)
         return opened, errors
 
 

@@ -89,7 +89,7 @@ class ModelMeta:
         """Mean validation nodule Dice (0-1) as training records it in ``metrics["nodule"]["dice"]``."""
         nodule = self.metrics.get("nodule")
         value = nodule.get("dice") if isinstance(nodule, dict) else None
-        return float(value) if isinstance(value, (int, float)) else None
+        return float(value) if is_finite_number(value) and 0 <= value <= 1 else None  # a crafted NaN or 7 shows as "-"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
