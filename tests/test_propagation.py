@@ -44,7 +44,8 @@ def rows_of(window: MainWindow, clip: Path) -> list[int]:
 
 
 def state_text(window: MainWindow, row: int) -> str:
-    return window.frames_model.data(window.frames_model.index(row)).split("\n")[1]
+    """The state the frame list shows (without the uncertainty of frames already segmented, read ahead too)."""
+    return window.frames_model.data(window.frames_model.index(row)).split("\n")[1].split(" · ")[0]
 
 
 @pytest.mark.slow

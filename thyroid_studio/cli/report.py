@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..engine.inference.segmenter import DEVICE_CHOICES
 from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error, use_network_threads
-from .arguments import whole
+from .arguments import scale, scale_help, whole
 
 MAX_PAGES = 20  # frames per report by default: a long clip would give a PDF nobody reads
 BATCH_SIZE = 4  # frames per forward pass
@@ -28,16 +28,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", type=Path, help="labels.csv with your findings per frame (they take precedence "
                         "over the model's)")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    parser.add_argument("--scale", type=scale, metavar="auto|MM_PER_PIXEL", help=scale_help("each page"))
     parser.add_argument("--max-pages", type=whole(1, 10_000), default=MAX_PAGES,
                         help=f"at most this many frames of a multi-frame file (default {MAX_PAGES})")
 
 
-def _frames(source: Path, max_pages: int) -> tuple[list, int]:
-    """The first ``max_pages`` frames of ``source`` and how many it has."""
+def _frames(source: Path, max_pages: int, scale: float | str | None) -> tuple[list, int]:
+    """The first ``max_pages`` frames of ``source`` (calibrated as ``--scale`` asks) and how many it has."""
     from ..engine.io.frames import count_frames, read_frames
+    from ..engine.io.ruler import calibrated
 
     total = count_frames(source)
-    return list(islice(read_frames(source), max_pages)), total
+    return [calibrated(frame, scale) for frame in islice(read_frames(source), max_pages)], total
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,10 +76,10 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:  # another run holds the folder
             fail(str(exc))
             return EXIT_USAGE
-        return _reports(jobs, plan, labels, args.labels, segmenter, args.max_pages, fail)
+        return _reports(jobs, plan, labels, args.labels, segmenter, args.max_pages, args.scale, fail)
 
 
-def _reports(jobs, plan, labels, labels_path, segmenter, max_pages: int, fail) -> int:
+def _reports(jobs, plan, labels, labels_path, segmenter, max_pages: int, scale: float | str | None, fail) -> int:
     """Write each job's report (claimed in ``plan`` first: never onto an input, a folder or another report)."""
     from ..engine.findings.fields import unattached, unattached_message
     from ..engine.inference.batch import batches
@@ -94,7 +96,7 @@ def _reports(jobs, plan, labels, labels_path, segmenter, max_pages: int, fail) -
             failed += 1
             continue
         try:
-            frames, total = _frames(job.source, max_pages)
+            frames, total = _frames(job.source, max_pages, scale)
             pages = []
             names += [frame.name for frame in frames]
             for batch in batches(frames, BATCH_SIZE):

@@ -1,5 +1,6 @@
-"""Millimetres per pixel and the part of the frame where they hold: one value from the file (or the
-user) to every measurement, so no caller pairs a spacing with a region of its own."""
+"""Millimetres per pixel, the part of the frame where they hold, and where they came from: one value from
+the file (or the user, the burnt-in depth ruler, a command-line option) to every measurement, so no caller
+pairs a spacing with a region or an origin of its own."""
 from __future__ import annotations
 
 import math
@@ -29,6 +30,15 @@ def checked_spacing(values: object, what: str = "spacing") -> Spacing:
     return row, column
 
 
+# Where a calibration came from, as the status bar, reports, the CSV and saved items say it. A new origin is one entry.
+SOURCES = {
+    "dicom": "the DICOM header",
+    "user": "a length set by the user",
+    "ruler": "the depth ruler's tick marks",
+    "option": "the --scale option",
+}
+
+
 @dataclass(frozen=True)
 class Calibration:
     """A frame's calibration: ``spacing_mm`` holds inside ``region`` (None: the whole frame).
@@ -40,9 +50,18 @@ class Calibration:
 
     spacing_mm: Spacing
     region: Region | None = None
+    source: str = "dicom"  # a key of SOURCES
 
     def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"unknown calibration source {self.source!r}; expected one of {', '.join(SOURCES)}")
         object.__setattr__(self, "spacing_mm", checked_spacing(self.spacing_mm))
+
+    def describe(self) -> str:
+        """'0.198 mm/px from the depth ruler's tick marks' (both spacings when the pixels are not square)."""
+        row, column = self.spacing_mm
+        size = f"{row:.3g} mm/px" if row == column else f"{row:.3g} x {column:.3g} mm/px (row x column)"
+        return f"{size} from {SOURCES[self.source]}"
 
     def for_mask(self, mask: np.ndarray) -> Spacing | None:
         """The spacing if every pixel of ``mask`` lies inside the region, else None."""

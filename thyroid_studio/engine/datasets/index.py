@@ -8,7 +8,8 @@ change, appended and flushed to the disk (``files.append_durable``):
   [H, W], ``sha256`` (:func:`content_hash` of the frame's pixels: who the frame *is*),
   ``image_sha256`` and ``mask_sha256`` (the stored files' bytes: that they are intact),
   ``fold`` (the fold whose val holds it), ``source``, ``frame_index``, ``saved_at``, and
-  when known ``spacing_mm`` [row, col], ``findings`` {field: class}, ``blackout``
+  when known ``spacing_mm`` [row, col] with ``scale_source`` (where it came from: ``dicom``, ``user``,
+  ``ruler``, ``option``; ``calibration.SOURCES``), ``findings`` {field: class}, ``blackout``
   [y0, y1, x0, x1], ``seg`` and ``seg_sha256`` (the mask as a DICOM SEG, for a frame from DICOM),
   plus the caller's fields (``proposed_by``, ``dice_ai_vs_label``, ...);
 - ``replace``: a new mask (and findings, and SEG; ``"seg": null`` when the item has none any more) for an
@@ -74,6 +75,7 @@ class Item:
     frame_index: int = 0
     saved_at: str | None = None
     spacing_mm: tuple[float, float] | None = None
+    scale_source: str | None = None  # where spacing_mm came from (calibration.SOURCES); None in older records
     findings: Findings = field(default_factory=Findings)
     history: tuple[Path, ...] = ()  # its previous masks, oldest first
     seg: Path | None = None  # its mask as a DICOM SEG (frames from DICOM)
@@ -242,13 +244,15 @@ def apply(items: dict[str, Item], line: dict, root: Path) -> dict[str, Item]:
             sha256=line["sha256"], image_sha256=line["image_sha256"], mask_sha256=line["mask_sha256"],
             fold=line.get("fold"), source=line.get("source"), frame_index=int(line.get("frame_index", 0)),
             saved_at=line.get("saved_at"), spacing_mm=_spacing(line.get("spacing_mm")),
-            findings=Findings(line.get("findings") or {}), **_seg(line, None, root), record=line)
+            scale_source=line.get("scale_source"), findings=Findings(line.get("findings") or {}),
+            **_seg(line, None, root), record=line)
     elif op == "replace":
         old = items[key]
         items[key] = replace(
             old, mask=inside(root, line["mask"]), mask_sha256=line["mask_sha256"], source=line.get("source", old.source),
             frame_index=int(line.get("frame_index", old.frame_index)), saved_at=line.get("saved_at"),
             spacing_mm=_spacing(line["spacing_mm"]) if "spacing_mm" in line else old.spacing_mm,
+            scale_source=line.get("scale_source") if "spacing_mm" in line else old.scale_source,
             findings=Findings(line["findings"]) if "findings" in line else old.findings,
             history=(*old.history, inside(root, line["history"])), **_seg(line, old, root), record=line)
     elif op == "remove":

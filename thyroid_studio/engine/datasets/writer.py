@@ -45,7 +45,7 @@ from typing import Iterator
 import numpy as np
 from filelock import FileLock, Timeout
 
-from ..calibration import checked_spacing
+from ..calibration import SOURCES, checked_spacing
 from ..findings.fields import FIELDS, KEY_COLUMN, LABELS_FILE, Findings, LabelsError, labels_text, read_labels
 from ..io.files import (TEXT_ERRORS, append_durable, encode_image, fsync, is_temporary, mask_png, write_bytes_atomic,
                         write_text_atomic)
@@ -69,8 +69,8 @@ LOCK_POLL_S = 0.005  # how often a waiting writer tries the lock (transactions t
 IMAGES, MASKS = TN3K_FOLDERS[0], TN3K_FOLDERS[1]
 SEGS = "trainval-seg"  # DICOM SEGs of the masks of frames from DICOM (made only when one is saved)
 RESERVED = ("op", "key", "image", "mask", "shape", "sha256", "image_sha256", "mask_sha256", "fold", "source",
-            "frame_index", "saved_at", "previous_saved_at", "spacing_mm", "findings", "blackout", "history", "reason",
-            "seg", "seg_sha256")
+            "frame_index", "saved_at", "previous_saved_at", "spacing_mm", "scale_source", "findings", "blackout",
+            "history", "reason", "seg", "seg_sha256")
 
 
 class AlreadySaved(DatasetError):
@@ -120,15 +120,16 @@ class DatasetWriter:
 
     def add(self, image: str | os.PathLike | np.ndarray, mask: np.ndarray, *, source: str | os.PathLike,
             frame_index: int = 0, record: dict | None = None, findings: Findings | None = None,
-            spacing_mm: tuple[float, float] | None = None, blackout_outside: Box | None = None,
-            replace: bool = False, seg: bytes | None = None) -> Sample:
+            spacing_mm: tuple[float, float] | None = None, scale_source: str | None = None,
+            blackout_outside: Box | None = None, replace: bool = False, seg: bytes | None = None) -> Sample:
         """Save one labelled frame: a new item, or (``replace=True``) a new mask for the item holding the
         same pixels, the previous mask kept in ``history/``.
 
         ``image``: a single-frame image file (its bytes are stored unchanged) or uint8 pixels (stored
         as PNG). ``record``: extra fields for the record (who proposed the mask, Dice, ...).
         ``findings``: stored in the record and ``labels.csv`` (None: unchanged on replace).
-        ``spacing_mm``: (row, column) mm per pixel, when the frame has one (DICOM).
+        ``spacing_mm``: (row, column) mm per pixel, when the frame has one; ``scale_source``: where it came
+        from (a key of ``calibration.SOURCES``: the DICOM header, the user, the burnt-in ruler, an option).
         ``blackout_outside``: store the image black outside this box (burnt-in text); the item is
         still found by the original pixels. ``seg``: the mask as a DICOM SEG file (``dicom_seg.seg_bytes``) for a
         frame from DICOM, stored beside it (a replace without one drops the previous SEG, which no longer fits the
@@ -146,6 +147,10 @@ class DatasetWriter:
         line: dict = {"source": os.fspath(source), "frame_index": int(frame_index)}
         if spacing_mm is not None:
             line["spacing_mm"] = list(checked_spacing(spacing_mm, "spacing_mm"))
+        if scale_source is not None:
+            if spacing_mm is None or scale_source not in SOURCES:
+                raise ValueError(f"scale_source {scale_source!r} needs a spacing_mm and one of {', '.join(SOURCES)}")
+            line["scale_source"] = scale_source
         if findings is not None:
             line["findings"] = dict(findings.values)
         content = content_hash(pixels)

@@ -44,6 +44,7 @@ from ..io.frames import Frame, FrameReadError, count_frames, find_inputs, frame_
 from ..io.memory import PixelsInFlight, allocation_problem
 from ..io.outputs import OutputError, OutputPlan, folder_lock
 from ..io.tables import TableWriter
+from ..io.ruler import calibrated
 from .overlay import segmentation_overlay
 from .segmenter import Segmentation, Segmenter, algorithm
 
@@ -97,6 +98,7 @@ OUTPUTS = {
 CSV_COLUMNS = (
     "file", "frame", "nodule_area_px", "nodule_area_mm2", "x0", "y0", "x1", "y1",
     "longest_diameter_px", "longest_diameter_mm", "mean_confidence", "gland_share", "model", "ms", "mask",
+    "mm_per_px_row", "mm_per_px_col", "scale_source",  # the frame's calibration and where it came from (empty: none)
 )
 # The nodule's shape, and what a model with findings heads predicts: P(suspicious), each finding's most
 # probable class and its probability, the ACR TI-RADS points and level (engine/findings/tirads.py).
@@ -114,6 +116,7 @@ class BatchOptions:
     recursive: bool = True  # descend into sub-folders of folder inputs
     gland: bool = False  # also write <name>_gland.png, the predicted gland (models with a gland head)
     seg: bool = False  # also write <name>_seg.dcm, a DICOM SEG of each frame of a DICOM input
+    scale: float | str | None = None  # frames without a calibration of their own: "auto" (the ruler), or mm per pixel
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -143,6 +146,7 @@ class BatchReport:
     csv_problem: str | None = None
     seconds: float = 0.0
     cancelled: bool = False
+    scales: dict[str, int] = field(default_factory=dict)  # frames by where their millimetres came from ("none": pixels)
 
     @property
     def ok(self) -> bool:
@@ -244,10 +248,11 @@ def _claim_outputs(plan: OutputPlan, job: Job, name: str, options: BatchOptions)
 _END = object()
 
 
-def _frames_of(jobs: Sequence[Job], in_flight: PixelsInFlight,
-               stop: threading.Event) -> Iterator[tuple[Job, Frame | FrameReadError]]:
-    """Each job's frames in order, each read only when ``in_flight`` has room (and counted in it); a read failure is
-    yielded in place (after any frames already read)."""
+def _frames_of(jobs: Sequence[Job], in_flight: PixelsInFlight, stop: threading.Event,
+               scale: float | str | None = None) -> Iterator[tuple[Job, Frame | FrameReadError]]:
+    """Each job's frames in order, each read only when ``in_flight`` has room (and counted in it), calibrated as
+    ``scale`` asks (``ruler.calibrated``) where they have no calibration of their own; a read failure is yielded in
+    place (after any frames already read)."""
     for job in jobs:
         try:
             frames = read_frames(job.source)
@@ -257,7 +262,7 @@ def _frames_of(jobs: Sequence[Job], in_flight: PixelsInFlight,
                 if frame is None:
                     break
                 in_flight.add(frame.pixels.shape)
-                yield job, frame
+                yield job, calibrated(frame, scale)
         except FrameReadError as exc:
             yield job, exc
         except (MemoryError, cv2.error) as exc:  # a frame the caps allow, on a machine with less memory
@@ -325,12 +330,16 @@ def csv_row(frame: Frame, result: Segmentation, model: str, ms: float, mask_path
     over nearly all of it is no prior: ``Segmentation.informative_gland``)."""
     m = geometry.measure(result.nodule_mask, frame.spacing_for(result.nodule_mask))
     x0, y0, x1, y1 = m.bbox if m else ("",) * 4
+    calibration = frame.calibration
     return {
         "file": str(frame.source), "frame": str(frame.index),
         "nodule_area_px": str(m.area_px if m else 0), "nodule_area_mm2": _fmt(m and m.area_mm2),
         "x0": str(x0), "y0": str(y0), "x1": str(x1), "y1": str(y1),
         "longest_diameter_px": _fmt(m and m.longest_px), "longest_diameter_mm": _fmt(m and m.longest_mm),
         "mean_confidence": _fmt(result.mean_confidence(), 4), "gland_share": _fmt(result.gland_share, 4), "model": model, "ms": f"{ms:.1f}", "mask": mask_path,
+        "mm_per_px_row": _fmt(calibration and calibration.spacing_mm[0], 5),
+        "mm_per_px_col": _fmt(calibration and calibration.spacing_mm[1], 5),
+        "scale_source": calibration.source if calibration else "",
         **findings_cells(frame, result),
     }
 
@@ -526,7 +535,7 @@ def _segment(paths: list[Path], out_dir: Path, plan: OutputPlan, segmenter: Segm
     stop = threading.Event()
     complete = False
     try:
-        frames = _good_frames(prefetch(_frames_of(jobs, in_flight, stop), 2 * options.batch_size, stop), fail, options,
+        frames = _good_frames(prefetch(_frames_of(jobs, in_flight, stop, options.scale), 2 * options.batch_size, stop), fail, options,
                               plan, in_flight)
         for batch in batches(frames, options.batch_size, lambda: in_flight.pixels > in_flight.room):
             if should_stop and should_stop():
@@ -546,6 +555,8 @@ def _segment(paths: list[Path], out_dir: Path, plan: OutputPlan, segmenter: Segm
             for (job, frame), result in zip(batch, results):
                 writer.submit(job, frame, result, ms)
                 report.segmented.add(job.source)
+                source = frame.calibration.source if frame.calibration else "none"
+                report.scales[source] = report.scales.get(source, 0) + 1
             report.frames += len(batch)
             if progress:
                 progress(report.frames + len(report.failures), total)

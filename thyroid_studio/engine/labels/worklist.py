@@ -14,6 +14,7 @@ it is complete).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections import OrderedDict
@@ -37,11 +38,13 @@ from ..io.frames import (IMAGE_EXTENSIONS, Frame, FrameReadError, count_frames, 
                          read_frame)
 from ..io.outputs import resolved
 from ..io.tables import TableError, read_table
+from ..io.ruler import RulerProposal
 from ..models.checkpoint import ModelMeta
 from ..models.roles import MODEL_ROLES, PRIMARY_ROLE
 from ..preprocessing import ultrasound_region
 from ..reports.page import ReportPage, build_page
 from .label_model import LabelChange, LabelModel
+from .scales import ScaleRules
 
 _FRAME_CACHE = 8  # decoded frames kept in memory (cine stepping back and forth)
 
@@ -72,7 +75,10 @@ class Entry:
     saved_findings: Findings = field(default_factory=Findings)  # as stored in the dataset
     proposed_by: str | None = None  # model whose mask was accepted as the starting label
     propagated: bool = False  # the label was propagated from the frame before and is not yet accepted or saved
-    calibration: Calibration | None = None  # the frame's (Frame.calibration), known once it was read
+    calibration: Calibration | None = None  # the file's own (Frame.calibration), known once it was read;
+    # what the frame is measured with is Worklist.calibration (the user's scales first)
+    ruler: RulerProposal | None = None  # the scale its burnt-in ruler proposes, for the user to confirm
+    ruler_read: bool = False  # whether the ruler was looked for (ruler None: none found)
     error: str | None = None  # why the frame could not be read or segmented
 
     @property
@@ -131,6 +137,7 @@ class Worklist:
         self._rows: dict[tuple[str, int], int] = {}
         self._listeners: list[Listener] = []
         self._frames: OrderedDict[tuple[str, int], Frame] = OrderedDict()
+        self.scales = ScaleRules()  # the scales the user set, by file or folder
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -342,10 +349,40 @@ class Worklist:
         self._changed(row)
         return True
 
+    def calibration(self, row: int) -> Calibration | None:
+        """What the frame is measured with: a scale the user set for its file, else the file's own calibration
+        (DICOM), else a scale set for its folder (``scales.ScaleRules``); None: pixels only."""
+        entry = self.entries[row]
+        return self.scales.calibration(entry.source, entry.calibration)
+
+    def set_scale(self, row: int, calibration: Calibration, scope: str) -> list[int]:
+        """Keep ``calibration`` for the frame's file or folder (``scales.SCOPES``); returns the opened rows
+        whose calibration it changed (each told to the listeners)."""
+        before = [self.calibration(r) for r in range(len(self.entries))]
+        self.scales.set(self.entries[row].source, scope, calibration)
+        return self._recalibrated(before)
+
+    def forget_scale(self, row: int) -> list[int]:
+        """Drop the scales set for the frame's file and its folder; returns the rows whose calibration changed."""
+        before = [self.calibration(r) for r in range(len(self.entries))]
+        self.scales.forget(self.entries[row].source)
+        return self._recalibrated(before)
+
+    def _recalibrated(self, before: list[Calibration | None]) -> list[int]:
+        changed = [row for row, old in enumerate(before) if self.calibration(row) != old]
+        for row in changed:
+            self._changed(row)
+        return changed
+
+    def set_ruler(self, row: int, proposal: RulerProposal | None) -> None:
+        """What the frame's burnt-in ruler proposes (None: no ruler found); shown for the user to confirm."""
+        entry = self.entries[row]
+        entry.ruler, entry.ruler_read = proposal, True
+
     def spacing_for(self, row: int, mask: np.ndarray) -> Spacing | None:
         """Millimetres per pixel (row, column) for measuring ``mask`` on this frame; None when unknown or when
         ``mask`` reaches outside the calibrated region (``Calibration.for_mask``)."""
-        calibration = self.entries[row].calibration
+        calibration = self.calibration(row)
         return calibration.for_mask(mask) if calibration else None
 
     def proposal(self, row: int, role: str) -> np.ndarray | None:
@@ -400,7 +437,8 @@ class Worklist:
         }
 
     def save(self, row: int, writer: DatasetWriter, black_out: bool = False, replace: bool = False) -> Sample:
-        """Save the frame with its label (mask, findings) and pixel spacing into a dataset; returns the writer's Sample.
+        """Save the frame with its label (mask, findings) and its calibration (spacing and where it came from) into
+        a dataset; returns the writer's Sample.
 
         A frame already in the dataset raises the writer's ``AlreadySaved`` unless ``replace`` (then its mask and
         findings are replaced, the previous mask kept in the dataset's history). ``black_out``: store the image
@@ -416,8 +454,11 @@ class Worklist:
             seg = seg_bytes(entry.source, entry.index, [self.label_segment(row)]) if not self.seg_problem(row) else None
         except SegError:
             seg = None  # seg_problem says why; the mask is saved all the same
+        calibration = self.calibration(row)
         sample = writer.add(image, label, source=entry.source, frame_index=entry.index, record=self.record(row),
-                            findings=findings if findings or replace else None, spacing_mm=frame.calibration.spacing_mm if frame.calibration else None,
+                            findings=findings if findings or replace else None,
+                            spacing_mm=calibration.spacing_mm if calibration else None,
+                            scale_source=calibration.source if calibration else None,
                             blackout_outside=ultrasound_region(frame.gray()) if black_out else None, replace=replace,
                             seg=seg)
         self.set_saved(row, label, findings)
@@ -459,7 +500,7 @@ class Worklist:
         """The report of the frame as shown: the primary model's segmentation and findings (``meta``: its model),
         the label when it has a nodule (else the model's mask is measured) and the user's findings."""
         entry = self.entries[row]
-        frame = self.frame(row)
+        frame = dataclasses.replace(self.frame(row), calibration=self.calibration(row))
         label = entry.current_label(frame.pixels.shape[:2])
         return build_page(frame, entry.predictions.get(PRIMARY_ROLE), label=label if label.any() else None,
                           findings=entry.findings, meta=meta)
