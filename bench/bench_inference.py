@@ -30,7 +30,7 @@ from thyroid_studio.engine.inference.batch import BatchOptions, segment_paths
 from thyroid_studio.engine.inference.segmenter import PostProcess, Segmenter, resolve_device
 from thyroid_studio.engine.io.frames import read_frame
 from thyroid_studio.engine.models.architectures import build_model
-from thyroid_studio.engine.models.checkpoint import CheckpointError, ModelMeta, read_meta
+from thyroid_studio.engine.models.checkpoint import CheckpointError, ModelMeta, network_for, read_meta
 from thyroid_studio.engine.models.library import default_model
 from thyroid_studio.engine.nets.encoders import ENCODERS, encoder_spec
 
@@ -96,7 +96,7 @@ def segment_fps(meta: ModelMeta, device: str, paths: list[Path], batch: int) -> 
         try:
             segmenter = Segmenter.from_checkpoint(default_model("trfe"), device=device)
         except (CheckpointError, KeyError, OSError):
-            segmenter = Segmenter(build_model(meta.arch, meta.width, meta.in_channels, meta.encoder, meta.findings), meta, device=device)
+            segmenter = Segmenter(network_for(meta), meta, device=device)
         report = segment_paths([folder], Path(tmp) / "out", segmenter, BatchOptions(batch_size=batch))
         return report.frames_per_second
 

@@ -1,8 +1,10 @@
-"""Tiny dataset files for the dataset tests (tests/test_datasets.py, tests/test_dataset_writer.py): gray
-frames, a square mask, and a TN3K copy laid out as published."""
+"""Tiny dataset files for the dataset tests (tests/test_layouts.py, tests/test_writer.py): gray frames, a
+square mask, a TN3K copy laid out as published; and image/ + mask/ pairs of speckled frames with one dark
+nodule each, for training, fine-tuning and the command line; and the simulated crashes of the writer tests."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -39,3 +41,45 @@ def tn3k_copy(root: Path, n: int, folds: int = 5, mask_suffix: str = ".jpg") -> 
         fold = {"train": [i for i in range(n) if i % folds != k], "val": [i for i in range(n) if i % folds == k]}
         (root / f"tn3k-trainval-fold{k}.json").write_text(json.dumps(fold))
     return root
+
+
+def write_nodule_pairs(root: Path, keys: list[str], seed: int, shape=(72, 88)) -> Path:
+    """An image/ + mask/ dataset of speckled frames with one dark elliptic 'nodule' each."""
+    rng = np.random.default_rng(seed)
+    (root / "image").mkdir(parents=True)
+    (root / "mask").mkdir()
+    for key in keys:
+        h, w = shape
+        image = np.clip(rng.normal(120, 30, shape), 0, 255).astype(np.uint8)
+        mask = np.zeros(shape, np.uint8)
+        centre = (int(rng.integers(25, w - 25)), int(rng.integers(20, h - 20)))
+        cv2.ellipse(mask, centre, (int(rng.integers(8, 16)), int(rng.integers(6, 12))), 0, 0, 360, 255, -1)
+        image[mask > 0] //= 3
+        cv2.imwrite(str(root / "image" / f"{key}.png"), image)
+        cv2.imwrite(str(root / "mask" / f"{key}.png"), mask)
+    return root
+
+
+# ------------------------------------------------------------------ crashes
+
+
+class Crash(BaseException):
+    """Stands for the process dying: not an Exception, so the writer's own clean-up does not run."""
+
+
+def failing_at(monkeypatch, step: int | None, error: type[BaseException]) -> dict:
+    """Make the ``step``-th call of os.replace / os.fsync raise ``error`` (fsync itself skipped: speed)."""
+    calls = {"n": 0}
+    real_replace = os.replace
+
+    def counted(real):
+        def call(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == step:
+                raise error(f"simulated failure at step {step}")
+            return real(*args, **kwargs) if real else None
+        return call
+
+    monkeypatch.setattr(os, "replace", counted(real_replace))
+    monkeypatch.setattr(os, "fsync", counted(None))
+    return calls

@@ -12,18 +12,10 @@ from thyroid_studio.app.layers import DiametersItem
 from thyroid_studio.app.panels.layers_panel import LayersPanel
 from thyroid_studio.app.panels.measurements_panel import MeasurementsPanel
 
+from app_driving import shown_canvas
+
 H, W = 150, 200
 LEFT = Qt.MouseButton.LeftButton
-
-
-def shown_canvas(qtbot) -> Canvas:
-    """A canvas on screen, 400 x 300, showing no frame yet."""
-    view = Canvas()
-    qtbot.addWidget(view)
-    view.resize(400, 300)
-    view.show()
-    qtbot.waitExposed(view)
-    return view
 
 
 @pytest.fixture
@@ -243,3 +235,27 @@ def test_diameters_drawn_from_measurements(qtbot, canvas: Canvas) -> None:
     assert lines.path().boundingRect().width() == pytest.approx(60, abs=0.01)
     canvas.set_diameters(None)
     assert lines.path().isEmpty()
+
+
+def test_filled_layers_stay_apart_where_they_overlap(qtbot):
+    """Filled red over filled green must not turn yellow (U-Net's colour): fills are hatched, not tinted."""
+    canvas = shown_canvas(qtbot)
+    mask = np.zeros((150, 200), bool)
+    mask[30:120, 40:160] = True
+    canvas.set_image(np.full((150, 200), 60, np.uint8), mask)
+    canvas.set_overlay("trfe", mask)
+    panel = LayersPanel(canvas)
+    qtbot.addWidget(panel)
+    panel.show()
+    for name in ("label", "trfe"):
+        box = panel.rows[name].filled
+        qtbot.mouseClick(box, LEFT, pos=QPoint(6, box.height() // 2))
+        assert canvas.layer_style(name).filled
+    shot = canvas.viewport().grab().toImage()
+    inside = canvas.mapFromScene(100, 75)
+    rgb = np.array([[shot.pixelColor(inside.x() + dx, inside.y() + dy).getRgb()[:3] for dx in range(-20, 20)]
+                    for dy in range(-20, 20)])
+    red = (rgb[..., 0] > 180) & (rgb[..., 1] < 80)
+    green = (rgb[..., 1] > 180) & (rgb[..., 0] < 80)
+    mixed = (rgb[..., 0] > 75) & (rgb[..., 1] > 75)  # translucent tints: (114, 83, 25) over this gray
+    assert red.any() and green.any() and not mixed.any()

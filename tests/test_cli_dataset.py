@@ -101,6 +101,7 @@ def test_check_lists_problems_and_repair_fixes_them(tmp_path, capsys):
     assert main(["dataset", "check", str(dataset)]) == 0
 
 
+@pytest.mark.slow
 def test_two_processes_adding_at_once_lose_nothing(tmp_path):
     """40 pairs each into one dataset at the same time: every pair in once, with its own mask."""
     dataset = tmp_path / "d"
@@ -114,6 +115,7 @@ def test_two_processes_adding_at_once_lose_nothing(tmp_path):
     assert main(["dataset", "check", str(dataset)]) == 0
 
 
+@pytest.mark.slow
 def test_kill_9_during_add_then_repair_leaves_every_committed_pair_whole(tmp_path):
     rng = random.Random(9)
     source = write_pairs(tmp_path / "src", range(30))

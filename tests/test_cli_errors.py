@@ -15,9 +15,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_frames import write_avi
-from test_hostile_frames import dicom_bomb, png_claiming
-from test_training import _write_pairs
 
 from thyroid_studio import cli
 from thyroid_studio.app import launch
@@ -28,6 +25,8 @@ from thyroid_studio.engine.models.architectures import build_model
 from thyroid_studio.engine.models.checkpoint import ModelMeta, save_checkpoint
 
 from cli_files import image, scored_folder
+from dataset_files import write_nodule_pairs
+from frame_files import dicom_bomb, png_claiming, write_avi
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +171,7 @@ def test_bombs_through_segment(tmp_path, checkpoint, capsys):
     assert segment(folder, "--out", out, model=checkpoint) == 1
     lines = sorted(line for line in error_lines(capsys) if line.startswith("skipped"))
     assert lines[0].startswith("skipped bomb.dcm: the pixel data holds only 3 of the 1000000000 frames")
-    assert lines[1].startswith("skipped huge.png: a frame of 20000 x 20000 pixels exceeds the limit of 100 megapixels")
+    assert lines[1].startswith("skipped huge.png: a frame of 20000 x 20000 pixels exceeds the limit of 50 megapixels")
     assert sorted(p.name for p in out.glob("*.png")) == ["bomb_f0000.png", "bomb_f0001.png", "bomb_f0002.png"]
 
 
@@ -235,7 +234,7 @@ def test_evaluate_json_that_cannot_be_written(scored, capsys):
 
 @pytest.fixture(scope="module")
 def corrected(tmp_path_factory) -> Path:
-    return _write_pairs(tmp_path_factory.mktemp("corrected") / "data", [str(i) for i in range(1, 9)], seed=4)
+    return write_nodule_pairs(tmp_path_factory.mktemp("corrected") / "data", [str(i) for i in range(1, 9)], seed=4)
 
 
 def finetune(source: Path, nodules: Path, *extra: str | Path) -> int:

@@ -23,7 +23,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_training import _write_pairs
 
 from thyroid_studio import cli
 from thyroid_studio.engine.datasets.check import check
@@ -38,6 +37,7 @@ from thyroid_studio.engine.models.checkpoint import CheckpointError, ModelMeta, 
 from thyroid_studio.engine.models.prompt_checkpoint import PromptModelMeta, load_prompt_model, save_prompt_model
 
 from cli_files import image, scored_folder
+from dataset_files import write_nodule_pairs
 from prompt_models import tiny_litemedsam
 
 
@@ -57,7 +57,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory) -> Path:
-    return _write_pairs(tmp_path_factory.mktemp("pairs") / "data", [str(i) for i in range(1, 9)], seed=4, shape=(48, 64))
+    return write_nodule_pairs(tmp_path_factory.mktemp("pairs") / "data", [str(i) for i in range(1, 9)], seed=4, shape=(48, 64))
 
 
 def crafted(source: Path, target: Path, change) -> Path:
@@ -93,7 +93,8 @@ def test_a_failing_disk_is_one_line_for_every_subcommand(command, monkeypatch, c
     monkeypatch.setattr(module, "run", full_disk)
     argv = {"segment": ["x.png", "--out", "o"], "evaluate": ["--predictions", "p"], "train": ["--nodules", "n", "--out", "o"],
             "finetune": ["--from", "f.pt", "--nodules", "n"], "report": ["x.png", "--out", "o"],
-            "dataset": ["stats", "d"], "prompt": ["--boxes", "b.csv", "--out", "o"]}.get(command, [])
+            "dataset": ["stats", "d"], "prompt": ["--boxes", "b.csv", "--out", "o"],
+            "pacs": ["find", "http://localhost:8042/dicom-web"]}.get(command, [])
     assert cli.main([command, *argv]) == cli.EXIT_SOME_FAILED
     assert capsys.readouterr().err == (f"thyroid-studio {command}: stopped: OSError: No space left on device: "
                                        "/somewhere/out.csv\n")
@@ -307,6 +308,7 @@ def test_a_bad_pixel_cap_stops_the_command_once(tmp_path, models, monkeypatch, c
                               "number of pixels"]
 
 
+@pytest.mark.slow
 def test_a_file_name_that_is_not_utf8_goes_through_segment_and_prompt(tmp_path, models):
     """A file name is bytes; Python holds the undecodable ones as surrogates, which a strict UTF-8 CSV refused."""
     name = os.fsdecode(b"scan-\xe9t\xe9.png")  # Latin-1, as an old scanner export names it
@@ -547,15 +549,16 @@ def test_report_names_differing_only_in_case_clash(tmp_path, models, capsys):
     image(folder / "A.png"), image(folder / "a.png", level=200)
     assert run("report", folder, "--out", tmp_path / "out", "--model", models["unet"]) == 1
     assert [line for line in errors(capsys) if "skipped" in line] == [
-        f"thyroid-studio report: skipped {folder / 'a.png'}: its report a.pdf would overwrite another input's; rename it"]
+        f"thyroid-studio report: skipped {folder / 'a.png'}: its report a.pdf would overwrite the report of "
+        f"{folder / 'A.png'}; rename it"]
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["A.pdf"]
 
 
 def test_report_that_cannot_be_written_names_the_report_not_a_temporary_file(tmp_path, models, capsys):
     (tmp_path / "out" / "a.pdf").mkdir(parents=True)
     assert run("report", image(tmp_path / "in" / "a.png"), "--out", tmp_path / "out", "--model", models["unet"]) == 1
-    assert errors(capsys) == [f"thyroid-studio report: skipped {tmp_path / 'in' / 'a.png'}: {tmp_path / 'out' / 'a.pdf'} "
-                              "cannot be written (Is a directory)"]
+    assert errors(capsys) == [f"thyroid-studio report: skipped {tmp_path / 'in' / 'a.png'}: its report a.pdf is a "
+                              "folder; rename it"]
 
 
 # ---------------------------------------------------------------- dataset folders
@@ -607,7 +610,7 @@ def test_a_records_header_claiming_absurd_folds_is_refused(dataset):
 def test_the_writer_never_hides_a_dataset_of_another_layout(tmp_path, pairs, capsys):
     copy = tmp_path / "pairs"
     shutil.copytree(pairs, copy)
-    source = _write_pairs(tmp_path / "more", ["x1", "x2"], seed=9, shape=(48, 64))
+    source = write_nodule_pairs(tmp_path / "more", ["x1", "x2"], seed=9, shape=(48, 64))
     assert run("dataset", "add", copy, source) == 2
     [line] = errors(capsys)
     assert line.startswith(f"thyroid-studio dataset add: {copy}: holds a pair-layout dataset; the writer keeps "
@@ -627,6 +630,7 @@ def test_dataset_add_into_a_file_is_a_usage_error(tmp_path, pairs, capsys, kind)
     assert errors(capsys) == [f"thyroid-studio dataset add: DATASET {target} {expected}"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="drops root's permission bypass with setpriv")
 def test_read_only_dataset_and_out_folders_as_a_user_without_bypass(request, pairs, models):
     """Root writes into read-only folders; run as nobody with no capabilities, as a user would."""

@@ -1,54 +1,100 @@
-"""Fine-tuning measures what it claims (issue 18, items 4 and 5): a source trained on all its frames (the shipped
-models) has its forgetting measured on a fixed sample of its training frames, recorded in the new checkpoint and
-said in the card and the dialog; advice names only figures it computed; held-out corrections keep each clip (and
-copies of one image) on one side."""
+"""Fine-tuning: too few corrected frames stop it before it starts (before even reading the checkpoint); a new
+checkpoint beside an untouched source, stopping without writing, the nodule decoder alone. It measures what it
+claims (issue 18, items 4 and 5): a source trained on all its frames (the shipped models) has its forgetting
+measured on a fixed sample of its training frames, recorded in the new checkpoint and said in the card and the
+dialog; advice names only figures it computed; held-out corrections keep each clip on one side."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
+import torch
 from PySide6.QtCore import Qt
 
 from thyroid_studio.app.dialogs.finetune_dialog import FinetuneDialog
+from thyroid_studio.engine.datasets.layouts import read_mask
 from thyroid_studio.engine.datasets.writer import DatasetWriter
-from thyroid_studio.engine.models.checkpoint import read_meta
-from thyroid_studio.engine.progress import Finished
+from thyroid_studio.engine.io.frames import read_frame
+from thyroid_studio.engine.models.checkpoint import load_checkpoint, read_meta
+from thyroid_studio.engine.progress import EpochProgress, Finished, StepProgress
 from thyroid_studio.engine.training import finetuning
-from thyroid_studio.engine.training.finetuning import (FORGETTING_FRAMES, ORIGINAL_SAMPLE, FinetuneConfig, FinetuneTrainer,
-                                                       finetune, format_table)
+from thyroid_studio.engine.training.finetuning import (FORGETTING_FRAMES, MIN_CORRECTED_FRAMES, ORIGINAL_SAMPLE,
+                                                       FinetuneConfig, FinetuneTrainer, finetune, format_table)
 from thyroid_studio.engine.training.trainer import TrainConfig, train
 
-SHAPE = (48, 64)
+from dataset_files import write_nodule_pairs
 
 
-def nodule_frame(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A speckled frame with one dark elliptic nodule, and its mask."""
-    image = np.clip(rng.normal(120, 30, SHAPE), 0, 255).astype(np.uint8)
-    mask = np.zeros(SHAPE, np.uint8)
-    centre = (int(rng.integers(18, SHAPE[1] - 18)), int(rng.integers(14, SHAPE[0] - 14)))
-    cv2.ellipse(mask, centre, (int(rng.integers(6, 12)), int(rng.integers(5, 9))), 0, 0, 360, 255, -1)
-    image[mask > 0] //= 3
-    return image, mask > 0
+def test_finetuning_refuses_too_few_corrected_frames(tmp_path):
+    writer = DatasetWriter(tmp_path / "corrected")
+    mask = np.zeros((32, 32), bool)
+    mask[8:20, 8:20] = True
+    for i in range(MIN_CORRECTED_FRAMES - 1):
+        writer.add(np.full((32, 32), 10 * i, np.uint8), mask, source=f"frame{i}")
+    with pytest.raises(ValueError, match=f"needs at least {MIN_CORRECTED_FRAMES}"):
+        finetune(FinetuneConfig(str(tmp_path / "no-checkpoint-needed.pt"), str(tmp_path / "corrected")))
 
 
-def image_mask_folder(root: Path, count: int, seed: int) -> Path:
-    rng = np.random.default_rng(seed)
-    for name in ("image", "mask"):
-        (root / name).mkdir(parents=True)
-    for i in range(1, count + 1):
-        image, mask = nodule_frame(rng)
-        cv2.imwrite(str(root / "image" / f"{i}.png"), image)
-        cv2.imwrite(str(root / "mask" / f"{i}.png"), mask.astype(np.uint8) * 255)
-    return root
+def test_finetune_writes_a_new_checkpoint_and_leaves_the_source_alone(synthetic, finished_run, tmp_path):
+    source = finished_run / "checkpoint_best.pt"
+    before = source.read_bytes()
+    corrected = write_nodule_pairs(tmp_path / "corrected", [str(i) for i in range(100, 110)], seed=5)
+    events = []
+    out = tmp_path / "tuned.pt"
+    result = finetune(FinetuneConfig(str(source), str(corrected), out=str(out), epochs=2, device="cpu"), progress=events.append)
+    assert result.status == "finished" and out.is_file() and out.with_suffix(".md").is_file()
+    assert source.read_bytes() == before
+    meta = read_meta(out)
+    assert meta.version == "2" and meta.training["finetuned_from"]["file"] == source.name
+    assert meta.training["split"]["validation_keys"] == ["1", "2", "3"]  # the original split carries over
+    assert set(result.table) == {"held_out", "original_validation"}
+    assert "original validation" in format_table(result.table)
+    # By default the encoder and the nodule decoder learn from nodule-only corrections; the gland branch stays as it was.
+    old_state, new_state = (load_checkpoint(p)[0].state_dict() for p in (source, out))
+    changed = {k.split(".")[0] for k in old_state if not torch.equal(old_state[k], new_state[k])}
+    assert changed == {"encoder", "nodule_decoder"}
+    assert any(isinstance(e, StepProgress) for e in events)
+    # The held-out Dice before fine-tuning and after each of the 2 epochs, for the dialog's live curve.
+    held_out = [e for e in events if isinstance(e, EpochProgress)]
+    assert [e.epoch for e in held_out] == [0, 1, 2]
+    assert held_out[0].metrics["held_out_dice"] == result.table["held_out"]["before"]["dice"]
+    assert held_out[-1].metrics["held_out_dice"] == result.table["held_out"]["after"]["dice"]
+    for target in (source, out):
+        with pytest.raises((ValueError, FileExistsError)):
+            finetune(FinetuneConfig(str(source), str(corrected), out=str(target), epochs=1, device="cpu"))
+    assert source.read_bytes() == before
+
+
+def test_finetune_stops_without_writing(synthetic, finished_run, tmp_path):
+    corrected = write_nodule_pairs(tmp_path / "corrected", [str(i) for i in range(100, 110)], seed=6)
+    out = tmp_path / "tuned.pt"
+    result = finetune(FinetuneConfig(str(finished_run / "checkpoint_best.pt"), str(corrected), out=str(out), device="cpu"),
+                      should_stop=lambda: True)
+    assert result.status == "stopped" and not out.exists()
+
+
+def test_finetuning_the_nodule_decoder_leaves_encoder_and_gland_decoder_alone(synthetic, finished_run, tmp_path):
+    source = finished_run / "checkpoint_best.pt"
+    corrected = write_nodule_pairs(tmp_path / "corrected", [str(i) for i in range(100, 110)], seed=7)
+    out = tmp_path / "tuned.pt"
+    result = finetune(FinetuneConfig(str(source), str(corrected), out=str(out), epochs=1, device="cpu",
+                                     trainable="nodule-decoder", optimizer="sgd", lr=1e-3))
+    assert result.status == "finished"
+    old_state, new_state = (load_checkpoint(p)[0].state_dict() for p in (source, out))
+    changed = {k.split(".")[0] for k in old_state if not torch.equal(old_state[k], new_state[k])}
+    assert changed == {"nodule_decoder"}
+    assert read_meta(out).training["recipe"]["finetune"]["trainable"] == "nodule-decoder"
+
+
+# ----------------------------------------------------------------------------- forgetting always measured (issue 18)
 
 
 @pytest.fixture(scope="module")
 def trained_on_everything(tmp_path_factory) -> tuple[Path, Path]:
     """(checkpoint, its training data): a tiny U-Net trained on all 80 frames, no validation split, as shipped."""
     base = tmp_path_factory.mktemp("source")
-    data = image_mask_folder(base / "original", 80, seed=1)
+    data = write_nodule_pairs(base / "original", [str(i) for i in range(1, 81)], seed=1)
     config = TrainConfig(arch="unet", nodules=str(data), glands=None, out=str(base / "run"), fold=None, epochs=1,
                          width=4, size=64, batch_pairs=8, optimizer="adamw", schedule="cosine", device="cpu")
     assert train(config, show_bar=False).status == "finished"
@@ -60,11 +106,13 @@ def trained_on_everything(tmp_path_factory) -> tuple[Path, Path]:
 def corrected_dataset(root: Path, clip: int = 6, singles: int = 6, seed: int = 5) -> tuple[Path, list[str]]:
     """A dataset as the app saves it: single frames, then the frames of one clip (one source file); returns the
     clip's keys."""
-    rng = np.random.default_rng(seed)
+    pairs = write_nodule_pairs(root.parent / "pairs", [str(i) for i in range(singles + clip)], seed)
+    frames = [(read_frame(pairs / "image" / f"{i}.png").pixels, read_mask(pairs / "mask" / f"{i}.png"))
+              for i in range(singles + clip)]
     writer = DatasetWriter(root)
     for i in range(singles):
-        writer.add(*nodule_frame(rng), source=root.parent / f"single{i}.png")
-    return root, [writer.add(*nodule_frame(rng), source=root.parent / "clip.dcm", frame_index=i).key
+        writer.add(*frames[i], source=root.parent / f"single{i}.png")
+    return root, [writer.add(*frames[singles + i], source=root.parent / "clip.dcm", frame_index=i).key
                   for i in range(clip)]
 
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import struct
 import subprocess
 import sys
 import tracemalloc
-import zlib
 from pathlib import Path
 
 import cv2
@@ -17,88 +15,27 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.uid import RLELossless
-from test_frames import us_region, write_avi, write_dicom
 
 from thyroid_studio.engine.io import frames
 from thyroid_studio.engine.io.frames import (MAX_PIXELS_VARIABLE, SUPPORTED_EXTENSIONS, Frame, FrameReadError,
                                              count_frames, find_inputs, read_frame, read_frames)
 from thyroid_studio.engine.io.image_header import image_size
 
+from frame_files import (
+    avi_claiming,
+    bigtiff_claiming,
+    bmp_claiming,
+    dicom_bomb,
+    jpeg_claiming,
+    png_bomb,
+    png_claiming,
+    tiff_claiming,
+    us_region,
+    write_avi,
+    write_dicom,
+)
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-# ---------------------------------------------------------------- hostile files, built here
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A PNG whose valid IHDR claims width x height 8-bit gray, with a tiny compressed body of zero rows."""
-    body = zlib.compress(b"\0" * 4096, 9)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + _chunk(b"IDAT", body) + _chunk(b"IEND", b""))
-
-
-def png_bomb(width: int, height: int) -> bytes:
-    """A real PNG of width x height zero pixels: a few hundred KB that decode to width * height bytes."""
-    compressor = zlib.compressobj(9)
-    row = b"\0" * (width + 1)
-    body = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + _chunk(b"IDAT", body) + _chunk(b"IEND", b""))
-
-
-def jpeg_claiming(width: int, height: int) -> bytes:
-    ok, encoded = cv2.imencode(".jpg", np.zeros((8, 8), np.uint8))
-    data = bytearray(encoded.tobytes())
-    sof = data.find(b"\xff\xc0")
-    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
-    return bytes(data)
-
-
-def tiff_claiming(width: int, height: int) -> bytes:
-    """A little-endian TIFF whose first directory claims width x height (LONG values)."""
-    ok, encoded = cv2.imencode(".tif", np.zeros((8, 8), np.uint8))
-    data = bytearray(encoded.tobytes())
-    (offset,) = struct.unpack("<I", data[4:8])
-    (entries,) = struct.unpack("<H", data[offset : offset + 2])
-    for index in range(entries):
-        start = offset + 2 + 12 * index
-        tag, _ = struct.unpack("<HH", data[start : start + 4])
-        if tag in (256, 257):
-            data[start + 2 : start + 12] = struct.pack("<HII", 4, 1, width if tag == 256 else height)
-    return bytes(data)
-
-
-def bigtiff_claiming(width: int, height: int) -> bytes:
-    entries = [struct.pack("<HHQQ", 256, 16, 1, width), struct.pack("<HHQQ", 257, 16, 1, height)]
-    return b"II+\x00" + struct.pack("<HHQ", 8, 0, 16) + struct.pack("<Q", len(entries)) + b"".join(entries) + b"\0" * 8
-
-
-def bmp_claiming(width: int, height: int) -> bytes:
-    ok, encoded = cv2.imencode(".bmp", np.zeros((8, 8), np.uint8))
-    data = bytearray(encoded.tobytes())
-    data[18:26] = struct.pack("<ii", width, -height)  # top-down: a negative height
-    return bytes(data)
-
-
-def dicom_bomb(path: Path, frames_claimed: int = 1_000_000_000) -> Path:
-    """About 200 KB of pixel data (3 frames of 256 x 256) whose header claims ``frames_claimed`` frames."""
-    pixels = np.random.default_rng(0).integers(0, 256, (3, 256, 256), dtype=np.uint8)
-    return write_dicom(path, pixels, frames=3, NumberOfFrames=frames_claimed)
-
-
-def avi_claiming(path: Path, frames_claimed: int) -> Path:
-    """A real 10-frame MJPEG AVI whose main and stream headers claim ``frames_claimed`` frames."""
-    data = bytearray(write_avi(path, list(range(0, 200, 20))).read_bytes())
-    main = data.find(b"avih")
-    data[main + 24 : main + 28] = struct.pack("<I", frames_claimed)
-    stream = data.find(b"strh")
-    data[stream + 40 : stream + 44] = struct.pack("<I", frames_claimed)
-    path.write_bytes(bytes(data))
-    return path
 
 
 # ---------------------------------------------------------------- the pixel cap, from headers
@@ -125,7 +62,7 @@ def test_a_huge_image_header_is_refused_before_decoding(tmp_path, monkeypatch, s
     monkeypatch.setattr(frames.cv2, "imdecode", no_decoding)
     height, width = size
     with pytest.raises(FrameReadError, match=rf"^bomb{suffix}: a frame of {width} x {height} pixels exceeds the limit "
-                       rf"of 100 megapixels \(set {MAX_PIXELS_VARIABLE} to raise it\)$"):
+                       rf"of 50 megapixels \(set {MAX_PIXELS_VARIABLE} to raise it\)$"):
         read_frame(path)
 
 
@@ -430,7 +367,6 @@ def test_fuzz_random_and_damaged_files_under_every_extension(tmp_path):
     assert report["traced_peak"] < 200 << 20
 
 
-
 def test_bombs_stay_under_the_memory_target(tmp_path):
     """The issue's bombs (a 20000 x 20000 PNG of ~400 KB, a DICOM claiming a billion frames, an AVI claiming
     a billion frames, a JPEG claiming 65535 x 65535) in a fresh process: refused or read as what they hold,
@@ -443,7 +379,7 @@ def test_bombs_stay_under_the_memory_target(tmp_path):
     avi_claiming(bombs / "bomb.avi", 1_000_000_000)
     report = _run_isolated(READ_EVERY_FILE, bombs)
     outcomes = report["outcomes"]
-    assert outcomes["bomb.png"] == ["ok", *["bomb.png: a frame of 20000 x 20000 pixels exceeds the limit of 100 megapixels "
+    assert outcomes["bomb.png"] == ["ok", *["bomb.png: a frame of 20000 x 20000 pixels exceeds the limit of 50 megapixels "
                                            f"(set {MAX_PIXELS_VARIABLE} to raise it)"] * 2]
     assert outcomes["bomb.dcm"][0] == "ok" and "holds only 3 of the 1000000000" in outcomes["bomb.dcm"][1]
     assert outcomes["bomb.avi"][0] == "ok" and "holds only 10 of the 1000000000" in outcomes["bomb.avi"][1]

@@ -89,6 +89,7 @@ def score(runs: list[Path], tta: bool, inside_gland: bool, refine: str, largest:
         "dice_frames": float(np.mean([f["dice"] for f in frames])),
         "coverage_median": float(np.median(coverage)) if coverage else None,
         "gland_share_mean": float(np.mean([f["gland_share"] for f in frames if f["gland_share"] is not None])) if coverage else None,
+        "gland_share_median": float(np.median([f["gland_share"] for f in frames if f["gland_share"] is not None])) if coverage else None,
         "frames": frames,
     }
     if truths:
@@ -128,7 +129,8 @@ def markdown(name: str, result: dict[str, Any]) -> str:
         lines.append(f"| {f['fold']} | {f['n']} | {pct(f['dice'])} | {pct(f['iou'])} | {pct(f['coverage_median'])} "
                      f"| {pct(f['gland_share_mean'])} | {auc} |")
     lines += ["", f"Dice over folds {pct(result['dice_mean'])} ± {pct(result['dice_std'])} %; over all {result['n']} frames "
-              f"{pct(result['dice_frames'])} %; gland covers the nodule (median over frames) {pct(result['coverage_median'])} %."]
+              f"{pct(result['dice_frames'])} %; gland covers the nodule (median over frames) {pct(result['coverage_median'])} %, "
+              f"gland's share of the ultrasound image (median) {pct(result.get('gland_share_median'))} %."]
     if "findings" in result:
         lines += ["", "```", format_findings_table(result["findings"]), "```"]
     return "\n".join(lines) + "\n"

@@ -19,8 +19,9 @@ import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
 from ..engine.calibration import Calibration
 from ..engine.geometry import Measurements
 from ..engine.inference.prompting import BoxXYXY
+from ..engine.io.ruler import RulerProposal
 from ..engine.labels.label_model import LabelChange, LabelModel
-from .edit_tools import BoxTool, BrushTool, CaliperTool, PanTool, Pointer, PolygonTool, Tool
+from .edit_tools import BoxTool, BrushTool, CaliperTool, PanTool, Pointer, PolygonTool, ScaleTool, Tool
 from .layers import (HEATMAP, LAYERS, SPECS, BrushCursor, CalipersItem, ContourLayerItem, DiametersItem, HeatmapItem,
                      LabelLayerItem, LayerStyle)
 
@@ -40,6 +41,7 @@ class Canvas(QGraphicsView):
     nodule_clicked = Signal(float, float)  # a click (no drag) with the pan tool: (x, y) pixel centre coordinates
     status_text = Signal(str)  # a tool's live feedback, e.g. a caliper's length while measuring
     box_drawn = Signal(object)  # the box tool's box (x0, y0, x1, y1 frame pixels, exclusive): answer with show_box_proposal
+    scale_drawn = Signal(object, object)  # Set scale: a line of known length (Caliper), the RulerProposal it is or None
     brush_size_changed = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -57,6 +59,7 @@ class Canvas(QGraphicsView):
 
         self.label_model = LabelModel(np.zeros((1, 1), bool))
         self.calibration: Calibration | None = None  # the shown frame's: calipers measure with it
+        self.ruler: RulerProposal | None = None  # what the shown frame's ruler proposes (the Set scale tool shows it)
 
         self._pixels = np.zeros((1, 1), np.uint8)
         self._window = (0.0, 1.0)
@@ -82,7 +85,7 @@ class Canvas(QGraphicsView):
         self._space = False
         self._tools: dict[str, Tool] = {"pan": PanTool(self), "brush": BrushTool(self),
                                         "eraser": BrushTool(self, erase=True), "polygon": PolygonTool(self),
-                                        "caliper": CaliperTool(self), "box": BoxTool(self)}
+                                        "caliper": CaliperTool(self), "box": BoxTool(self), "scale": ScaleTool(self)}
         self._tool_name = "pan"
         self._tools["pan"].activate()
         self.set_image(self._pixels)
@@ -102,7 +105,7 @@ class Canvas(QGraphicsView):
         self.label_model.unsubscribe(self._label_changed)
         self.label_model = label
         label.subscribe(self._label_changed)
-        self.calibration = calibration
+        self.calibration, self.ruler = calibration, None
         self._pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         self._show_pixels()
         for overlay in self._overlays.values():
@@ -113,6 +116,17 @@ class Canvas(QGraphicsView):
         self._calipers.set_calipers(label.calipers, calibration)
         self.setSceneRect(self.image_rect())
         self.zoom_fit()
+        self._tools[self._tool_name].refresh()
+
+    def set_calibration(self, calibration: Calibration | None) -> None:
+        """The shown frame is measured with another calibration now (a scale was set): calipers follow it."""
+        self.calibration = calibration
+        self._calipers.set_calipers(self.label_model.calipers, calibration)
+
+    def set_ruler(self, proposal: RulerProposal | None) -> None:
+        """What the shown frame's ruler proposes, once read (the Set scale tool draws it)."""
+        self.ruler = proposal
+        self._tools[self._tool_name].refresh()
 
     def image_rect(self) -> QRectF:
         """The frame in scene coordinates."""
@@ -205,7 +219,7 @@ class Canvas(QGraphicsView):
         return self._tool_name
 
     def set_tool(self, name: str) -> None:
-        """Activate "pan", "brush", "eraser", "polygon", "caliper" or "box"."""
+        """Activate "pan", "brush", "eraser", "polygon", "caliper", "box" or "scale"."""
         if name not in self._tools:
             raise ValueError(f"unknown tool {name!r}; expected one of {sorted(self._tools)}")
         self._tools[self._tool_name].deactivate()

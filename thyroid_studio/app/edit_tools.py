@@ -1,8 +1,9 @@
-"""Canvas tools with Slicer's effect lifecycle: activate, pointer and key events, reset, deactivate.
+"""Canvas tools with Slicer's effect lifecycle: activate, pointer and key events, reset, refresh, deactivate.
 
 The canvas routes left-button and key events to the active tool; a tool edits the frame's
 label only through its ``engine.labels.label_model.LabelModel`` (strokes, calipers, whole-mask
-replacements), so each stroke, polygon, caliper or accepted box proposal is one undo step.
+replacements), so each stroke, polygon, caliper or accepted box proposal is one undo step. The Set scale
+tool edits no label: it hands a line of known length to the window (``ToolView.scale_drawn``).
 Whatever a tool has in progress (a polygon's points, a caliper's first end, a box and its
 proposal) belongs to one frame: :meth:`Tool.reset` drops it when the frame changes, and
 deactivating the tool does too.
@@ -21,9 +22,10 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QWidget
 from ..engine.calibration import Calibration
 from ..engine.geometry import Caliper
 from ..engine.inference.prompting import BoxXYXY
+from ..engine.io.ruler import RulerProposal
 from ..engine.labels.label_model import LabelModel
 from ..engine.labels.painting import Point, fill_polygon, paint_segment, snap_centre
-from .layers import BoxItem, PreviewPathItem, ProposalItem, caliper_text
+from .layers import BoxItem, PreviewPathItem, ProposalItem, RulerItem, caliper_text
 
 
 class ToolView(Protocol):
@@ -31,9 +33,11 @@ class ToolView(Protocol):
 
     label_model: LabelModel  # the shown frame's label: every edit goes through it
     calibration: Calibration | None  # the shown frame's, for caliper lengths
+    ruler: RulerProposal | None  # the shown frame's ruler proposal (None: none, or not known yet)
     nodule_clicked: SignalInstance  # (x, y) frame pixel the pan tool clicked
     status_text: SignalInstance  # a line for the status bar
     box_drawn: SignalInstance  # the box tool's box, to be answered with a proposal
+    scale_drawn: SignalInstance  # the Set scale tool's line (a Caliper) and the ruler proposal it is, or None
 
     @property
     def brush_size(self) -> int: ...
@@ -80,6 +84,9 @@ class Tool:
 
     def reset(self) -> None:
         """Finish or drop anything in progress (the frame is about to change)."""
+
+    def refresh(self) -> None:
+        """The view shows a new frame, or learnt more of it (its ruler): redraw what the tool shows of it."""
 
     def deactivate(self) -> None:
         """Reset, and leave no items behind."""
@@ -320,6 +327,88 @@ class CaliperTool(Tool):
         path.lineTo(end[0] + 0.5, end[1] + 0.5)
         self._preview.setPath(path)
         self.view.status_text.emit(caliper_text(Caliper(self._start, end), self.view.calibration))
+
+
+class ScaleTool(Tool):
+    """Set scale, as ImageJ's: drag, or click twice, along a length you know (the burnt-in depth ruler) and
+    the view asks for it in millimetres (``ToolView.scale_drawn``). When the frame's ruler was read
+    (``ToolView.ruler``), its ticks are ringed and a dashed line joins the first used to the last: Enter
+    takes that line (its length by the ticks). Esc drops a line in progress."""
+
+    cursor = Qt.CursorShape.CrossCursor
+    CLICK_SLOP = PanTool.CLICK_SLOP
+
+    def __init__(self, view: ToolView) -> None:
+        super().__init__(view)
+        self._start: Point | None = None
+        self._pressed: QPointF | None = None  # viewport position of the press that started a drag
+        self._dragged = False
+        self._preview = PreviewPathItem(RulerItem.COLOUR)
+        self._ruler = RulerItem()
+        self._items = (self._preview, self._ruler)
+
+    def activate(self) -> None:
+        super().activate()
+        self.refresh()
+
+    def refresh(self) -> None:
+        ruler = self.view.ruler
+        self._ruler.set_proposal(ruler)
+        if ruler is not None:
+            self.view.status_text.emit(f"Set scale: ruler read, {ruler.describe()}; Enter takes it, or drag along a "
+                                       "length you know")
+
+    def reset(self) -> None:
+        self._start, self._pressed, self._dragged = None, None, False
+        self._preview.setPath(QPainterPath())
+
+    @property
+    def in_progress(self) -> bool:
+        return self._start is not None
+
+    def press(self, pointer: Pointer) -> None:
+        if self._start is not None:
+            self._finish(_pixel_centre(pointer))
+            return
+        self._start, self._pressed, self._dragged = _pixel_centre(pointer), pointer.view, False
+        self._draw(self._start)
+
+    def move(self, pointer: Pointer) -> None:
+        if self._start is None:
+            return
+        if self._pressed is not None and _far(pointer.view, self._pressed, self.CLICK_SLOP):
+            self._dragged = True
+        self._draw(_pixel_centre(pointer))
+
+    def release(self, pointer: Pointer) -> None:
+        if self._dragged:
+            self._finish(_pixel_centre(pointer))
+        self._pressed = None
+
+    def double_click(self, pointer: Pointer) -> None:
+        self.press(pointer)  # a quick second click arrives as a double-click
+
+    def key(self, event: QKeyEvent) -> bool:
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self._start is None and self.view.ruler:
+            self.view.scale_drawn.emit(Caliper(*self.view.ruler.line), self.view.ruler)
+        elif event.key() == Qt.Key.Key_Escape and self._start is not None:
+            self.reset()
+        else:
+            return False
+        return True
+
+    def _finish(self, end: Point) -> None:
+        line = Caliper(self._start, end)
+        self.reset()
+        if line.length_px > 0:
+            self.view.scale_drawn.emit(line, None)
+
+    def _draw(self, end: Point) -> None:
+        path = QPainterPath()
+        path.moveTo(self._start[0] + 0.5, self._start[1] + 0.5)
+        path.lineTo(end[0] + 0.5, end[1] + 0.5)
+        self._preview.setPath(path)
+        self.view.status_text.emit(f"Set scale: {Caliper(self._start, end).length_px:.1f} px")
 
 
 class BoxTool(Tool):

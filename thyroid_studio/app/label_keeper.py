@@ -148,7 +148,9 @@ class LabelKeeper:
             report.failed.append(f"{entry.name}: {exc}")
             return None
         self.autosave.remove(entry.source, entry.index)
-        report.saved.append(f"{entry.name} as {sample.key}")
+        seg = f", with its DICOM SEG {sample.seg.name}" if sample.seg else \
+            f" (no DICOM SEG: {self.worklist.seg_problem(row) or 'it could not be made'})"
+        report.saved.append(f"Saved {entry.name} as {sample.key} in {writer.root}{seg}")
         return None
 
     def _replace_asked(self, writer: DatasetWriter, conflicts: list[tuple[int, AlreadySaved]]) -> bool:
@@ -179,8 +181,7 @@ class LabelKeeper:
             if report.failed:
                 QMessageBox.critical(self.parent, "Could not save", report.failed[0])
             else:
-                self.message((f"Saved {report.saved[0]} in {writer.root}" if report.saved
-                              else (report.unchanged + report.declined)[0]) + (f"; {note}" if note else ""))
+                self.message((report.saved + report.unchanged + report.declined)[0] + (f"; {note}" if note else ""))
             return
         lines = [f"Saved {len(report.saved)} of {len(rows)} frames in {writer.root}."]
         for title, items in (("Already saved with this label", report.unchanged), ("Not saved", report.declined),

@@ -1,5 +1,6 @@
 """Scene items drawn over the frame: the editable label, model contours, the probability heat map,
-diameters and calipers, the brush cursor, a box prompt and its proposed mask.
+diameters and calipers, the brush cursor, a box prompt and its proposed mask, the ticks of a ruler
+proposal (Set scale).
 
 The label is a raster (ARGB image in the mask's own pixels) so a brush dab re-renders
 only its own rectangle; model layers change once per inference and are vector paths
@@ -23,6 +24,7 @@ import qimage2ndarray  # after PySide6: it picks the Qt binding already imported
 
 from ..engine import geometry
 from ..engine.calibration import Calibration
+from ..engine.io.ruler import RulerProposal
 from ..engine.labels.painting import Box
 from ..engine.models.roles import PRIMARY_ROLE, ROLES
 
@@ -118,9 +120,13 @@ class LabelLayerItem(QGraphicsItem):
         # An edit changes its neighbours' outline too: redraw one pixel more on each side.
         r0, r1 = max(box[0].start - 1, 0), min(box[0].stop + 1, h)
         c0, c1 = max(box[1].start - 1, 0), min(box[1].stop + 1, w)
-        classes = _classify(mask, r0, r1, c0, c1)
-        classes[(classes == 1) & _hatch_lines(self._spec.hatch, r0, r1, c0, c1)] = 3
-        self._pixels[r0:r1, c0:c1] = self._palette()[classes]
+        if not mask[r0:r1, c0:c1].any():  # nothing to draw (often a whole frame without a label yet)
+            self._pixels[r0:r1, c0:c1] = 0
+        else:
+            classes = _classify(mask, r0, r1, c0, c1)
+            if self._filled:
+                classes[(classes == 1) & _hatch_lines(self._spec.hatch, r0, r1, c0, c1)] = 3
+            self._pixels[r0:r1, c0:c1] = self._palette()[classes]
         self.update(QRectF(c0, r0, c1 - c0, r1 - r0))
 
     def boundingRect(self) -> QRectF:
@@ -222,6 +228,28 @@ class PreviewPathItem(QGraphicsPathItem):
         self.setZValue(PREVIEW_Z)
 
 
+class RulerItem(QGraphicsPathItem):
+    """The ticks a ruler proposal was read from, ringed, and a dashed line from its first tick used to its last."""
+
+    COLOUR = QColor(255, 200, 0)  # amber: neither a contour's colour nor the calipers' white
+    RING = 4.0  # image pixels
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setPen(screen_pen(self.COLOUR, 1.5, Qt.PenStyle.DashLine))
+        self.setZValue(PREVIEW_Z)
+
+    def set_proposal(self, proposal: RulerProposal | None) -> None:
+        path = QPainterPath()
+        if proposal is not None:
+            ticks = [QPointF(x + 0.5, y + 0.5) for x, y in proposal.ruler.ticks]  # pixel centres in the scene
+            path.moveTo(ticks[0])
+            path.lineTo(ticks[-1])
+            for tick in ticks:
+                path.addEllipse(tick, self.RING, self.RING)
+        self.setPath(path)
+
+
 class DiametersItem(QGraphicsPathItem):
     """The longest diameter and its perpendicular, drawn as thin dashed lines."""
 
@@ -248,12 +276,28 @@ class HeatmapItem(QGraphicsPixmapItem):
         super().__init__()
         self.setZValue(spec.z)
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self._pending: np.ndarray | None = None  # a probability given while hidden, drawn once shown
 
     def set_probability(self, prob: np.ndarray | None) -> None:
-        """Show ``prob`` (H, W floats in 0..1); None clears the layer."""
+        """Show ``prob`` (H, W floats in 0..1); None clears the layer. While the layer is hidden (its default)
+        the map is only kept, and drawn when the layer is shown: stepping through frames costs nothing for it."""
+        self._pending = None
         if prob is None:
             self.setPixmap(QPixmap())
-            return
+        elif not self.isVisible():
+            self._pending = prob
+            self.setPixmap(QPixmap())
+        else:
+            self._render(prob)
+
+    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value):
+        if change == QGraphicsItem.GraphicsItemChange.ItemVisibleHasChanged and self.isVisible() \
+                and self._pending is not None:
+            prob, self._pending = self._pending, None
+            self._render(prob)
+        return super().itemChange(change, value)
+
+    def _render(self, prob: np.ndarray) -> None:
         level = np.clip(np.asarray(prob, np.float32) * 255, 0, 255).astype(np.uint8)
         rgb = cv2.applyColorMap(level, cv2.COLORMAP_INFERNO)[..., ::-1]
         rgba = np.dstack([rgb, level])

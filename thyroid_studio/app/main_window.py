@@ -17,6 +17,7 @@ from ..engine.datasets.index import Match
 from ..engine.geometry import Point
 from ..engine.inference.segmenter import Segmentation
 from ..engine.io.frames import DICOM_EXTENSIONS, IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameReadError
+from ..engine.io.outputs import OutputPlan
 from ..engine.labels.worklist import Entry, State, Worklist
 from ..engine.models.checkpoint import CheckpointError, ModelMeta, read_meta
 from ..engine.models.roles import MODEL_ROLES, PRIMARY_ROLE, ROLES
@@ -28,6 +29,7 @@ from .dialogs.batch_dialog import BatchDialog
 from .dialogs.finetune_dialog import FinetuneDialog
 from .dialogs.job_dialog import JobDialog
 from .dialogs.models_dialog import ModelsDialog, chosen_models
+from .dialogs.pacs_dialog import PacsActions
 from .frame_list import FrameListModel, FrameListView, FrameOrder
 from .label_keeper import SAVE_WHEN_LEAVING, LabelKeeper
 from .panels.findings_panel import FindingsPanel
@@ -35,6 +37,8 @@ from .panels.layers_panel import LayersPanel
 from .panels.measurements_panel import MeasurementsPanel
 from .prompt_worker import PromptWorker
 from .propagation import Propagation
+from .read_ahead import ReadAhead
+from .scale_setter import ScaleSetter
 from .workers import DatasetLookup, InferenceWorker
 
 AUTOSAVE_MS = 1500
@@ -115,6 +119,11 @@ class MainWindow(QMainWindow):
         self.canvas.box_drawn.connect(self._box_drawn)
         self.propagation = Propagation(self.worklist, self.prompt_worker.prompter, self)
         self.propagation.ended.connect(self._propagation_ended)
+        self.read_ahead = ReadAhead(self.worklist, self.frame_order, self.inference, self.prompt_worker, self)
+        self.scale_setter = ScaleSetter(self.worklist, self.canvas, self.settings, self.statusBar(),
+                                        lambda: self.current, self)
+        self.canvas.scale_drawn.connect(self.scale_setter.scale_drawn)
+        self.scale_setter.changed.connect(self._calibration_changed)
 
         self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_MS)
         self._autosave_timer.timeout.connect(self.keeper.autosave_all)
@@ -157,6 +166,7 @@ class MainWindow(QMainWindow):
         file = bar.addMenu("&File")
         a(file, "&Open files…", self._open_files_dialog, Key.Open)
         a(file, "Open &folder…", self._open_folder_dialog, "Ctrl+Shift+O")
+        self.pacs = PacsActions(self, file)  # Open from PACS…, Send label to PACS… (app/dialogs/pacs_dialog.py)
         file.addSeparator()
         a(file, "&Save label to dataset", self.save_current, Key.Save)
         a(file, "Save &all corrected frames", self._save_all_corrected, "Ctrl+Shift+S")
@@ -188,12 +198,14 @@ class MainWindow(QMainWindow):
         for name, text, key in (("pan", "&Pan / select nodule", "V"), ("brush", "&Brush", "B"),
                                 ("eraser", "&Eraser", "E"), ("polygon", "P&olygon / lasso fill", "P"),
                                 ("caliper", "&Caliper (two clicks)", "C"),
-                                ("box", "Bo&x prompt: drag a box, get the nodule (LiteMedSAM)", "X")):
+                                ("box", "Bo&x prompt: drag a box, get the nodule (LiteMedSAM)", "X"),
+                                ("scale", "Set &scale: a length you know, as the depth ruler's", "K")):
             self.tool_actions[name] = a(tools, text, lambda n=name: self._set_tool(n), key, checkable=True)
         self.tool_actions[self.canvas.tool].setChecked(True)
         tools.addSeparator()
         a(tools, "Larger brush", lambda: self.canvas.step_brush(1), "]")
         a(tools, "Smaller brush", lambda: self.canvas.step_brush(-1), "[")
+        a(tools, "&Forget the set scale (this file and its folder)", self.scale_setter.forget)
 
         self._build_cine_menu(bar.addMenu("&Cine"))
 
@@ -271,10 +283,11 @@ class MainWindow(QMainWindow):
             self.worklist.release(previous)
         entry = self.worklist[row]
         self.frames_model.frame_decoded(row)
-        self.canvas.set_image(frame.pixels, label, entry.calibration)
+        self.canvas.set_image(frame.pixels, label, self.worklist.calibration(row))
         self._pixels = frame.pixels
-        self.prompt_worker.show_frame(entry.key, frame.pixels)
         self._show_predictions()
+        self.read_ahead.frame_shown(row, frame.pixels)  # the prompt worker's embedding too
+        self.scale_setter.frame_shown(row, frame.pixels)
         self._select_in_list(row)
         self._label_shown()
         where = f" — frame {entry.index + 1}/{entry.count}" if entry.count > 1 else ""
@@ -296,6 +309,7 @@ class MainWindow(QMainWindow):
             self.show_row(self.frame_order.mapToSource(self.frame_order.index(view_row, 0)).row())
 
     def _step(self, delta: int) -> None:
+        self.read_ahead.stepped(delta)
         self._go(delta if self.current is None else self.frame_order.stepped(self.current, delta))
 
     def _next_unsaved(self) -> None:
@@ -452,6 +466,12 @@ class MainWindow(QMainWindow):
             self._selected = (x, y)
             self._measure()
 
+    def _calibration_changed(self) -> None:
+        """A scale was set or forgotten: the shown frame's calipers and measurements follow."""
+        if self.current is not None:
+            self.canvas.set_calibration(self.worklist.calibration(self.current))
+            self._update_panels()
+
     def _measure(self) -> None:
         if self.current is not None:
             mask = self.canvas.label_model.mask
@@ -480,7 +500,7 @@ class MainWindow(QMainWindow):
             self.layers_panel.set_dice(role, dice)
         self._measure()
         label, entry = self.canvas.label_model, self.worklist[self.current]
-        self.measurements.show_calipers(label.calipers, entry.calibration)
+        self.measurements.show_calipers(label.calipers, self.worklist.calibration(self.current))
         self.findings_panel.show_frame(label.findings, entry.predictions.get(PRIMARY_ROLE), label.mask,
                                        self.worklist.spacing_for(self.current, label.mask))
 
@@ -530,6 +550,7 @@ class MainWindow(QMainWindow):
             return
         path = Path(path) if path.lower().endswith(".pdf") else Path(f"{path}.pdf")
         try:
+            OutputPlan([entry.source]).check(path, "The report")  # never onto the frame's file, a folder or a dataset
             write_report_pdf(path, [self.worklist.report_page(self.current, self._primary_meta(entry))])
         except (FrameReadError, OSError, ValueError) as exc:
             QMessageBox.critical(self, "Could not export the report", str(exc))
@@ -574,6 +595,7 @@ class MainWindow(QMainWindow):
         self.lookup.stop()
         self.propagation.close_job()
         self.prompt_worker.stop()
+        self.scale_setter.stop()
         self.frames_model.stop()
         event.accept()
 

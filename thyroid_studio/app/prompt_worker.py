@@ -1,17 +1,24 @@
 """Box prompts off the GUI thread: the shown frame's LiteMedSAM embedding computed in the background
-as soon as the frame opens, boxes answered with proposed masks, and cine propagation as a job target.
+as soon as the frame opens (and the next frame's, so stepping on finds it ready), boxes answered with
+proposed masks, and cine propagation as a job target.
 
 One :class:`PromptWorker` thread (a ``request_thread.RequestThread``) holds the prompt model
 (``engine.inference.prompting.PromptSegmenter``, loaded on first use from ``models/litemedsam.pt`` unless one is
-given) and serves the newest request: a box on the shown frame first, else the shown frame's embedding.
-A frame left before its embedding started is never embedded; one being embedded finishes (a forward pass cannot be interrupted) and
-stays in the segmenter's cache for a step back. :func:`run_propagation` is the target of a
-``workers.ThreadJob``: it reads the clip on its own thread and reports each frame's mask as a
-:class:`PropagatedFrame` progress event.
+given) and serves the newest request: a box on the shown frame first, else the shown frame's embedding, begun
+once the frame has been shown for a moment (``SETTLE_S``, or longer while the user steps through a clip:
+``read_ahead.STEPPING_SETTLE_S``), so the embedding's CPU does not slow the frame's contours appearing; a box
+drawn before then asks at once. A frame left before its embedding started is never embedded; one being
+embedded finishes (a forward pass cannot be interrupted) and stays in the segmenter's cache for a step back.
+The embedding of the frame expected next (:meth:`PromptWorker.embed_ahead`) runs on a second thread of its
+own (:class:`_AheadEmbedder`) once the shown frame's is done, so a box on the shown frame never waits behind
+it; a frame embedded on one thread while the other needs it is waited for, not embedded twice.
+:func:`run_propagation` is the target of a ``workers.ThreadJob``: it reads the clip on its own thread and
+reports each frame's mask as a :class:`PropagatedFrame` progress event.
 """
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +27,19 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from ..engine.inference.prompting import DEFAULT_MARGIN_PX, BoxXYXY, PromptSegmenter, propagate
+from ..engine.inference.prompting import DEFAULT_MARGIN_PX, BoxXYXY, Embedding, PromptSegmenter, propagate
 from ..engine.io.frames import Frame, FrameReadError, count_frames, read_frames
 from ..engine.models.checkpoint import CheckpointError
 from ..engine.models.library import default_prompt_model
 from ..engine.progress import ProgressEvent
 from .request_thread import RequestThread
 
+SETTLE_S = 0.3  # seconds a shown frame waits before its embedding starts, by default
+
 
 class PromptWorker(RequestThread):
-    """Embeds the shown frame (:meth:`show_frame`) and answers boxes on it (:meth:`ask`), newest first."""
+    """Embeds the shown frame (:meth:`show_frame`) and answers boxes on it (:meth:`ask`), newest first; the
+    frame expected next is embedded after the shown one, on another thread (:meth:`embed_ahead`)."""
 
     embedded = Signal(object)  # key: the frame's embedding is ready, boxes on it are answered at once
     proposal = Signal(object, object, object)  # key, box, (H, W) bool mask
@@ -38,9 +48,23 @@ class PromptWorker(RequestThread):
     def __init__(self, parent: QObject | None = None, prompter: PromptSegmenter | None = None) -> None:
         super().__init__(parent)
         self._frame: tuple[Any, np.ndarray] | None = None  # to embed
+        self._frame_due = 0.0  # time.monotonic() when the shown frame's embedding may start
         self._box: tuple[Any, np.ndarray, BoxXYXY] | None = None  # to answer
+        self._ahead: tuple[Any, np.ndarray] | None = None  # to embed once the shown frame's embedding is done
+        self._embedding_shown = False  # the shown frame's embedding is being computed (under _cond)
         self._load_lock = threading.Lock()
         self._prompter = prompter
+        self._in_flight: dict[int, threading.Event] = {}  # id(pixels) -> set when its embedding is done
+        self._in_flight_lock = threading.Lock()
+        self._embedder = _AheadEmbedder(self)
+
+    def start(self, *args) -> None:
+        super().start(*args)
+        self._embedder.start()
+
+    def stop(self) -> None:
+        self._embedder.stop()
+        super().stop()
 
     def use(self, prompter: PromptSegmenter | None) -> None:
         """Prompt with ``prompter`` from now on (None: the shipped model, loaded on next use)."""
@@ -60,10 +84,12 @@ class PromptWorker(RequestThread):
         prompter = self._prompter
         return prompter is not None and prompter.cached(pixels) is not None
 
-    def show_frame(self, key: Any, pixels: np.ndarray) -> None:
-        """A frame is shown: embed it next, dropping the requests of the frame shown before."""
+    def show_frame(self, key: Any, pixels: np.ndarray, settle: float | None = None) -> None:
+        """A frame is shown: embed it once it has been shown for ``settle`` seconds (None: ``SETTLE_S``),
+        dropping the requests of the frame shown before."""
         with self._cond:
-            self._frame = (key, pixels)
+            self._frame, self._ahead = (key, pixels), None
+            self._frame_due = time.monotonic() + (SETTLE_S if settle is None else settle)
             if self._box is not None and self._box[0] != key:
                 self._box = None
             self._cond.notify()
@@ -74,8 +100,26 @@ class PromptWorker(RequestThread):
             self._box = (key, pixels, box)
             self._cond.notify()
 
+    def embed_ahead(self, key: Any, pixels: np.ndarray) -> None:
+        """Embed this frame (the next one in the reading direction) once the shown frame's embedding is done,
+        so a box on it is answered at once when it is shown; replaces the frame queued before. Pass the very
+        array that will be shown (the cache is keyed by it)."""
+        with self._cond:
+            self._ahead = (key, pixels)
+            if self._frame is None and not self._embedding_shown:
+                self._hand_ahead_over()
+
+    def _hand_ahead_over(self) -> None:
+        """The shown frame is embedded (``_cond`` held): the frame expected next goes to the other thread."""
+        if self._ahead is not None:
+            self._embedder.embed(*self._ahead)
+            self._ahead = None
+
     def _has_work(self) -> bool:
-        return self._frame is not None or self._box is not None
+        return self._box is not None or (self._frame is not None and time.monotonic() >= self._frame_due)
+
+    def _due_in(self) -> float | None:
+        return max(self._frame_due - time.monotonic(), 0.0) if self._frame is not None else None
 
     def _take(self) -> tuple[tuple[Any, np.ndarray, BoxXYXY] | None, tuple[Any, np.ndarray] | None]:
         """(the box to answer, None) when one waits, else (None, the frame to embed)."""
@@ -83,18 +127,40 @@ class PromptWorker(RequestThread):
         frame = None
         if box is None:
             frame, self._frame = self._frame, None
+            self._embedding_shown = True
         return box, frame
 
     def _serve(self, taken: tuple[tuple[Any, np.ndarray, BoxXYXY] | None, tuple[Any, np.ndarray] | None]) -> None:
         box, frame = taken
         if box is not None:
             self._answer(*box)
-        else:
+            return
+        try:
             self._embed(*frame)
+        finally:
+            with self._cond:
+                self._embedding_shown = False
+                if self._frame is None:
+                    self._hand_ahead_over()
+
+    def embed_once(self, pixels: np.ndarray) -> Embedding:
+        """The frame's embedding, computed once whichever thread asks first: a second asker waits for it."""
+        with self._in_flight_lock:
+            running = self._in_flight.get(id(pixels))
+            if running is None:
+                self._in_flight[id(pixels)] = threading.Event()
+        if running is not None:
+            running.wait()
+            return self.prompter().embed(pixels)  # from the cache (computed again only if the other failed)
+        try:
+            return self.prompter().embed(pixels)
+        finally:
+            with self._in_flight_lock:
+                self._in_flight.pop(id(pixels)).set()
 
     def _embed(self, key: Any, pixels: np.ndarray) -> None:
         try:
-            self.prompter().embed(pixels)
+            self.embed_once(pixels)
         except Exception:  # noqa: BLE001 - said when a box is drawn on this frame (it tries again); no news before
             return
         self.embedded.emit(key)
@@ -103,7 +169,7 @@ class PromptWorker(RequestThread):
         try:
             prompter = self.prompter()
             was_ready = prompter.cached(pixels) is not None
-            embedding = prompter.embed(pixels)
+            embedding = self.embed_once(pixels)
             if not was_ready:
                 self.embedded.emit(key)
             mask = prompter.segment(embedding, box)
@@ -114,6 +180,30 @@ class PromptWorker(RequestThread):
             self.failed.emit(key, f"Box prompt: {type(exc).__name__}: {exc}")
             return
         self.proposal.emit(key, box, mask)
+
+
+class _AheadEmbedder(RequestThread):
+    """The prompt worker's second thread: embeds the frame expected next (the newest asked for)."""
+
+    def __init__(self, worker: PromptWorker) -> None:
+        super().__init__(worker)
+        self.worker = worker
+        self._wanted: tuple[Any, np.ndarray] | None = None
+
+    def embed(self, key: Any, pixels: np.ndarray) -> None:
+        with self._cond:
+            self._wanted = (key, pixels)
+            self._cond.notify()
+
+    def _has_work(self) -> bool:
+        return self._wanted is not None
+
+    def _take(self) -> tuple[Any, np.ndarray]:
+        wanted, self._wanted = self._wanted, None
+        return wanted
+
+    def _serve(self, wanted: tuple[Any, np.ndarray]) -> None:
+        self.worker._embed(*wanted)
 
 
 # ----------------------------------------------------------------------------- cine propagation

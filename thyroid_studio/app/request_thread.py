@@ -5,7 +5,8 @@ app's background workers share (``workers.InferenceWorker``, ``ThumbnailLoader``
 A subclass keeps its queue in its own fields, changes them only under ``self._cond`` (then calls
 ``self._cond.notify()``), and says three things: whether work waits (:meth:`_has_work`), what to take
 from the queue while the lock is held (:meth:`_take`), and what to do with it after the lock is released
-(:meth:`_serve`), so a new request can arrive (and replace a queued one) while one is served."""
+(:meth:`_serve`), so a new request can arrive (and replace a queued one) while one is served. Work that is
+queued but due only later (:meth:`_due_in`) wakes the thread when its time comes."""
 from __future__ import annotations
 
 import threading
@@ -33,7 +34,7 @@ class RequestThread(QThread):
         while True:
             with self._cond:
                 while not self._has_work() and not self._stopping:
-                    self._cond.wait()
+                    self._cond.wait(self._due_in())
                 if self._stopping:
                     return
                 request = self._take()
@@ -42,6 +43,11 @@ class RequestThread(QThread):
     def _has_work(self) -> bool:
         """Whether a request waits (called with ``_cond`` held)."""
         raise NotImplementedError
+
+    def _due_in(self) -> float | None:
+        """Seconds until queued work that waits for its time becomes due (called with ``_cond`` held);
+        None: none waits for a time, so wait for a notify."""
+        return None
 
     def _take(self) -> Any:
         """Take the next request off the queue (called with ``_cond`` held, only when :meth:`_has_work`)."""

@@ -1,13 +1,17 @@
-"""Work off the GUI thread: inference (and background scoring for "worst first"), thumbnails and the
-look-up of opened frames in the dataset (resume) on ``request_thread.RequestThread``s; long jobs (batch segmentation on a
+"""Work off the GUI thread: inference (with read-ahead of the next frames, and background scoring for
+"worst first"), thumbnails, the burnt-in ruler's scale and the look-up of opened frames in the dataset
+(resume) on ``request_thread.RequestThread``s; long jobs (batch segmentation on a
 thread, fine-tuning in a separate process) behind one :class:`Job` base that reports
 ``engine.progress`` events. Each emits signals with its results; the GUI thread only assigns them."""
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import queue
 import threading
 import traceback
+from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -26,6 +30,7 @@ from ..engine.inference.batch import BatchOptions, BatchReport, segment_paths
 from ..engine.inference.segmenter import Segmentation, Segmenter, network_threads
 from ..engine.inference.uncertainty import contour_uncertainty
 from ..engine.io.frames import Frame, FrameReadError, read_frame, read_frames
+from ..engine.io.ruler import propose_scale
 from ..engine.models.checkpoint import CheckpointError
 from ..engine.models.roles import MODEL_ROLES, PRIMARY_ROLE
 from ..engine.progress import BatchProgress, Finished, Message, ProgressEvent
@@ -33,6 +38,7 @@ from .request_thread import RequestThread
 
 POLL_MS = 100
 THUMB = 64  # pixels, the longer side
+RECENT = 64  # (frame, model) results the inference worker remembers sending, so it does not read them ahead again
 
 
 def leave_a_core_for_the_gui() -> None:
@@ -41,33 +47,76 @@ def leave_a_core_for_the_gui() -> None:
     torch.set_num_threads(network_threads())
 
 
+@dataclass
+class _Taken:
+    """What the inference worker took off its queues for one turn: one of a request, a frame to read ahead
+    (with the read-ahead generation it was queued in) or a frame to score."""
+
+    models: dict[str, Path | None]
+    request: tuple[Any, np.ndarray, tuple[str, ...]] | None
+    ahead: tuple[AheadFrame, int] | None
+    score: tuple[Any, Path, int] | None
+    left: int  # frames left to score
+
+
+@dataclass(frozen=True)
+class AheadFrame:
+    """A frame to segment before it is shown (read-ahead): its key, where to read it (``pixels`` when the
+    window has it decoded already) and the roles it still lacks."""
+
+    key: Any
+    source: Path
+    index: int
+    pixels: np.ndarray | None
+    roles: tuple[str, ...]
+
+
 class InferenceWorker(RequestThread):
     """Runs the chosen models on submitted frames, newest request first; stale requests are dropped
-    (stepping quickly through a cine loop only segments where the user stops). When idle, it scores
-    frames queued with :meth:`score` (their primary model's uncertainty, for "worst first")."""
+    (stepping quickly through a cine loop only segments where the user stops). Then, at a lower
+    priority, the frames queued with :meth:`read_ahead` (the next ones in the reading direction, so
+    their contours are ready when they are shown), then those queued with :meth:`score` (their
+    primary model's uncertainty, for "worst first"). A frame it reads itself comes back by
+    ``frame_read`` (the window keeps it, so showing it decodes nothing)."""
 
     result = Signal(object, str, object, str)  # key, role, Segmentation, model name
     scored = Signal(object, float)  # key, uncertainty of the primary model's prediction
     failed = Signal(object, str)  # key, message
     busy = Signal(str)  # what it is doing, "" when idle
+    frame_read = Signal(object)  # a Frame read for the read-ahead
+    ahead_done = Signal(object)  # key: every model asked for has segmented this frame read ahead
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._request: tuple[Any, np.ndarray, tuple[str, ...]] | None = None
+        self._ahead: list[AheadFrame] = []
+        self._ahead_generation = 0  # counts read_ahead calls: a frame read ahead for an older one stops early
         self._background: list[tuple[Any, Path, int]] = []
         self._models: dict[str, Path | None] = {}
         self._segmenters: dict[str, tuple[Path, Segmenter]] = {}
+        self._emitted: OrderedDict[tuple[Any, str], Path] = OrderedDict()  # recent results: not read ahead again
 
     def set_models(self, models: dict[str, Path | None]) -> None:
-        """Which checkpoint each role uses; loaded in the worker on next use. Drops queued scoring."""
+        """Which checkpoint each role uses; loaded in the worker on next use. Drops queued scoring and read-ahead."""
         with self._cond:
             self._models = dict(models)
             self._background.clear()
+            self._ahead.clear()
+            self._emitted.clear()
 
     def submit(self, key: Any, pixels: np.ndarray, roles: tuple[str, ...] = MODEL_ROLES) -> None:
         """Ask for ``roles``' predictions of a frame; replaces any request not yet started."""
         with self._cond:
             self._request = (key, pixels, roles)
+            self._cond.notify()
+
+    def read_ahead(self, frames: list[AheadFrame]) -> None:
+        """Segment these frames, in order, when no shown frame waits; replaces the read-ahead queue (a jump
+        drops what was queued for the old place; a frame being segmented finishes its current model). A
+        model's result sent in the last ``RECENT`` is not computed again for a frame queued here."""
+        with self._cond:
+            self._ahead = [frame for frame in frames if frame.roles]
+            self._ahead_generation += 1
             self._cond.notify()
 
     def score(self, frames: list[tuple[Any, Path, int]]) -> None:
@@ -77,21 +126,26 @@ class InferenceWorker(RequestThread):
             self._cond.notify()
 
     def _has_work(self) -> bool:
-        return self._request is not None or bool(self._background)
+        return self._request is not None or bool(self._ahead) or bool(self._background)
 
-    def _take(self) -> tuple[dict[str, Path | None], Any, Any, int]:
-        """(models, the frame asked for or None, else the next frame to score, frames left to score)."""
-        request, self._request = self._request, None
-        item = self._background.pop(0) if request is None else None
-        return dict(self._models), request, item, len(self._background)
+    def _take(self) -> _Taken:
+        """The frame asked for, else the next frame to read ahead, else the next frame to score."""
+        taken = _Taken(dict(self._models), self._request, None, None, len(self._background))
+        self._request = None
+        if taken.request is None and self._ahead:
+            taken.ahead = (self._ahead.pop(0), self._ahead_generation)
+        elif taken.request is None:
+            taken.score = self._background.pop(0)
+        return taken
 
-    def _serve(self, taken: tuple[dict[str, Path | None], Any, Any, int]) -> None:
-        models, request, item, left = taken
-        if request is not None:
-            self._foreground(*request, models)
+    def _serve(self, taken: _Taken) -> None:
+        if taken.request is not None:
+            self._foreground(*taken.request, taken.models)
+        elif taken.ahead is not None:
+            self._read_ahead(*taken.ahead, taken.models)
         else:
-            self.busy.emit(f"Scoring frames for worst first: {left + 1} left")
-            self._score(*item, models.get(PRIMARY_ROLE))
+            self.busy.emit(f"Scoring frames for worst first: {taken.left + 1} left")
+            self._score(*taken.score, taken.models.get(PRIMARY_ROLE))
         with self._cond:
             idle = not self._has_work()
         if idle:
@@ -103,11 +157,51 @@ class InferenceWorker(RequestThread):
             with self._cond:
                 if self._stopping or (self._request is not None and self._request[0] != key):
                     return  # a newer frame is waiting: it goes first
-            result = self._segment(key, pixels, role, models.get(role))
-            if result is not None:
-                self.result.emit(key, role, result[0], result[1])
-                if role == PRIMARY_ROLE:
-                    self.scored.emit(key, contour_uncertainty(result[0].nodule_prob, result[0].nodule_mask))
+            self._segment_and_send(key, pixels, role, models.get(role))
+
+    def _read_ahead(self, ahead: AheadFrame, generation: int, models: dict[str, Path | None]) -> None:
+        """Segment a frame not shown yet. Between models it stops if the queue was replaced since (a jump, or
+        the next step: a frame still wanted is queued again), and yields to a request for a shown frame (what
+        is left goes back to the front of the queue, unless the request is for this very frame: it asks for
+        what is left). A result that a waiting request asks for is struck off it, so it is not computed twice."""
+        with self._cond:
+            roles = [role for role in ahead.roles if self._emitted.get((ahead.key, role)) != models.get(role)]
+        pixels = ahead.pixels
+        if pixels is None and roles:
+            try:
+                frame = read_frame(ahead.source, ahead.index)
+            except FrameReadError:
+                return  # the frame list says why when the frame is shown
+            self.frame_read.emit(frame)
+            pixels = frame.pixels
+        for done, role in enumerate(roles):
+            with self._cond:
+                if self._stopping or generation != self._ahead_generation:
+                    return
+                if self._request is not None:
+                    if self._request[0] != ahead.key:
+                        self._ahead.insert(0, dataclasses.replace(ahead, pixels=pixels, roles=tuple(roles[done:])))
+                    return
+            self._segment_and_send(ahead.key, pixels, role, models.get(role))
+        self.ahead_done.emit(ahead.key)
+
+    def _segment_and_send(self, key: Any, pixels: np.ndarray, role: str, path: Path | None) -> None:
+        """Segment, strike the result off a waiting request for the same frame, remember it, send it."""
+        result = self._segment(key, pixels, role, path)
+        if result is None:
+            return
+        with self._cond:
+            waiting = self._request
+            if waiting is not None and waiting[0] == key and role in waiting[2]:
+                roles = tuple(r for r in waiting[2] if r != role)
+                self._request = (key, waiting[1], roles) if roles else None
+            self._emitted[key, role] = path
+            self._emitted.move_to_end((key, role))
+            while len(self._emitted) > RECENT:
+                self._emitted.popitem(last=False)
+        self.result.emit(key, role, result[0], result[1])
+        if role == PRIMARY_ROLE:
+            self.scored.emit(key, contour_uncertainty(result[0].nodule_prob, result[0].nodule_mask))
 
     def _score(self, key: Any, source: Path, index: int, path: Path | None) -> None:
         try:
@@ -164,6 +258,39 @@ class ThumbnailLoader(RequestThread):
         except FrameReadError:
             image = None
         self.loaded.emit(key, image)
+
+
+class RulerWorker(RequestThread):
+    """Reads the scale off the shown frame's burnt-in ruler (``engine.io.ruler.propose_scale``, milliseconds
+    to a few tenths of a second on large frames), the newest request first; the answer is a proposal for
+    the user to confirm, never applied."""
+
+    proposed = Signal(object, object)  # key, RulerProposal or None (no ruler found)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._wanted: tuple[Any, np.ndarray] | None = None
+
+    def propose(self, key: Any, pixels: np.ndarray) -> None:
+        """Look for the ruler of this frame next; replaces a request not yet started."""
+        with self._cond:
+            self._wanted = (key, pixels)
+            self._cond.notify()
+
+    def _has_work(self) -> bool:
+        return self._wanted is not None
+
+    def _take(self) -> tuple[Any, np.ndarray]:
+        wanted, self._wanted = self._wanted, None
+        return wanted
+
+    def _serve(self, wanted: tuple[Any, np.ndarray]) -> None:
+        key, pixels = wanted
+        try:
+            proposal = propose_scale(pixels)
+        except Exception:  # noqa: BLE001 - an odd frame gets no proposal; the worker lives on
+            proposal = None
+        self.proposed.emit(key, proposal)
 
 
 class DatasetLookup(RequestThread):

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ SUBCOMMANDS = {
     "report": "write a PDF report per file: contours, measurements, findings, ACR TI-RADS",
     "dataset": "add labelled frames to a dataset, check or repair it, count it",
     "prompt": "one mask per box listed in a CSV (LiteMedSAM box prompts)",
+    "pacs": "find studies on a PACS over DICOMweb, pull them as DICOM files, push SEGs back",
 }
 
 
@@ -103,6 +107,25 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if hasattr(sys.stdout, "reconfigure"):  # file names that are not UTF-8 are printed as their own bytes
         sys.stdout.reconfigure(errors="surrogateescape")
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous_term = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None  # as cleanly as Ctrl-C
+    previous_warning, warnings.showwarning = warnings.showwarning, _one_line_warning(args.command)
+    try:
+        return _run(args)
+    finally:
+        warnings.showwarning = previous_warning
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM as a KeyboardInterrupt: the command unwinds (temporary files removed) and exits 130; a StopRequest
+    (interruption.py) takes it, as the first Ctrl-C, while work with safe points runs."""
+    raise KeyboardInterrupt
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The subcommand, its bad environment variable and its failures of the machine as one line each."""
     try:
         from ..engine.io.frames import max_pixels
 
@@ -119,6 +142,30 @@ def main(argv: list[str] | None = None) -> int:
         detail = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror else str(exc)
         print_error(args.command, f"stopped: {type(exc).__name__}: {detail or 'out of memory'}")
         return EXIT_SOME_FAILED
+    except Exception as exc:  # OpenCV's allocation failure (cv2.error) is one line too; anything else is a bug
+        from ..engine.io.memory import allocation_problem
+
+        if (problem := allocation_problem(exc)) is None:
+            raise
+        print_error(args.command, f"stopped: {problem}")
+        return EXIT_SOME_FAILED
+
+
+def _one_line_warning(command: str) -> Callable[..., None]:
+    """``warnings.showwarning`` for a subcommand: a warning (numpy's RuntimeWarning about a NaN, a library's
+    deprecation) is one line, ``thyroid-studio COMMAND: warning: message``, once per message, never a source line."""
+    shown: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        if text not in shown:
+            from tqdm import tqdm
+
+            shown.add(text)
+            with tqdm.external_write_mode(file=sys.stderr):  # on a line of its own, not inside a progress bar
+                print_error(command, f"warning: {text}")
+
+    return show
 
 
 if __name__ == "__main__":

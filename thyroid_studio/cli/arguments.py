@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+from ..engine.calibration import SPACING_RANGE_MM, checked_spacing
 from ..engine.models.checkpoint import INPUT_MULTIPLE, MAX_INPUT_SIDE, MAX_WIDTH, MIN_INPUT_SIDE
 
 
@@ -50,6 +51,26 @@ def number(low: float, high: float = math.inf, *, include_low: bool = False) -> 
 
     parse.__name__ = "number"
     return parse
+
+
+def scale(text: str) -> str | float:
+    """``--scale``: "auto" (the frame's burnt-in ruler) or millimetres per pixel, as any calibration
+    (``calibration.SPACING_RANGE_MM``)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return checked_spacing((float(text),) * 2)[0]
+    except ValueError:
+        low, high = SPACING_RANGE_MM
+        raise argparse.ArgumentTypeError(f"must be 'auto' or millimetres per pixel from {low:g} to {high:g}, "
+                                         f"got {text!r}") from None
+
+
+def scale_help(said_where: str) -> str:
+    """``--scale``'s help; ``said_where``: where the output says each frame's scale came from."""
+    return ("millimetres for frames without a calibration of their own (a DICOM's header is kept): 'auto' reads "
+            "each frame's burnt-in depth ruler (ticks 1 cm apart; frames without one stay in pixels), a number is "
+            f"millimetres per pixel for all of them; {said_where} says where the millimetres came from")
 
 
 probability = number(0.0, 1.0)  # thresholds, fractions: strictly between 0 and 1

@@ -45,8 +45,9 @@ def _error(action: str, message: str) -> None:
 def _add(args: argparse.Namespace) -> int:
     from ..engine.datasets.layouts import DatasetError, open_dataset, read_mask
     from ..engine.datasets.writer import AlreadySaved, DatasetWriter
-    from ..engine.findings.fields import LABELS_FILE, LabelsError, read_labels
+    from ..engine.findings.fields import LABELS_FILE, LabelsError, read_labels, unattached, unattached_message
     from ..engine.io.files import output_folder_problem
+    from ..engine.io.outputs import OutputPlan
 
     try:
         source = open_dataset(args.source)
@@ -61,6 +62,11 @@ def _add(args: argparse.Namespace) -> int:
     if problem := output_folder_problem(args.dataset):
         _error("add", f"DATASET {args.dataset} {problem}")
         return EXIT_USAGE
+    plan = OutputPlan([source.root, *(path for s in samples for path in (s.image, s.mask) if path is not None),
+                       source.root / LABELS_FILE])
+    if problem := plan.folder_problem(args.dataset, dataset=True):  # links followed: no source file inside it
+        _error("add", f"DATASET {args.dataset} {problem}; add into a folder apart from SOURCE")
+        return EXIT_USAGE
     failed = 0
     labels = {}
     if (source.root / LABELS_FILE).is_file():
@@ -68,6 +74,10 @@ def _add(args: argparse.Namespace) -> int:
             labels = read_labels(source.root / LABELS_FILE)
         except LabelsError as exc:
             _error("add", f"{exc}; adding without findings")
+            failed += 1
+        stray = unattached(labels, (s.key for s in source.samples))
+        if message := unattached_message(source.root / LABELS_FILE, stray, [s.key for s in source.samples], "image"):
+            _error("add", message)  # e.g. ids 10, 11 against 0010.png, 0011.png: nothing would say so
             failed += 1
     try:
         writer = DatasetWriter(args.dataset)

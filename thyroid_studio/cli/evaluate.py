@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--model", help="model name or checkpoint file to run on the images")
     source.add_argument("--predictions", type=Path, help="folder of predicted masks, matched to images by stem")
     parser.add_argument("--images", type=Path, help="folder of images (or DICOM/video)")
-    parser.add_argument("--masks", type=Path, help="folder of ground-truth masks, matched by stem")
+    parser.add_argument("--masks", type=Path, help="folder of ground-truth masks, matched by stem, and of DICOM SEGs, "
+                        "matched to the DICOM frames they reference")
     parser.add_argument("--dataset", type=Path, help="dataset root (TN3K, TG3K, image/ + mask/) instead of --images/--masks")
     parser.add_argument("--split", help="split of --dataset to score (default: all)")
     parser.add_argument("--json", type=json_path, help="write the summary and per-image metrics to this .json file")
@@ -76,9 +77,10 @@ def masks_by_stem(folder: Path) -> dict[str, Path]:
 
 
 def _inputs(args: argparse.Namespace) -> tuple[list[Path], dict[str, Path]]:
-    """The image files and the ground-truth masks by key, from --dataset/--split or --images/--masks."""
+    """The image files and the ground-truth mask files by key, from --dataset/--split or --images/--masks."""
     from ..engine.datasets.layouts import open_dataset
-    from ..engine.io.frames import find_inputs
+    from ..engine.io.dicom_seg import is_seg
+    from ..engine.io.frames import find_inputs, is_dicom
 
     if args.dataset:
         if args.images or args.masks:
@@ -92,13 +94,15 @@ def _inputs(args: argparse.Namespace) -> tuple[list[Path], dict[str, Path]]:
     for folder in (args.images, args.masks):
         if not folder.is_dir():
             raise ValueError(f"{folder}: not a folder")
-    return find_inputs([args.images]), masks_by_stem(args.masks)
+    frames = [path for path in find_inputs([args.images]) if not (is_dicom(path) and is_seg(path))]  # SEGs: labels
+    return frames, masks_by_stem(args.masks)
 
 
 def check_outputs(args: argparse.Namespace) -> None:
     """ValueError, before any scoring, for a predictions folder that is missing, options that need --model,
-    or a --json that cannot be written."""
+    or a --json that cannot be written or would land on an input or in a dataset (``io.outputs``)."""
     from ..engine.io.files import output_folder_problem
+    from ..engine.io.outputs import OutputPlan
 
     if args.predictions and not args.predictions.is_dir():
         raise ValueError(f"{args.predictions}: not a folder")
@@ -109,27 +113,46 @@ def check_outputs(args: argparse.Namespace) -> None:
             raise ValueError(f"--json {args.json} is a folder")
         if problem := output_folder_problem(args.json.parent):
             raise ValueError(f"--json {args.json}: its folder {problem}")
+        inputs = (args.images, args.masks, args.predictions, args.dataset, args.labels)
+        OutputPlan(path for path in inputs if path).check(args.json, "--json")
 
 
-def _pairs(images: list[Path], truth: dict[str, Path], problems: Problems) -> Iterator[tuple]:
-    """(frame, ground-truth bool mask) for every frame that has a readable mask."""
+def seg_labels(args: argparse.Namespace, problems: Problems):
+    """The DICOM SEGs in the --masks folder (engine.io.dicom_seg.SegLabels); an unreadable one is a problem."""
+    from ..engine.io.dicom_seg import SegLabels, index_segs
+
+    if not args.masks:
+        return SegLabels({})
+    segs, unreadable = index_segs(sorted(args.masks.rglob("*")))
+    problems.unreadable += unreadable
+    return SegLabels(segs)
+
+
+def _pairs(images: list[Path], truth: dict[str, Path], segs, problems: Problems) -> Iterator[tuple]:
+    """(frame, ground-truth bool mask) for every frame that has a readable mask: a mask file named after it, else
+    a DICOM SEG that references it. SEGs that reference none of the frames are problems, one line each."""
     from ..engine.datasets.layouts import DatasetError, read_mask
+    from ..engine.io.dicom_seg import SegError
     from ..engine.io.frames import FrameReadError, read_frames
 
     for image in images:
+        segs.instance(image)
         try:
             for frame in read_frames(image):
-                if frame.name not in truth:
-                    problems.missing_masks.append(frame.name)
-                    continue
                 try:
-                    mask = read_mask(truth[frame.name])
-                except DatasetError as exc:
+                    mask = read_mask(truth[frame.name]) if frame.name in truth else \
+                        segs.label(frame.source, frame.index, frame.pixels.shape[:2])
+                except (DatasetError, SegError) as exc:
                     problems.unreadable.append(str(exc))
+                    continue
+                if mask is None:
+                    problems.missing_masks.append(frame.name)
                     continue
                 yield frame, mask
         except FrameReadError as exc:
             problems.unreadable.append(str(exc))
+    problems.unreadable += [f"{path.name}: references another instance ({uid}), none of the frames of --images"
+                            for path, uid in segs.strangers()]
 
 
 def _predictions(args: argparse.Namespace, pairs: Iterator[tuple], problems: Problems) -> Iterator[tuple]:
@@ -185,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     use_network_threads()
     from ..engine.datasets.layouts import DatasetError
     from ..engine.findings.classification_metrics import format_findings_table
-    from ..engine.findings.fields import LabelsError, read_labels
+    from ..engine.findings.fields import LabelsError, read_labels, unattached, unattached_message
     from ..engine.io.files import write_text_atomic
     from ..engine.metrics import format_table
     from ..engine.models.checkpoint import CheckpointError
@@ -197,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
         labels_file = labels_path(args)
         labels = read_labels(labels_file) if labels_file else {}
         images, truth = _inputs(args)
-        for frame, gt, result in _predictions(args, _pairs(images, truth, problems), problems):
+        pairs = _pairs(images, truth, seg_labels(args, problems), problems)
+        for frame, gt, result in _predictions(args, pairs, problems):
             if result.nodule_mask.shape != gt.shape:
                 problems.unreadable.append(f"{frame.name}: prediction {result.nodule_mask.shape} and mask {gt.shape} differ in size")
                 continue
@@ -208,6 +232,10 @@ def run(args: argparse.Namespace) -> int:
         print_error("evaluate", str(exc))
         return EXIT_USAGE
     problems.report()
+    scored = [row["name"] for row in evaluation.masks.per_image]
+    stray = unattached(labels, scored)
+    if len(stray) < len(labels) and (message := unattached_message(labels_file, stray, scored)):
+        print(message, file=sys.stderr)  # rows that attach to no scored frame are said (all of them: see below)
     if not evaluation.masks.per_image:
         print_error("evaluate", "nothing to score")
         return EXIT_USAGE
@@ -218,7 +246,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"findings scored on {len(evaluation.findings)} of {with_findings} frames (labels: {labels_file})", file=sys.stderr)
         print("\n" + format_findings_table(findings))
     elif labels:
-        scored = [row["name"] for row in evaluation.masks.per_image]
         why = ("no labelled frame got predicted findings (that needs --model with a model that has findings heads)"
                if any(name in labels for name in scored) else
                f"none of its {len(labels)} ids names a scored frame (ids like {next(iter(labels))!r}, frames like "

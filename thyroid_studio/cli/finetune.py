@@ -58,7 +58,7 @@ def check_inputs(args: argparse.Namespace) -> None:
     if args.replay:
         labelled_keys(args.replay, "--replay")
     if args.out is not None:
-        check_output(Path(args.source), args.out)
+        check_output(Path(args.source), args.out, [args.nodules, args.replay])
         card = args.out.with_suffix(".md")
         if card.exists():
             raise ValueError(f"--out {args.out}: its card {card} exists and would be overwritten; choose another --out")

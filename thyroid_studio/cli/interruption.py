@@ -4,6 +4,11 @@ Commands whose work has safe points (between batches of frames, between dataset 
 training steps) poll a :class:`StopRequest` instead of being torn by ``KeyboardInterrupt``, so an
 interrupted run leaves whole files behind: the CSV of the frames done, a consistent dataset, no
 half-written checkpoint. The handler is installed only while the work runs, in the main thread.
+
+SIGTERM (``kill``, a job scheduler, a closing terminal session) stops as cleanly as the first Ctrl-C:
+while a StopRequest is held it asks the work to stop at its safe point, and otherwise (``cli.main``
+makes it so for the whole command) it is a KeyboardInterrupt, which removes temporary files on its
+way out instead of leaving them where the process died.
 """
 from __future__ import annotations
 
@@ -30,17 +35,20 @@ class StopRequest:
 
     def __enter__(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._on_ctrl_c)
+            self._previous = {number: signal.signal(number, self._on_signal)
+                              for number in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def __exit__(self, *exc_info) -> None:
         if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+            for number, handler in self._previous.items():
+                signal.signal(number, handler)
             self._previous = None
 
-    def _on_ctrl_c(self, signum: int, frame: FrameType | None) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        why = "terminated (SIGTERM): " if signum == signal.SIGTERM else ""
         with tqdm.external_write_mode(file=sys.stderr):  # on a line of its own, not inside a progress bar
-            print_error(self.command, f"stopping after {self.safe_point} (Ctrl-C again to stop at once)")
+            print_error(self.command, f"{why}stopping after {self.safe_point} (Ctrl-C again to stop at once)")

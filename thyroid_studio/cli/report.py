@@ -8,13 +8,14 @@ Exit status: 0 every input reported, 1 some inputs failed (one line each on stde
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from itertools import islice
 from pathlib import Path
 
 from ..engine.inference.segmenter import DEVICE_CHOICES
 from . import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, print_error, use_network_threads
-from .arguments import whole
+from .arguments import scale, scale_help, whole
 
 MAX_PAGES = 20  # frames per report by default: a long clip would give a PDF nobody reads
 BATCH_SIZE = 4  # frames per forward pass
@@ -27,37 +28,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", type=Path, help="labels.csv with your findings per frame (they take precedence "
                         "over the model's)")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    parser.add_argument("--scale", type=scale, metavar="auto|MM_PER_PIXEL", help=scale_help("each page"))
     parser.add_argument("--max-pages", type=whole(1, 10_000), default=MAX_PAGES,
                         help=f"at most this many frames of a multi-frame file (default {MAX_PAGES})")
 
 
-def _frames(source: Path, max_pages: int) -> tuple[list, int]:
-    """The first ``max_pages`` frames of ``source`` and how many it has."""
+def _frames(source: Path, max_pages: int, scale: float | str | None) -> tuple[list, int]:
+    """The first ``max_pages`` frames of ``source`` (calibrated as ``--scale`` asks) and how many it has."""
     from ..engine.io.frames import count_frames, read_frames
+    from ..engine.io.ruler import calibrated
 
     total = count_frames(source)
-    return list(islice(read_frames(source), max_pages)), total
+    return [calibrated(frame, scale) for frame in islice(read_frames(source), max_pages)], total
 
 
 def run(args: argparse.Namespace) -> int:
     use_network_threads()
     from ..engine.findings.fields import read_labels
-    from ..engine.inference.batch import batches, check_output_dir, plan_jobs
+    from ..engine.inference.batch import check_output_dir, make_output_dir, plan_jobs
     from ..engine.inference.segmenter import Segmenter
-    from ..engine.io.frames import FrameReadError
+    from ..engine.io.outputs import folder_lock
     from ..engine.models.checkpoint import CheckpointError
     from ..engine.models.library import resolve_model
-    from ..engine.reports.page import build_page
-    from ..report_pdf import ensure_gui_application, write_report_pdf
+    from ..report_pdf import ensure_gui_application
 
     def fail(message: str) -> None:
         print_error("report", message)
 
     try:
-        check_output_dir(args.paths, args.out)
+        plan = check_output_dir([*args.paths, *([args.labels] if args.labels else [])], args.out)
         labels = read_labels(args.labels) if args.labels else {}
         segmenter = Segmenter.from_checkpoint(resolve_model(args.model), device=args.device)
         jobs = plan_jobs(args.paths, args.out)
+        plan.add_inputs(job.source for job in jobs)
+        if jobs:
+            make_output_dir(args.out)
     except (CheckpointError, ValueError) as exc:
         fail(str(exc))
         return EXIT_USAGE
@@ -65,17 +70,35 @@ def run(args: argparse.Namespace) -> int:
         fail("no supported files among the inputs")
         return EXIT_USAGE
     ensure_gui_application()
-    written: set[str] = set()  # the reports' paths, case-folded: names differing in case are one file on macOS/Windows
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(folder_lock(args.out))
+        except ValueError as exc:  # another run holds the folder
+            fail(str(exc))
+            return EXIT_USAGE
+        return _reports(jobs, plan, labels, args.labels, segmenter, args.max_pages, args.scale, fail)
+
+
+def _reports(jobs, plan, labels, labels_path, segmenter, max_pages: int, scale: float | str | None, fail) -> int:
+    """Write each job's report (claimed in ``plan`` first: never onto an input, a folder or another report)."""
+    from ..engine.findings.fields import unattached, unattached_message
+    from ..engine.inference.batch import batches
+    from ..engine.io.frames import FrameReadError
+    from ..engine.reports.page import build_page
+    from ..report_pdf import write_report_pdf
+
     failed = 0
+    names: list[str] = []  # the frames reported, which --labels' ids must name
     for job in jobs:
         target = job.out_folder / f"{job.source.stem}.pdf"
-        if str(target).casefold() in written:
-            fail(f"skipped {job.source}: its report {target.name} would overwrite another input's; rename it")
+        if (problem := plan.claim(target, job.source, "report")) is not None:
+            fail(f"skipped {job.source}: its report {target.name} {problem}; rename it")
             failed += 1
             continue
         try:
-            frames, total = _frames(job.source, args.max_pages)
+            frames, total = _frames(job.source, max_pages, scale)
             pages = []
+            names += [frame.name for frame in frames]
             for batch in batches(frames, BATCH_SIZE):
                 results = segmenter.segment([frame.pixels for frame in batch])
                 pages += [build_page(frame, result, findings=labels.get(frame.name), meta=segmenter.meta)
@@ -94,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
             fail(f"skipped {job.source}: {target} cannot be written ({exc.strerror or exc})")
             failed += 1
             continue
-        written.add(str(target).casefold())
         if total > len(frames):
             print(f"{job.source}: {total} frames; the report holds the first {len(frames)} (--max-pages)", file=sys.stderr)
         print(target)
+    if labels and (message := unattached_message(labels_path, unattached(labels, names), names)):
+        fail(message)
     return EXIT_SOME_FAILED if failed else EXIT_OK

@@ -10,7 +10,7 @@ from ..engine.inference.segmenter import DEVICE_CHOICES
 from ..engine.models.checkpoint import CheckpointError
 from ..engine.preprocessing import CONTRAST_MODES
 from . import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, bar_progress, print_error, use_network_threads
-from .arguments import probability, whole
+from .arguments import probability, scale, scale_help, whole
 from .interruption import StopRequest
 
 
@@ -22,6 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overlay", action="store_true", help="also write <name>_overlay.png with the contours")
     parser.add_argument("--gland", action="store_true",
                         help="also write <name>_gland.png (0/255), the predicted thyroid gland (models with a gland head)")
+    parser.add_argument("--seg-out", action="store_true",
+                        help="also write <name>_seg.dcm beside each mask of a DICOM input: a DICOM Segmentation (SEG) "
+                             "referencing the frame, the model's nodule (and gland with --gland) as segments, for a "
+                             "PACS or a viewer; other inputs get none, with a line saying why")
     parser.add_argument("--tta", action="store_true", help="flip test-time augmentation: average each frame and its mirror")
     parser.add_argument("--batch-size", type=whole(1, 1024), default=4, help="frames per forward pass (default 4)")
     parser.add_argument("--no-crop", action="store_true", help="feed the whole frame, not the detected ultrasound region")
@@ -34,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--refine", choices=REFINEMENTS, default="none",
                         help="second stage: 'medsam' redraws each nodule with LiteMedSAM from the box of the first "
                              "stage's largest component (about 1 s more per frame on a CPU; see bench/README.md)")
+    parser.add_argument("--scale", type=scale, metavar="auto|MM_PER_PIXEL",
+                        help=scale_help("the CSV's scale_source column"))
     parser.add_argument("--threads", type=whole(1, 1024), help="CPU threads for the network (default: one core fewer "
                         "than the machine has, leaving one to the reader and writer threads; see bench/README.md)")
 
@@ -91,15 +97,24 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("thyroid_studio").addHandler(warnings)
         try:
             with StopRequest("segment", "the current batch of frames") as stop:
-                result = segment_paths(args.paths, args.out, segmenter,
-                                       BatchOptions(args.overlay, args.batch_size, gland=args.gland), progress,
+                options = BatchOptions(args.overlay, args.batch_size, gland=args.gland, seg=args.seg_out,
+                                       scale=args.scale)
+                result = segment_paths(args.paths, args.out, segmenter, options, progress,
                                        should_stop=stop, on_failure=failed)
+        except ValueError as exc:  # the output folder taken by another run, the summary's name by an input, ...
+            bar.clear()
+            print_error("segment", str(exc))
+            return EXIT_USAGE
         finally:
             logging.getLogger("thyroid_studio").removeHandler(warnings)
     summary = f"summary: {result.csv_path}" if result.csv_path else "no summary CSV"
+    if args.scale is not None and result.frames:
+        origins = {"none": "no calibration (pixels only)"}
+        print("millimetres: " + ", ".join(f"{count} frame(s) from {origins.get(source, source)}"
+                                          for source, count in sorted(result.scales.items())), file=sys.stderr)
     done = "interrupted after " if result.cancelled else ""
     print(
-        f"{done}{result.frames} frames from {result.files - len(result.failures)} of {result.files} files "
+        f"{done}{result.frames} frames from {result.files_done} of {result.files} files "
         f"in {result.seconds:.1f} s ({result.frames_per_second:.1f} frames/s); {summary}",
         file=sys.stderr,
     )

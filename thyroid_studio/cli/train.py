@@ -8,12 +8,14 @@ run folder behind (unless it continued an existing one).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 from pathlib import Path
 
 from ..engine.datasets.splits import MAX_FOLDS
 from ..engine.models.architectures import ARCHITECTURES, arch_spec
+from ..engine.nets.blocks import NORMS
 from ..engine.nets.encoders import ENCODERS, encoder_spec
 from ..engine.preprocessing import CONTRAST_MODES
 from ..engine.training.augment import AUGMENTATIONS
@@ -32,7 +34,10 @@ def fold_number(text: str) -> int | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arch", choices=list(ARCHITECTURES), default="trfe-a", help="network (default trfe-a)")
     parser.add_argument("--nodules", required=True, metavar="DATASET", help="nodule dataset folder (any layout)")
-    parser.add_argument("--glands", metavar="DATASET", help="gland dataset with train/val splits (all but unet)")
+    parser.add_argument("--glands", metavar="DATASET", help="gland dataset with train/val splits, e.g. TG3K (all but unet)")
+    parser.add_argument("--nodule-glands", metavar="DIR",
+                        help="gland masks of the nodule frames, <key>.png (e.g. resources/ddti-gland); frames without "
+                             "one get no gland loss")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to create (or resume)")
     parser.add_argument("--labels", metavar="CSV", help="findings labels.csv (default: <nodules>/labels.csv when present)")
     parser.add_argument("--fold", type=fold_number, default=0,
@@ -48,6 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=input_size, default=224,
                         help="square input size, divisible by 16 (32 for efficientnet-lite0), at least 32")
     parser.add_argument("--batch-pairs", type=whole(1, 4096), default=8, help="nodule/gland pairs per step (unet: frames)")
+    parser.add_argument("--gland-batch", type=whole(0, 4096),
+                        help="gland-dataset frames per step (default: one per nodule frame, --batch-pairs)")
+    parser.add_argument("--prior-grad", choices=("full", "detach"), default="full",
+                        help="full: the nodule loss trains the gland decoder through the prior (the paper's code); "
+                             "detach: the gland head learns from gland masks only")
+    parser.add_argument("--norm", choices=list(NORMS), default="batch",
+                        help="decoder normalisation; group: GroupNorm, the encoder's BatchNorm statistics frozen")
     parser.add_argument("--lr", type=positive, help="learning rate (default 1e-2 for sgd, 1e-3 for adamw)")
     parser.add_argument("--weight-decay", type=non_negative, default=5e-4)
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
@@ -87,12 +99,14 @@ def labelled_keys(root: str, what: str, split: str | None = None) -> list[str]:
     return [s.key for s in samples]
 
 
-def check_inputs(args: argparse.Namespace) -> None:
-    """ValueError with the first thing that would stop this run, found before anything is created."""
+def check_inputs(args: argparse.Namespace) -> list[str]:
+    """ValueError with the first thing that would stop this run, found before anything is created; else the notes
+    to print first (labels.csv rows that name no frame)."""
     from ..engine.datasets.splits import fold_split
-    from ..engine.findings.fields import LABELS_FILE, read_labels
+    from ..engine.findings.fields import LABELS_FILE, read_labels, unattached, unattached_message
     from ..engine.inference.segmenter import resolve_device
     from ..engine.io.files import output_folder_problem
+    from ..engine.io.outputs import OutputPlan
 
     if args.fold is not None and args.fold >= args.folds:
         raise ValueError(f"--fold {args.fold} is out of range for --folds {args.folds} (0 to {args.folds - 1})")
@@ -112,13 +126,21 @@ def check_inputs(args: argparse.Namespace) -> None:
         if ids and args.findings_weight > 0 and not set(ids) & set(keys):
             raise ValueError(f"{labels}: none of its {len(ids)} ids names a frame of --nodules (ids like "
                              f"{next(iter(ids))!r}, frames like {keys[0]!r}); the findings heads would learn nothing")
+        notes = [message] if (message := unattached_message(labels, unattached(ids, keys), keys)) else []
+    else:
+        notes = []
     if arch_spec(args.arch).has_gland:
-        if not args.glands:
-            raise ValueError(f"--arch {args.arch} has a gland head and needs a gland dataset: pass --glands DATASET")
-        for split in ("train", "val"):
-            labelled_keys(args.glands, "--glands", split)
+        if not (args.glands or args.nodule_glands):
+            raise ValueError(f"--arch {args.arch} has a gland head and needs a gland dataset (--glands DATASET) "
+                             "and/or gland masks of its nodule frames (--nodule-glands DIR)")
+        if args.glands:
+            for split in ("train", "val"):
+                labelled_keys(args.glands, "--glands", split)
+        if args.nodule_glands and not Path(args.nodule_glands).is_dir():
+            raise ValueError(f"--nodule-glands {args.nodule_glands}: no such folder")
     if problem := output_folder_problem(args.out):
         raise ValueError(f"--out {args.out} {problem}")
+    OutputPlan(path for path in (args.nodules, args.glands, labels) if path).check_folder(args.out, "--out")
     has_run = (Path(args.out) / "state_last.pt").exists()
     if not args.resume and has_run:
         raise ValueError(f"{args.out} already holds a run; pass --resume to continue it or choose another --out")
@@ -127,22 +149,36 @@ def check_inputs(args: argparse.Namespace) -> None:
     if args.resume and not has_run:
         raise ValueError(f"--resume: {args.out} holds no run to continue (no state_last.pt)")
     resolve_device(args.device)
+    return notes
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..engine.io.outputs import folder_lock
     from ..engine.training.run_folder import command_line
     from ..engine.training.trainer import TrainConfig, train
 
     try:
-        check_inputs(args)
+        notes = check_inputs(args)
     except ValueError as exc:
         print_error("train", str(exc))
         return EXIT_USAGE
+    for note in notes:
+        print_error("train", note)
     out = Path(args.out)
-    creates_run_folder = not out.exists() and os.environ.get("RANK", "0") == "0"
+    main_process = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 writes the run folder
+    creates_run_folder = not out.exists() and main_process
     fields = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and k != "command"}
+    held = contextlib.ExitStack()
     try:
-        result = train(TrainConfig(**fields, command=command_line()))
+        if main_process:
+            out.mkdir(parents=True, exist_ok=True)
+            held.enter_context(folder_lock(out))  # two runs never train into one folder
+    except ValueError as exc:
+        print_error("train", str(exc))
+        return EXIT_USAGE
+    try:
+        with held:
+            result = train(TrainConfig(**fields, command=command_line()))
     except (ValueError, OSError, MemoryError) as exc:  # a frame that cannot be read, a full disk, ...
         if creates_run_folder:
             shutil.rmtree(out, ignore_errors=True)

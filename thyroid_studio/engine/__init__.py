@@ -2,5 +2,5 @@
 
 Wings, lowest first; a wing imports only the root modules and the wings before it
 (``tests/test_architecture.py`` holds this): the root (geometry, metrics, progress,
-preprocessing), io, nets, findings, models, inference, datasets, training, reports, labels.
+preprocessing, calibration), io, pacs, nets, findings, models, inference, datasets, training, reports, labels.
 """

@@ -1,7 +1,9 @@
-"""Millimetres per pixel and the part of the frame where they hold: one value from the file (or the
-user) to every measurement, so no caller pairs a spacing with a region of its own."""
+"""Millimetres per pixel, the part of the frame where they hold, and where they came from: one value from
+the file (or the user, the burnt-in depth ruler, a command-line option) to every measurement, so no caller
+pairs a spacing with a region or an origin of its own."""
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -9,6 +11,32 @@ import numpy as np
 
 Region = tuple[int, int, int, int]  # (x0, y0, x1, y1), inclusive pixel columns and rows
 Spacing = tuple[float, float]  # (row, column) millimetres per pixel
+# Millimetres per pixel a calibration may give: ultrasound frames have about 0.02 to 1; a value outside (NaN, infinite,
+# zero, 1e30 in a damaged or crafted file) would turn every measurement into nonsense, so it is refused where it enters.
+SPACING_RANGE_MM = (1e-3, 10.0)
+
+
+def checked_spacing(values: object, what: str = "spacing") -> Spacing:
+    """(row, column) millimetres per pixel: two finite numbers within :data:`SPACING_RANGE_MM`; a ValueError naming
+    ``what`` and the values otherwise (every calibration, from a file, a record or the user, goes through here)."""
+    low, high = SPACING_RANGE_MM
+    try:
+        row, column = (float(v) for v in values)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} gives {values!r:.60}, not two numbers (row, column); no millimetres") from None
+    if not all(math.isfinite(v) and low <= v <= high for v in (row, column)):
+        raise ValueError(f"{what} gives ({row:g}, {column:g}) mm per pixel, not numbers from {low:g} to {high:g}; "
+                         "no millimetres")
+    return row, column
+
+
+# Where a calibration came from, as the status bar, reports, the CSV and saved items say it. A new origin is one entry.
+SOURCES = {
+    "dicom": "the DICOM header",
+    "user": "a length set by the user",
+    "ruler": "the depth ruler's tick marks",
+    "option": "the --scale option",
+}
 
 
 @dataclass(frozen=True)
@@ -22,6 +50,18 @@ class Calibration:
 
     spacing_mm: Spacing
     region: Region | None = None
+    source: str = "dicom"  # a key of SOURCES
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"unknown calibration source {self.source!r}; expected one of {', '.join(SOURCES)}")
+        object.__setattr__(self, "spacing_mm", checked_spacing(self.spacing_mm))
+
+    def describe(self) -> str:
+        """'0.198 mm/px from the depth ruler's tick marks' (both spacings when the pixels are not square)."""
+        row, column = self.spacing_mm
+        size = f"{row:.3g} mm/px" if row == column else f"{row:.3g} x {column:.3g} mm/px (row x column)"
+        return f"{size} from {SOURCES[self.source]}"
 
     def for_mask(self, mask: np.ndarray) -> Spacing | None:
         """The spacing if every pixel of ``mask`` lies inside the region, else None."""

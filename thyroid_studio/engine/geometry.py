@@ -24,7 +24,7 @@ def _u8(mask: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(mask != 0, dtype=np.uint8)
 
 
-def _labels(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+def component_labels(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     """(label count incl. background, label image, areas per label) with 8-connectivity."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(_u8(mask), connectivity=8)
     return n, labels, stats[:, cv2.CC_STAT_AREA]
@@ -32,13 +32,13 @@ def _labels(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
 
 def components(mask: np.ndarray) -> int:
     """Number of 8-connected nodule components."""
-    n, _, _ = _labels(mask)
+    n, _, _ = component_labels(mask)
     return n - 1
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 8-connected component as a bool mask (all False if the mask is empty)."""
-    n, labels, areas = _labels(mask)
+    n, labels, areas = component_labels(mask)
     if n <= 1:
         return np.zeros(labels.shape, dtype=bool)
     return labels == 1 + int(np.argmax(areas[1:]))
@@ -49,7 +49,7 @@ def select_component(mask: np.ndarray, near: Point | None = None) -> np.ndarray:
     ``near`` (x, y) (the one under it when there is one), else the largest. All False if empty."""
     if near is None:
         return largest_component(mask)
-    n, labels, _ = _labels(mask)
+    n, labels, _ = component_labels(mask)
     if n <= 1:
         return np.zeros(labels.shape, dtype=bool)
     rows, cols = np.nonzero(labels)
@@ -63,7 +63,7 @@ def keep_inside(mask: np.ndarray, region: np.ndarray) -> np.ndarray:
     A component overlapping the region by one pixel is kept entire (not clipped): a nodule
     at the gland's edge stays whole; components wholly outside are dropped.
     """
-    n, labels, _ = _labels(mask)
+    n, labels, _ = component_labels(mask)
     if np.asarray(region).shape != labels.shape:
         raise ValueError(f"region shape {np.asarray(region).shape} differs from mask shape {labels.shape}")
     keep = np.zeros(n, dtype=bool)
@@ -137,40 +137,44 @@ def measure(mask: np.ndarray, spacing_mm: tuple[float, float] | None = None) -> 
     """Measure all nodule pixels together (pass ``select_component`` first for one nodule).
 
     - longest diameter: the largest distance between two points of the convex hull of the
-      pixel squares, found in millimetres when a spacing is known (else pixels);
+      pixel squares, found in pixels for the *_px lengths and in millimetres for the *_mm ones
+      (the ends drawn are the millimetre chord's when a spacing is known, else the pixel chord's);
     - perpendicular diameter: the longest chord of that hull perpendicular to the longest
       diameter (for a convex nodule, the longest perpendicular chord of the nodule itself);
     - height/width: vertical (antero-posterior) and horizontal extent of the bounding box;
       taller_than_wide compares them in millimetres when the spacing is known.
-    The *_px lengths are those of the same chords in pixels. None for an empty mask.
+    The pixel measurements never depend on the spacing. None for an empty mask.
     """
     m = _u8(mask)
     found, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not found:
         return None
     hull_px = _pixel_hull(np.concatenate(found).reshape(-1, 2))
-    sr, sc = spacing_mm if spacing_mm is not None else (1.0, 1.0)
-    scale = np.array([sc, sr], dtype=np.float64)  # (x, y) -> units of the measuring frame
-    (la, lb), (pa, pb) = _diameters(hull_px * scale)
-    longest_ends = (_point(la / scale), _point(lb / scale))
-    perp_ends = (_point(pa / scale), _point(pb / scale))
-    x0, y0, w, h = cv2.boundingRect(m)
     mm = spacing_mm is not None
+    sr, sc = spacing_mm if mm else (1.0, 1.0)
+    longest_px, perpendicular_px = _diameters(hull_px)
+    longest_ends, perp_ends = (_point(longest_px[0]), _point(longest_px[1])), (_point(perpendicular_px[0]),
+                                                                              _point(perpendicular_px[1]))
+    longest_mm = perpendicular_mm = None
+    if mm:
+        scale = np.array([sc, sr], dtype=np.float64)  # (x, y) pixels -> millimetres
+        (la, lb), (pa, pb) = _diameters(hull_px * scale)
+        longest_mm, perpendicular_mm = float(np.hypot(*(lb - la))), float(np.hypot(*(pb - pa)))
+        longest_ends = (_point(la / scale), _point(lb / scale))
+        perp_ends = (_point(pa / scale), _point(pb / scale))
+    x0, y0, w, h = cv2.boundingRect(m)
 
-    def px_len(ends: tuple) -> float:
-        return float(np.hypot(*np.subtract(ends[1], ends[0])))
-
-    def mm_len(a: np.ndarray, b: np.ndarray) -> float | None:
-        return float(np.hypot(*(b - a))) if mm else None
+    def length(chord: tuple[np.ndarray, np.ndarray]) -> float:
+        return float(np.hypot(*(chord[1] - chord[0])))
 
     return Measurements(
         area_px=int(np.count_nonzero(m)),
         area_mm2=float(np.count_nonzero(m) * sr * sc) if mm else None,
-        longest_px=px_len(longest_ends),
-        longest_mm=mm_len(la, lb),
+        longest_px=length(longest_px),
+        longest_mm=longest_mm,
         longest_ends=longest_ends,
-        perpendicular_px=px_len(perp_ends),
-        perpendicular_mm=mm_len(pa, pb),
+        perpendicular_px=length(perpendicular_px),
+        perpendicular_mm=perpendicular_mm,
         perpendicular_ends=perp_ends,
         height_px=h,
         height_mm=h * sr if mm else None,

@@ -177,7 +177,6 @@ def restore(probability: np.ndarray, geometry: Geometry) -> np.ndarray:
     c, content = geometry.crop, geometry.content
     inside = probability[content.y0 : content.y1, content.x0 : content.x1]
     out = np.zeros(geometry.frame_shape, dtype=np.float32)
-    out[c.y0 : c.y1, c.x0 : c.x1] = cv2.resize(
-        np.ascontiguousarray(inside, dtype=np.float32), (c.width, c.height), interpolation=cv2.INTER_LINEAR
-    )
+    cv2.resize(np.ascontiguousarray(inside, dtype=np.float32), (c.width, c.height), dst=out[c.y0 : c.y1, c.x0 : c.x1],
+               interpolation=cv2.INTER_LINEAR)  # straight into the frame: no second frame-sized array
     return out

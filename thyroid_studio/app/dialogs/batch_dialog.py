@@ -55,7 +55,7 @@ class BatchDialog(JobDialog):
     def on_done(self, report: BatchReport) -> None:
         verb = "Cancelled" if report.cancelled else "Done"
         failures = f", {len(report.failures)} files failed" if report.failures else ""
-        self.status.setText(f"{verb}: {report.frames} frames from {report.files} files in "
+        self.status.setText(f"{verb}: {report.frames} frames from {report.files_done} of {report.files} files in "
                             f"{_clock(report.seconds)} ({report.frames_per_second:.1f} frames/s){failures}")
         csv_path = report.csv_path
         partial = csv_path.with_name(csv_path.name + ".partial") if csv_path is not None else None

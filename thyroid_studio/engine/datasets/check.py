@@ -4,8 +4,8 @@
 0/255 or not the size of their image, unreadable files, fold files in which a trainval item
 is not in exactly one fold's val and every other fold's train, a ``labels.csv`` that cannot be
 read or names no item; and for a dataset the writer keeps (dataset_writer.py): leftovers of an
-interrupted write, records whose files are missing or changed, files the records do not know
-(orphans), the same frame (the same pixels from the same file, or from files not recorded) stored
+interrupted write, records whose files (SEGs too) are missing or changed, files the records do not
+know (orphans), the same frame (the same pixels from the same file, or from files not recorded) stored
 twice, and fold files or ``labels.csv`` that differ from what the records determine.
 
 :func:`repair` fixes what is safe: the writer's recovery (temporary files, a torn record line,
@@ -22,15 +22,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterator
 
-import cv2
 import numpy as np
 from filelock import FileLock, Timeout
 
 from ..findings.fields import LABELS_FILE, LabelsError, read_labels
 from ..io.files import is_temporary
+from ..io.frames import FrameReadError, decode_image
 from .index import RECORDS, DatasetIndex, Item, bytes_hash, fold_lists, labels_of
 from .layouts import Dataset, DatasetError, fold_files, image_files, open_dataset, read_json
-from .writer import HISTORY, IMAGES, JOURNAL, LOCK, LOCK_TIMEOUT_S, MASKS, DatasetWriter
+from .writer import HISTORY, IMAGES, JOURNAL, LOCK, LOCK_TIMEOUT_S, MASKS, SEGS, DatasetWriter, links_problem
 
 
 def check(root: str | Path) -> list[str]:
@@ -40,6 +40,8 @@ def check(root: str | Path) -> list[str]:
         dataset = open_dataset(root)
     except DatasetError as exc:
         return [str(exc)]
+    if problem := links_problem(root):  # the lock itself would be opened through the link
+        return [problem]
     with _locked(root):
         problems = _leftovers(root) + _pairs(dataset)
         if dataset.layout == "tn3k":
@@ -112,7 +114,7 @@ def _locked(root: Path) -> Iterator[None]:
 
 def _leftovers(root: Path) -> list[str]:
     problems = []
-    for folder in (root, *(root / name for name in (IMAGES, MASKS, "test-image", "test-mask", HISTORY))):
+    for folder in (root, *(root / name for name in (IMAGES, MASKS, "test-image", "test-mask", SEGS, HISTORY))):
         if folder.is_dir():
             problems += [f"{p.relative_to(root)}: a temporary file of an interrupted write"
                          for p in sorted(folder.iterdir()) if is_temporary(p)]
@@ -152,9 +154,10 @@ def _binary(path: Path) -> bool:
 
 
 def _decode(path: Path) -> np.ndarray | None:
+    """The stored values, decoded as every reader decodes a still image (its orientation applied), or None."""
     try:
-        return cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_UNCHANGED)
-    except (OSError, cv2.error):
+        return decode_image(path, np.fromfile(str(path), np.uint8))
+    except (OSError, FrameReadError):
         return None
 
 
@@ -194,7 +197,8 @@ def _records(root: Path, index: DatasetIndex, items: dict[str, Item]) -> list[st
     """The records against the files: each item's files there and unchanged, no orphans, no image twice."""
     problems = []
     for key, item in items.items():
-        for what, path, digest in (("image", item.image, item.image_sha256), ("mask", item.mask, item.mask_sha256)):
+        files = [("image", item.image, item.image_sha256), ("mask", item.mask, item.mask_sha256)]
+        for what, path, digest in files + ([("SEG", item.seg, item.seg_sha256)] if item.seg is not None else []):
             if not path.is_file():
                 problems.append(f"{key}: its {what} {path.relative_to(root)} is missing")
             elif bytes_hash(path.read_bytes()) != digest:
@@ -224,9 +228,11 @@ def _json_or_none(path: Path) -> dict | None:
 
 
 def _orphans(root: Path, items: dict[str, Item]) -> list[Path]:
-    """Image files in the trainval and history folders that no item names."""
-    known = {p for item in items.values() for p in (item.image, item.mask, *item.history)}
-    return [p for name in (IMAGES, MASKS, HISTORY) for p in image_files(root / name) if p not in known]
+    """Image files in the trainval and history folders, and SEG files in the SEG folder, that no item names."""
+    known = {p for item in items.values() for p in (item.image, item.mask, item.seg, *item.history)}
+    segs = sorted((root / SEGS).glob("*.dcm")) if (root / SEGS).is_dir() else []
+    found = [p for name in (IMAGES, MASKS, HISTORY) for p in image_files(root / name)]
+    return [p for p in found + [p for p in segs if not is_temporary(p)] if p not in known]
 
 
 def _exact_duplicates(items: dict[str, Item]) -> list[tuple[Item, Item]]:

@@ -8,10 +8,12 @@ change, appended and flushed to the disk (``files.append_durable``):
   [H, W], ``sha256`` (:func:`content_hash` of the frame's pixels: who the frame *is*),
   ``image_sha256`` and ``mask_sha256`` (the stored files' bytes: that they are intact),
   ``fold`` (the fold whose val holds it), ``source``, ``frame_index``, ``saved_at``, and
-  when known ``spacing_mm`` [row, col], ``findings`` {field: class}, ``blackout``
-  [y0, y1, x0, x1], plus the caller's fields (``proposed_by``, ``dice_ai_vs_label``, ...);
-- ``replace``: a new mask (and findings) for an item; ``history`` names where its previous
-  mask was kept (``history/<key>.r<n>.<ext>``);
+  when known ``spacing_mm`` [row, col] with ``scale_source`` (where it came from: ``dicom``, ``user``,
+  ``ruler``, ``option``; ``calibration.SOURCES``), ``findings`` {field: class}, ``blackout``
+  [y0, y1, x0, x1], ``seg`` and ``seg_sha256`` (the mask as a DICOM SEG, for a frame from DICOM),
+  plus the caller's fields (``proposed_by``, ``dice_ai_vs_label``, ...);
+- ``replace``: a new mask (and findings, and SEG; ``"seg": null`` when the item has none any more) for an
+  item; ``history`` names where its previous mask was kept (``history/<key>.r<n>.<ext>``);
 - ``adopt``: an item that was in the folder before the writer first opened it;
 - ``remove``: an item dropped by ``dataset check --repair`` (its files moved to ``orphans/``).
 
@@ -38,7 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..calibration import checked_spacing
 from ..findings.fields import Findings, LabelsError
+from ..io.outputs import resolved
 from .layouts import DatasetError, read_mask, sort_key
 from .splits import MAX_FOLDS, exam_id, linked_groups
 
@@ -83,8 +87,11 @@ class Item:
     frame_index: int = 0
     saved_at: str | None = None
     spacing_mm: tuple[float, float] | None = None
+    scale_source: str | None = None  # where spacing_mm came from (calibration.SOURCES); None in older records
     findings: Findings = field(default_factory=Findings)
     history: tuple[Path, ...] = ()  # its previous masks, oldest first
+    seg: Path | None = None  # its mask as a DICOM SEG (frames from DICOM)
+    seg_sha256: str | None = None
     record: dict = field(default_factory=dict, compare=False)  # its latest add/replace/adopt line
 
     def read_mask(self) -> np.ndarray:
@@ -275,11 +282,17 @@ def _parse(raw: bytes, path: Path, number: int) -> dict:
 
 
 def inside(root: Path, name: object) -> Path:
-    """``root / name`` for a relative path that stays inside the dataset; ValueError otherwise, so that a damaged
-    or crafted record or journal can never make the writer (or ``check --repair``) touch a file elsewhere."""
+    """``root / name`` for a relative path that stays inside the dataset, as it reads and as it resolves: its folder,
+    links followed, lies inside the dataset's (the file itself may be a link: the writer moves, replaces or deletes
+    the link, never what it points to). ValueError otherwise, so that a damaged or crafted record or journal, or a
+    link to a folder elsewhere, can never make the writer (or ``check --repair``) touch a file outside."""
     if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts or "\\" in name:
         raise ValueError(f"{name!r:.80} is not a path inside the dataset")
-    return root / name
+    path = root / name
+    real_root, real_folder = resolved(root), resolved(path.parent)
+    if real_folder != real_root and real_root not in real_folder.parents:
+        raise ValueError(f"{name!r:.80} leads outside the dataset through a link (its folder is {real_folder})")
+    return path
 
 
 def item_key(value: object) -> str:
@@ -302,15 +315,17 @@ def apply(items: dict[str, Item], line: dict, root: Path) -> dict[str, Item]:
             sha256=line["sha256"], image_sha256=line["image_sha256"], mask_sha256=line["mask_sha256"],
             fold=line.get("fold"), source=line.get("source"), frame_index=int(line.get("frame_index", 0)),
             saved_at=line.get("saved_at"), spacing_mm=_spacing(line.get("spacing_mm")),
-            findings=Findings(line.get("findings") or {}), record=line)
+            scale_source=line.get("scale_source"), findings=Findings(line.get("findings") or {}),
+            **_seg(line, None, root), record=line)
     elif op == "replace":
         old = items[key]
         items[key] = replace(
             old, mask=inside(root, line["mask"]), mask_sha256=line["mask_sha256"], source=line.get("source", old.source),
             frame_index=int(line.get("frame_index", old.frame_index)), saved_at=line.get("saved_at"),
             spacing_mm=_spacing(line["spacing_mm"]) if "spacing_mm" in line else old.spacing_mm,
+            scale_source=line.get("scale_source") if "spacing_mm" in line else old.scale_source,
             findings=Findings(line["findings"]) if "findings" in line else old.findings,
-            history=(*old.history, inside(root, line["history"])), record=line)
+            history=(*old.history, inside(root, line["history"])), **_seg(line, old, root), record=line)
     elif op == "remove":
         del items[key]
     else:
@@ -318,8 +333,17 @@ def apply(items: dict[str, Item], line: dict, root: Path) -> dict[str, Item]:
     return items
 
 
+def _seg(line: dict, old: Item | None, root: Path) -> dict:
+    """An item's ``seg`` and ``seg_sha256`` after a line: its own, else (a replace that names none) the old item's."""
+    if "seg" not in line:
+        return {"seg": old.seg, "seg_sha256": old.seg_sha256} if old is not None else {}
+    if line["seg"] is None:
+        return {"seg": None, "seg_sha256": None}
+    return {"seg": inside(root, line["seg"]), "seg_sha256": str(line["seg_sha256"])}
+
+
 def _spacing(value: object) -> tuple[float, float] | None:
-    return None if value is None else (float(value[0]), float(value[1]))
+    return None if value is None else checked_spacing(value, "spacing_mm")
 
 
 def item_groups(items: dict[str, Item]) -> dict[str, str]:

@@ -45,6 +45,7 @@ class Sample:
     image: Path
     mask: Path | None
     key: str  # the image's file stem
+    seg: Path | None = None  # the DICOM SEG of its mask, for a frame from DICOM saved by the writer
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:

@@ -1,6 +1,8 @@
 """The one writer of a TN3K-layout dataset: safe with several writers at once and across crashes.
 
-Layout: ``trainval-image/NNNN.<ext>`` and ``trainval-mask/NNNN.png`` (0/255), the fold files
+Layout: ``trainval-image/NNNN.<ext>`` and ``trainval-mask/NNNN.png`` (0/255), for frames from DICOM
+``trainval-seg/NNNN.dcm`` (the mask as a DICOM SEG referencing the source instance, beside the TN3K
+folders, which stay as they are; a replaced mask's SEG is ``NNNN.r<n>.dcm``), the fold files
 ``tn3k-trainval-fold{k}.json``, ``records.jsonl`` (the commit log, see dataset_index.py),
 ``labels.csv`` (findings, engine/findings/fields.py), ``history/`` (replaced masks), and two hidden
 files: ``.dataset.lock`` (an OS file lock) and ``.transaction.json`` (the journal of the
@@ -14,16 +16,17 @@ Every change is one transaction under the lock, in this order:
    pixels for a file renamed or moved since it was saved);
 2. write the journal: which files the change will touch;
 3. (replace) copy the current mask to ``history/<key>.r<n>.<ext>``;
-4. write the image (add) and the mask to temporary names, fsync, rename into place, fsync the folder;
+4. write the image (add), the mask and its SEG (a new name on replace) to temporary names, fsync, rename into
+   place, fsync the folder;
 5. **commit**: append the record line to ``records.jsonl`` and fsync it;
 6. rewrite the derived files from the records (fold files, ``labels.csv``); (replace) remove a
-   previous mask of another extension;
+   previous mask of another extension, and the previous SEG;
 7. delete the journal.
 
 Recovery, under the lock when a writer opens the dataset and before each transaction (and by
 ``dataset check --repair``): a torn last record line is cut off; temporary files are deleted;
 a journal whose record is committed is finished (step 6 again), otherwise undone (an add's
-files deleted, a replace's history copy moved back onto the mask). So after any crash an item
+files deleted, a replace's history copy moved back onto the mask and its new SEG deleted). So after any crash an item
 is in the dataset with its own files, or not at all. The writer never deletes a file it did
 not write: files the records do not know are reported by ``dataset check`` and moved to
 ``orphans/`` by ``check --repair``.
@@ -35,9 +38,7 @@ fold and its findings from ``labels.csv``.
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as _dt
-import io
 import json
 import os
 from pathlib import Path
@@ -46,11 +47,14 @@ from typing import Iterator
 import numpy as np
 from filelock import FileLock, Timeout
 
+from ..calibration import SOURCES, checked_spacing
 from ..findings.fields import FIELDS, KEY_COLUMN, LABELS_FILE, Findings, LabelsError, labels_text, read_labels
-from ..io.files import (append_durable, encode_image, fsync, is_temporary, mask_png, write_bytes_atomic,
+from ..io.files import (TEXT_ERRORS, append_durable, encode_image, fsync, is_temporary, mask_png, write_bytes_atomic,
                         write_text_atomic)
 from ..io.frames import IMAGE_EXTENSIONS as FRAME_IMAGE_EXTENSIONS
 from ..io.frames import read_frame
+from ..io.image_header import orientation
+from ..io.tables import TableError, read_table
 from ..preprocessing import Box
 from .index import (CONTENT, FILE, HEADER, RECORDS, SAVES, DatasetIndex, Item, apply, bytes_hash, content_hash,
                     fold_lists, inside, item_key, labels_of, new_fold)
@@ -65,8 +69,10 @@ DEFAULT_FOLDS = 5
 LOCK_TIMEOUT_S = 60.0
 LOCK_POLL_S = 0.005  # how often a waiting writer tries the lock (transactions take milliseconds)
 IMAGES, MASKS = TN3K_FOLDERS[0], TN3K_FOLDERS[1]
+SEGS = "trainval-seg"  # DICOM SEGs of the masks of frames from DICOM (made only when one is saved)
 RESERVED = ("op", "key", "image", "mask", "shape", "sha256", "image_sha256", "mask_sha256", "fold", "source",
-            "frame_index", "saved_at", "previous_saved_at", "spacing_mm", "findings", "blackout", "history", "reason")
+            "frame_index", "saved_at", "previous_saved_at", "spacing_mm", "scale_source", "findings", "blackout",
+            "history", "reason", "seg", "seg_sha256")
 
 
 class AlreadySaved(DatasetError):
@@ -90,10 +96,12 @@ class DatasetWriter:
         else it must match. ``recovered`` lists what recovery found to finish or undo. DatasetError for a folder
         that holds a dataset of another layout (its frames would be hidden behind the new TN3K folders)."""
         self.root = Path(root)
+        if problem := links_problem(self.root):
+            raise DatasetError(problem)
         _refuse_other_layout(self.root)
         for name in TN3K_FOLDERS:
             (self.root / name).mkdir(parents=True, exist_ok=True)
-        self.image_dir, self.mask_dir = self.root / IMAGES, self.root / MASKS
+        self.image_dir, self.mask_dir, self.seg_dir = self.root / IMAGES, self.root / MASKS, self.root / SEGS
         self.index = DatasetIndex(self.root)
         self._lock = FileLock(self.root / LOCK, timeout=lock_timeout)
         self._lock_timeout = lock_timeout
@@ -118,8 +126,8 @@ class DatasetWriter:
 
     def add(self, image: str | os.PathLike | np.ndarray, mask: np.ndarray, *, source: str | os.PathLike,
             frame_index: int = 0, record: dict | None = None, findings: Findings | None = None,
-            spacing_mm: tuple[float, float] | None = None, blackout_outside: Box | None = None,
-            replace: bool = False) -> Sample:
+            spacing_mm: tuple[float, float] | None = None, scale_source: str | None = None,
+            blackout_outside: Box | None = None, replace: bool = False, seg: bytes | None = None) -> Sample:
         """Save one labelled frame: a new item, or (``replace=True``) a new mask for the item that is this frame
         (``DatasetIndex.find``: saved from ``source`` and ``frame_index`` with the same pixels, or with the same pixels
         from a file that is gone), the previous mask kept in ``history/``. Another file with the same pixels, or
@@ -128,9 +136,12 @@ class DatasetWriter:
         ``image``: a single-frame image file (its bytes are stored unchanged) or uint8 pixels (stored
         as PNG). ``record``: extra fields for the record (who proposed the mask, Dice, ...).
         ``findings``: stored in the record and ``labels.csv`` (None: unchanged on replace).
-        ``spacing_mm``: (row, column) mm per pixel, when the frame has one (DICOM).
+        ``spacing_mm``: (row, column) mm per pixel, when the frame has one; ``scale_source``: where it came
+        from (a key of ``calibration.SOURCES``: the DICOM header, the user, the burnt-in ruler, an option).
         ``blackout_outside``: store the image black outside this box (burnt-in text); the item is
-        still found by the original pixels. Raises :class:`AlreadySaved` for a frame already saved
+        still found by the original pixels. ``seg``: the mask as a DICOM SEG file (``dicom_seg.seg_bytes``) for a
+        frame from DICOM, stored beside it (a replace without one drops the previous SEG, which no longer fits the
+        mask). Raises :class:`AlreadySaved` for a frame already saved
         when ``replace`` is False, ValueError for bad input, DatasetError when the dataset is busy.
         """
         extra = dict(record or {})
@@ -143,7 +154,11 @@ class DatasetWriter:
             raise ValueError(f"mask shape {mask.shape} differs from the image's {pixels.shape[:2]}")
         line: dict = {"source": os.fspath(source), "frame_index": int(frame_index)}
         if spacing_mm is not None:
-            line["spacing_mm"] = _checked_spacing(spacing_mm)
+            line["spacing_mm"] = list(checked_spacing(spacing_mm, "spacing_mm"))
+        if scale_source is not None:
+            if spacing_mm is None or scale_source not in SOURCES:
+                raise ValueError(f"scale_source {scale_source!r} needs a spacing_mm and one of {', '.join(SOURCES)}")
+            line["scale_source"] = scale_source
         if findings is not None:
             line["findings"] = dict(findings.values)
         original = pixels
@@ -157,9 +172,9 @@ class DatasetWriter:
             if match is not None and match.matched_by in (FILE, CONTENT):
                 if not replace:
                     raise AlreadySaved(match.item, match.item.mask_sha256 == bytes_hash(mask_bytes), match.matched_by)
-                return self._replace(match.item, mask_bytes, {**line, **extra})
+                return self._replace(match.item, mask_bytes, seg, {**line, **extra})
             image_bytes = data if data is not None else encode_image(pixels, suffix)
-            return self._append(image_bytes, suffix, pixels.shape[:2], content, mask_bytes, {**line, **extra})
+            return self._append(image_bytes, suffix, pixels.shape[:2], content, mask_bytes, seg, {**line, **extra})
 
     def records(self) -> list[dict]:
         """Every save (add and replace records) so far, oldest first."""
@@ -177,7 +192,8 @@ class DatasetWriter:
             item = self.index.items[key]
             line = {"op": "remove", "key": key, "reason": reason, "saved_at": _now()}
             append_durable(self.index.path, _line_bytes(line))
-            moved = [self.move_to_orphans(p) for p in (item.image, item.mask, *item.history) if p.is_file()]
+            moved = [self.move_to_orphans(p) for p in (item.image, item.mask, item.seg, *item.history)
+                     if p is not None and p.is_file()]
             self.write_derived()
             return moved
 
@@ -186,7 +202,7 @@ class DatasetWriter:
         0/255 PNG, thresholded as :func:`datasets.read_mask` reads it; the original kept in ``history/``."""
         with self._locked():
             item = self.index.items[key]
-            return self._replace(item, mask_png(read_mask(item.mask)), {"reason": "mask made 0/255"})
+            return self._replace(item, mask_png(read_mask(item.mask)), None, {"reason": "mask made 0/255"})
 
     def move_to_orphans(self, path: Path) -> Path:
         """Move a file the records do not know to ``orphans/<its folder>/`` (never deleted)."""
@@ -237,36 +253,56 @@ class DatasetWriter:
             self._lock.release()
 
     def _append(self, image_bytes: bytes, suffix: str, shape: tuple[int, int], content: str, mask_bytes: bytes,
-                fields: dict) -> Sample:
+                seg_bytes: bytes | None, fields: dict) -> Sample:
         key = self._next_key()
         image_path, mask_path = self.image_dir / f"{key}{suffix}", self.mask_dir / f"{key}.png"
+        seg_path = self.seg_dir / f"{key}.dcm" if seg_bytes is not None else None
         line = {"op": "add", "key": key, "image": self.relative(image_path), "mask": self.relative(mask_path),
                 "shape": list(shape), "sha256": content, "image_sha256": bytes_hash(image_bytes),
-                "mask_sha256": bytes_hash(mask_bytes), "fold": None, "saved_at": _now(), **fields}
+                "mask_sha256": bytes_hash(mask_bytes), "fold": None, "saved_at": _now(),
+                **self._seg_fields(seg_path, seg_bytes), **fields}
         line["fold"] = new_fold(apply(self.index.items, line, self.root), key, self.index.folds)
-        self._begin({"op": "add", "key": key, "files": [line["image"], line["mask"]]})
+        files = [line["image"], line["mask"]] + ([line["seg"]] if seg_path is not None else [])
+        self._begin({"op": "add", "key": key, "files": files})
         write_bytes_atomic(image_path, image_bytes, durable=True)
         write_bytes_atomic(mask_path, mask_bytes, durable=True)
+        if seg_path is not None:
+            write_bytes_atomic(seg_path, seg_bytes, durable=True)
         append_durable(self.index.path, _line_bytes(line))  # the commit
         self._finish()
-        return Sample(image_path, mask_path, key)
+        return Sample(image_path, mask_path, key, seg_path)
 
-    def _replace(self, item: Item, mask_bytes: bytes, fields: dict) -> Sample:
+    def _replace(self, item: Item, mask_bytes: bytes, seg_bytes: bytes | None, fields: dict) -> Sample:
+        """A new mask (and SEG, under a new name: the previous one is removed only after the commit)."""
         if not item.mask.is_file():
             raise DatasetError(f"{item.mask}: the mask of {item.key} is missing; "
                                "`thyroid-studio dataset check --repair` reports what to do")
-        history = self.root / HISTORY / f"{item.key}.r{len(item.history) + 1}{item.mask.suffix}"
+        revision = len(item.history) + 1
+        history = self.root / HISTORY / f"{item.key}.r{revision}{item.mask.suffix}"
         mask_path = self.mask_dir / f"{item.key}.png"
+        seg_path = self.seg_dir / f"{item.key}.r{revision}.dcm" if seg_bytes is not None else None
         line = {"op": "replace", "key": item.key, "mask": self.relative(mask_path),
                 "mask_sha256": bytes_hash(mask_bytes), "history": self.relative(history), "saved_at": _now(),
-                "previous_saved_at": item.saved_at, **fields}
+                "previous_saved_at": item.saved_at, **self._seg_fields(seg_path, seg_bytes), **fields}
+        segs = {"seg": line["seg"]} if seg_path is not None else {}
+        if item.seg is not None:
+            segs["seg_previous"] = self.relative(item.seg)
+            line.setdefault("seg", None)  # the previous SEG no longer fits the mask: the item has none now
         self._begin({"op": "replace", "key": item.key, "mask": line["mask"], "previous": self.relative(item.mask),
-                     "history": line["history"]})
+                     "history": line["history"], **segs})
         write_bytes_atomic(history, item.mask.read_bytes(), durable=True)
         write_bytes_atomic(mask_path, mask_bytes, durable=True)
+        if seg_path is not None:
+            write_bytes_atomic(seg_path, seg_bytes, durable=True)
         append_durable(self.index.path, _line_bytes(line))  # the commit
         self._finish()
-        return Sample(item.image, mask_path, item.key)
+        return Sample(item.image, mask_path, item.key, seg_path)
+
+    def _seg_fields(self, seg_path: Path | None, seg_bytes: bytes | None) -> dict:
+        """The record's ``seg`` and ``seg_sha256``, for a save with a SEG."""
+        if seg_path is None:
+            return {}
+        return {"seg": self.relative(seg_path), "seg_sha256": bytes_hash(seg_bytes)}
 
     def _begin(self, journal: dict) -> None:
         write_text_atomic(self.root / JOURNAL, json.dumps(journal) + "\n", durable=True)
@@ -282,7 +318,8 @@ class DatasetWriter:
             if journal["op"] == "add":
                 names = journal["files"]
             elif journal["op"] == "replace":
-                names = [journal[k] for k in ("mask", "previous", "history")]
+                names = [journal[k] for k in ("mask", "previous", "history")] + \
+                    [journal[k] for k in ("seg", "seg_previous") if k in journal]
             else:
                 raise ValueError(f"unknown op {journal['op']!r:.40}")
             if not isinstance(names, list):
@@ -299,6 +336,8 @@ class DatasetWriter:
         journal = self._journal()
         if journal["op"] == "replace" and journal["previous"] != journal["mask"]:
             (self.root / journal["previous"]).unlink(missing_ok=True)
+        if journal["op"] == "replace" and "seg_previous" in journal:
+            (self.root / journal["seg_previous"]).unlink(missing_ok=True)
         self.write_derived()
         (self.root / JOURNAL).unlink()
 
@@ -312,7 +351,7 @@ class DatasetWriter:
                 os.truncate(records, data.rfind(b"\n") + 1)
                 fsync(records)
                 done.append(f"{RECORDS}: cut off a torn last line (a save interrupted before its commit)")
-        for folder in (self.root, self.image_dir, self.mask_dir, self.root / HISTORY):
+        for folder in (self.root, self.image_dir, self.mask_dir, self.seg_dir, self.root / HISTORY):
             for path in (folder.iterdir() if folder.is_dir() else ()):
                 if is_temporary(path) and path.is_file():
                     path.unlink()
@@ -341,9 +380,12 @@ class DatasetWriter:
         if journal["op"] == "add":
             for name in journal["files"]:
                 (self.root / name).unlink(missing_ok=True)
-            for folder in (self.image_dir, self.mask_dir):
-                fsync(folder)
+            for folder in (self.image_dir, self.mask_dir, self.seg_dir):
+                if folder.is_dir():
+                    fsync(folder)
             return
+        if "seg" in journal:  # a new name: the previous SEG was never touched
+            (self.root / journal["seg"]).unlink(missing_ok=True)
         history, previous, mask = (self.root / journal[k] for k in ("history", "previous", "mask"))
         if history.is_file():  # the mask may have been replaced: put the committed one back
             os.replace(history, previous)
@@ -434,6 +476,18 @@ class DatasetWriter:
         return _write_if_changed(path, labels_text(rows, extra, columns))
 
 
+def links_problem(root: Path) -> str | None:
+    """Why the writer may not touch ``root``: one of the files and folders it writes (the lock, the records, the
+    journal, the image, mask, history and orphans folders) is a link. The records are appended to, which would
+    write through a link, and files would be created, moved or deleted in a linked folder elsewhere (a linked lock
+    file is an OS error). So a link there is refused with one line, never followed."""
+    for name in (LOCK, RECORDS, JOURNAL, *TN3K_FOLDERS, HISTORY, ORPHANS):
+        if (root / name).is_symlink():
+            return (f"{root / name} is a link (to {os.readlink(root / name)}); the dataset writer never writes through "
+                    "a link: replace it with the file or folder itself")
+    return None
+
+
 def _refuse_other_layout(root: Path) -> None:
     """DatasetError for a folder that holds a dataset of another layout (image/ + mask/, TG3K, bare image files):
     the writer's TN3K folders, which readers look for first, would hide its frames from every reader."""
@@ -452,12 +506,11 @@ def _refuse_other_layout(root: Path) -> None:
 def _extra_columns(path: Path) -> tuple[list[str], dict[str, dict[str, str]]]:
     """Columns of ``labels.csv`` besides id and the findings (sex, age, ...) and their values by id."""
     try:
-        reader = csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig")))
-        rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error):
+        header, rows = read_table(path.read_bytes().decode("utf-8-sig"), str(path))
+    except (OSError, UnicodeDecodeError, TableError):
         return [], {}
-    columns = [c for c in reader.fieldnames or [] if c != KEY_COLUMN and c not in FIELDS]
-    extra = {(row.get(KEY_COLUMN) or "").strip(): {c: row.get(c) or "" for c in columns} for row in rows}
+    columns = [c for c in header if c != KEY_COLUMN and c not in FIELDS]
+    extra = {(row.cells.get(KEY_COLUMN) or "").strip(): {c: row.cells.get(c) or "" for c in columns} for row in rows}
     return columns, {key: values for key, values in extra.items() if key and any(values.values())}
 
 
@@ -478,7 +531,10 @@ def _incoming(image: str | os.PathLike | np.ndarray) -> tuple[np.ndarray, bytes 
         data = path.read_bytes()
     except OSError as exc:
         raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    return read_frame(path).pixels, data, suffix
+    pixels = read_frame(path).pixels
+    if orientation(data) != 1:  # stored turned (EXIF): store what is shown, which the mask was drawn on, as PNG
+        return pixels, None, ".png"
+    return pixels, data, suffix
 
 
 def _black_out_outside(pixels: np.ndarray, box: Box) -> np.ndarray:
@@ -487,20 +543,15 @@ def _black_out_outside(pixels: np.ndarray, box: Box) -> np.ndarray:
     return out
 
 
-def _checked_spacing(spacing_mm: tuple[float, float]) -> list[float]:
-    values = [float(v) for v in spacing_mm]
-    if len(values) != 2 or not all(np.isfinite(v) and v > 0 for v in values):
-        raise ValueError(f"spacing_mm must be two positive numbers (row, column), got {spacing_mm}")
-    return values
 
 
 def _write_if_changed(path: Path, text: str) -> bool:
     """Write a derived file atomically if it differs. Not fsync'd: a power loss can only leave it stale or
     empty, and every writer rewrites it from the records when it opens the dataset."""
     try:
-        if path.read_text(encoding="utf-8") == text:
+        if path.read_bytes() == text.encode("utf-8", TEXT_ERRORS):  # bytes: reading text would translate "\r\n"
             return False
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         pass
     write_text_atomic(path, text)
     return True

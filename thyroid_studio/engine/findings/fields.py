@@ -11,7 +11,6 @@ an empty cell meaning unknown; other columns (sex, age, ...) are kept as they ar
 """
 from __future__ import annotations
 
-import csv
 import difflib
 import io
 import os
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..io.files import write_text_atomic
+from ..io.tables import TableError, TableWriter, read_table
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "tirads": ("2", "3", "4a", "4b", "4c", "5"),
@@ -97,33 +97,58 @@ def _findings_from_row(row: Mapping[str, str], where: str) -> Findings:
 def read_labels(path: str | os.PathLike) -> dict[str, Findings]:
     """``labels.csv`` -> {frame key: Findings}; a LabelsError naming the file (and line) for a file that cannot be
     read or parsed (an unbalanced quote, a field over the csv module's limit), no ``id`` or no findings column, a
-    column that looks like a misspelt finding, an empty or repeated id, or a value outside the vocabulary."""
+    column named twice or that looks like a misspelt finding, a row with more or fewer fields than the header, an
+    empty or repeated id, or a value outside the vocabulary. (Read through ``io.tables``: cells the project
+    neutralised against spreadsheet formulas read back as they were.)"""
     path = Path(path)
     try:
         if (size := path.stat().st_size) > MAX_LABELS_BYTES:
             raise LabelsError(f"{path}: {size / 2**20:.0f} MB; a labels.csv is read whole and may hold at most "
                               f"{MAX_LABELS_BYTES >> 20} MB (about half a million frames)")
-        text = path.read_text(encoding="utf-8-sig")
+        text = path.read_bytes().decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise LabelsError(f"{path}: cannot read the labels ({exc})") from exc
-    reader = csv.DictReader(io.StringIO(text), strict=True)
+    try:
+        header, rows = read_table(text, str(path))
+    except TableError as exc:
+        raise LabelsError(str(exc)) from None
+    _check_columns(path, header)
     labels: dict[str, Findings] = {}
     first_line: dict[str, int] = {}
-    line = 1  # the line of the row read last (the header's, to begin with)
-    try:
-        _check_columns(path, reader.fieldnames or [])
-        line = reader.line_num
-        for row in reader:
-            line = reader.line_num
-            key = (row.get(KEY_COLUMN) or "").strip()
-            if not key:
-                raise LabelsError(f"{path}, line {line}: empty {KEY_COLUMN}")
-            if key in labels:
-                raise LabelsError(f"{path}, line {line}: {KEY_COLUMN} {key!r} is also on line {first_line[key]}")
-            labels[key], first_line[key] = _findings_from_row(row, f"{path}, line {line}"), line
-    except csv.Error as exc:  # an unbalanced quote, a field larger than the csv module's limit, ...
-        raise LabelsError(f"{path}, line {line + 1}: not a readable CSV ({exc})") from None
+    for row in rows:
+        if row.problem:
+            raise LabelsError(f"{path}, line {row.line}: {row.problem} (a comma too many or too few?)")
+        key = (row.cells.get(KEY_COLUMN) or "").strip()
+        if not key:
+            raise LabelsError(f"{path}, line {row.line}: empty {KEY_COLUMN}")
+        if key in labels:
+            raise LabelsError(f"{path}, line {row.line}: {KEY_COLUMN} {key!r} is also on line {first_line[key]}")
+        labels[key], first_line[key] = _findings_from_row(row.cells, f"{path}, line {row.line}"), row.line
     return labels
+
+
+def unattached(labels: Mapping[str, Findings], keys: Iterable[str]) -> list[str]:
+    """The ids of ``labels`` that name none of ``keys`` (the frames a command reads), in file order."""
+    known = set(keys)
+    return [key for key in labels if key not in known]
+
+
+def unattached_message(path: str | os.PathLike, ids: list[str], keys: Iterable[str], what: str = "frame") -> str | None:
+    """One line saying which rows of ``path`` attach to no ``what`` (None when every row attaches), with a hint when
+    the ids and the frames differ only in zero-padding (``10`` against ``0010``) or case."""
+    if not ids:
+        return None
+    keys = list(keys)
+    shown = ", ".join(repr(key) for key in ids[:5]) + (", ..." if len(ids) > 5 else "")
+    message = f"{path}: {len(ids)} of its ids name no {what} ({shown}); their findings are not used"
+    padded = {key.lstrip("0") or "0": key for key in keys}
+    folded = {key.casefold(): key for key in keys}
+    near = next(((i, k) for i in ids if (k := padded.get(i.lstrip("0") or "0") or folded.get(i.casefold()))), None)
+    if near is not None:
+        message += f" (id {near[0]!r} against the {what} {near[1]!r}: ids must be the file names' stems exactly)"
+    elif keys:
+        message += f" ({what}s are named like {keys[0]!r})"
+    return message
 
 
 def _check_columns(path: Path, columns: list[str]) -> None:
@@ -144,7 +169,7 @@ def labels_text(labels: Mapping[str, Findings], extra: Mapping[str, Mapping[str,
     """The text of a ``labels.csv``: id, the FIELDS columns, then ``extra_columns`` from ``extra[key]``."""
     columns = [KEY_COLUMN, *FIELDS, *[c for c in extra_columns if c != KEY_COLUMN and c not in FIELDS]]
     out = io.StringIO()
-    writer = csv.DictWriter(out, columns, lineterminator="\n")
+    writer = TableWriter(out, columns)  # ids and the other columns' cells neutralised against spreadsheet formulas
     writer.writeheader()
     for key, findings in labels.items():
         row = {KEY_COLUMN: key, **{name: findings.get(name) or "" for name in FIELDS}}

@@ -49,7 +49,11 @@ def solidity(mask: np.ndarray) -> float | None:
 
     A component without area (one pixel, a line) is convex: 1.0.
     """
-    nodule = geometry.largest_component(mask)
+    return _solidity_of(geometry.largest_component(mask))
+
+
+def _solidity_of(nodule: np.ndarray) -> float | None:
+    """:func:`solidity` of a mask that is one component already."""
     outlines = geometry.contours(nodule)
     if not outlines:
         return None
@@ -60,8 +64,10 @@ def solidity(mask: np.ndarray) -> float | None:
 
 def shape_of(mask: np.ndarray, spacing_mm: tuple[float, float] | None = None) -> Shape | None:
     """The nodule's shape (largest component); None for an empty mask. ``spacing_mm`` = (row_mm, col_mm)."""
-    nodule = geometry.largest_component(mask)
-    measured = geometry.measure(nodule, spacing_mm)
-    if measured is None:
+    count, labels, areas = geometry.component_labels(mask)  # once: each labelling is a frame of 32-bit labels
+    if count <= 1:
         return None
-    return Shape(measured.taller_than_wide, solidity(nodule), geometry.components(mask))
+    nodule = labels == 1 + int(np.argmax(areas[1:]))
+    del labels
+    measured = geometry.measure(nodule, spacing_mm)
+    return Shape(measured.taller_than_wide, _solidity_of(nodule), count - 1)

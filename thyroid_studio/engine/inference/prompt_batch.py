@@ -9,14 +9,17 @@ Each row gives one 0/255 PNG in the output folder named after its frame
 (``Frame.name``: ``<stem>``, or ``<stem>_f0003`` for frame 3 of a multi-frame file). A
 row whose name is already taken in this run (a second box on a frame, or two files
 with one stem) gets ``<name>_box2``, then ``_box3``, ...: no row overwrites another's
-mask. ``prompt.csv`` maps every row to its mask. A bad row is reported (its CSV line
-number and the problem) and the rest go on; consecutive rows on one frame share its
-embedding.
+mask. ``prompt.csv`` maps every row to its mask. A bad row (a row with more or fewer
+fields than the header among them) is reported (its CSV line number and the problem) and
+the rest go on; consecutive rows on one frame share its embedding. The table is read and
+``prompt.csv`` written through ``io.tables`` (cells neutralised against spreadsheet formulas
+and read back as they were), and every mask through the run's ``io.outputs.OutputPlan``
+(never onto an input, into a dataset or onto a folder), in an output folder it locks.
 """
 from __future__ import annotations
 
-import csv
 import io
+import math
 import os
 import time
 from collections.abc import Callable
@@ -25,6 +28,8 @@ from pathlib import Path
 
 from ..io.files import TEXT_ERRORS, write_mask_png, write_text_atomic
 from ..io.frames import Frame, FrameReadError, read_frame
+from ..io.outputs import OutputPlan, folder_lock, name_key
+from ..io.tables import Row, TableError, TableWriter, read_table
 from .batch import check_output_dir
 from .prompting import BoxXYXY, PromptSegmenter
 
@@ -61,30 +66,30 @@ class PromptReport:
         return not self.failures
 
 
-def read_box_table(path: str | os.PathLike) -> list[tuple[int, dict[str, str]]]:
-    """(line number, record) per data row, column names stripped and lower-cased; BoxTableError for the whole file
-    (missing, over MAX_TABLE_BYTES, not parseable as CSV, required columns absent). UTF-8, but bytes that are
-    not (a file name in another encoding, as segment writes it) are kept, so such a row names its file."""
+def read_box_table(path: str | os.PathLike) -> list[Row]:
+    """The data rows (column names stripped and lower-cased; a row's ``problem`` says when its field count differs
+    from the header's); BoxTableError for the whole file (missing, over MAX_TABLE_BYTES, not parseable as CSV, a
+    column named twice, required columns absent). UTF-8, but bytes that are not (a file name in another encoding,
+    as segment writes it) are kept, so such a row names its file."""
     path = Path(path)
     try:
         if (size := path.stat().st_size) > MAX_TABLE_BYTES:
             raise BoxTableError(f"{path}: {size / 2**20:.0f} MB; a boxes table is read whole and may hold at most "
                                 f"{MAX_TABLE_BYTES >> 20} MB (about 300 000 boxes)")
-        text = path.read_text(encoding="utf-8-sig", errors=TEXT_ERRORS)  # as segment wrote a non-UTF-8 file name
+        text = path.read_bytes().decode("utf-8-sig", TEXT_ERRORS)  # as segment wrote a non-UTF-8 file name
     except FileNotFoundError:
         raise BoxTableError(f"{path}: no such file") from None
     except OSError as exc:
         raise BoxTableError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    reader = csv.reader(io.StringIO(text))
     try:
-        header = [name.strip().lower() for name in next(reader, [])]
-        missing = [name for name in BOX_COLUMNS if name not in header]
-        if missing:
-            raise BoxTableError(f"{path}: no column {', '.join(missing)} in the header (needs {', '.join(BOX_COLUMNS)}"
-                                f"[, {FRAME_COLUMN}])")
-        return [(reader.line_num, dict(zip(header, values))) for values in reader if any(v.strip() for v in values)]
-    except csv.Error as exc:  # a field larger than the csv module's limit, ...
-        raise BoxTableError(f"{path}, line {reader.line_num}: not a readable CSV ({exc})") from None
+        header, rows = read_table(text, str(path), column=lambda name: name.strip().lower())
+    except TableError as exc:
+        raise BoxTableError(str(exc)) from None
+    missing = [name for name in BOX_COLUMNS if name not in header]
+    if missing:
+        raise BoxTableError(f"{path}: no column {', '.join(missing)} in the header (needs {', '.join(BOX_COLUMNS)}"
+                            f"[, {FRAME_COLUMN}])")
+    return rows
 
 
 def parse_row(line: int, record: dict[str, str]) -> BoxRow:
@@ -99,6 +104,8 @@ def parse_row(line: int, record: dict[str, str]) -> BoxRow:
             numbers.append(float(text))
         except ValueError:
             raise ValueError(f"{name} {text!r} is not a number") from None
+        if not math.isfinite(numbers[-1]):
+            raise ValueError(f"{name} {text!r} is not a finite number")
     frame_text = (record.get(FRAME_COLUMN) or "").strip() or "0"
     try:
         frame = int(frame_text)
@@ -108,17 +115,17 @@ def parse_row(line: int, record: dict[str, str]) -> BoxRow:
 
 
 class _UniqueNames:
-    """``name``, then ``name_box2``, ``name_box3``, ... (compared case-insensitively, for case-insensitive disks)."""
+    """``name``, then ``name_box2``, ``name_box3``, ... (compared as case-insensitive disks compare names: name_key)."""
 
     def __init__(self) -> None:
         self.used: set[str] = set()
 
     def __call__(self, name: str) -> str:
         candidate, k = name, 1
-        while candidate.casefold() in self.used:
+        while name_key(candidate) in self.used:
             k += 1
             candidate = f"{name}_box{k}"
-        self.used.add(candidate.casefold())
+        self.used.add(name_key(candidate))
         return candidate
 
 
@@ -132,32 +139,47 @@ def prompt_boxes(
 ) -> PromptReport:
     """Segment every row of ``boxes_csv`` into ``out_dir`` (see the module docstring).
 
-    BoxTableError for an unusable table and ValueError when ``out_dir`` is the folder of an
-    input file, both before anything is written. ``progress(done, total)`` in rows;
+    BoxTableError for an unusable table and OutputError (a ValueError) when ``out_dir`` is, lies inside or holds
+    an input (the table too), lies in a dataset, or is held by another run, all before anything is written.
+    ``progress(done, total)`` in rows;
     ``on_failure(line, message)`` for each bad row; ``should_stop()`` is polled before each row
     (the rows done keep their masks and their lines in prompt.csv).
     """
     started = time.perf_counter()
     table = read_box_table(boxes_csv)
-    check_output_dir(sorted({Path(r.get("file", "").strip()) for _, r in table if r.get("file", "").strip()}), out_dir)
+    named = sorted({Path(file) for row in table if (file := (row.cells.get("file") or "").strip())})
+    plan = check_output_dir([Path(boxes_csv), *named], out_dir)
     out_dir = Path(out_dir)
+    plan.check(out_dir / SUMMARY_NAME, "the summary")
     out_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out_dir):
+        return _prompt(table, out_dir, plan, prompter, progress, on_failure, should_stop, started)
+
+
+def _prompt(table: list[Row], out_dir: Path, plan: OutputPlan, prompter: PromptSegmenter,
+            progress: Callable[[int, int], None] | None, on_failure: Callable[[int, str], None] | None,
+            should_stop: Callable[[], bool] | None, started: float) -> PromptReport:
+    """The rows of :func:`prompt_boxes`, in a checked and locked output folder."""
     report = PromptReport(rows=len(table), csv_path=out_dir / SUMMARY_NAME)
     unique = _UniqueNames()
     summary = io.StringIO()
-    writer = csv.DictWriter(summary, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer = TableWriter(summary, fieldnames=SUMMARY_COLUMNS)
     writer.writeheader()
     frame: Frame | None = None
-    for done, (line, record) in enumerate(table, start=1):
+    for done, (line, record, malformed) in enumerate(((r.line, r.cells, r.problem) for r in table), start=1):
         if should_stop and should_stop():
             report.cancelled = True
             break
         try:
+            if malformed:
+                raise ValueError(malformed)
             row = parse_row(line, record)
             if frame is None or (frame.source, frame.index) != (row.file, row.frame):
                 frame = read_frame(row.file, row.frame)
             mask = prompter.segment(prompter.embed(frame.pixels), row.box)
             name = unique(frame.name)
+            if (problem := plan.claim(out_dir / f"{name}.png", row.file, "mask")) is not None:
+                raise ValueError(f"its mask {name}.png {problem}")
             write_mask_png(out_dir / f"{name}.png", mask)
         except (ValueError, OSError) as exc:  # FrameReadError is a ValueError
             file = (record.get("file") or "").strip()

@@ -21,7 +21,7 @@ from .. import geometry
 from ..models.checkpoint import ModelMeta
 from ..models.library import default_prompt_model
 from .prompting import PromptSegmenter, box_around
-from .segmenter import Segmentation, Segmenter
+from .segmenter import Segmentation, Segmenter, algorithm
 
 REFINEMENTS = ("none", "medsam")  # the --refine choices; "medsam" = a LiteMedSAM box prompt
 MARGIN_PX = 10  # around the first stage's component: best of 0/5/10/15/20 px on DDTI fold 0 (bench/README.md)
@@ -42,12 +42,13 @@ class RefinedSegmenter:
         return self.first.has_gland
 
     def refine(self, image: np.ndarray, first: Segmentation) -> Segmentation:
-        """LiteMedSAM's mask for the box of ``first``'s largest component (``first`` itself when it is empty)."""
+        """LiteMedSAM's mask for the box of ``first``'s largest component (``first``'s mask when that is empty)."""
         box = box_around(geometry.largest_component(first.nodule_mask), self.margin)
         if box is None:
-            return first
+            return dataclasses.replace(first, model=algorithm(self.meta))
         probability = self.prompter.probability(self.prompter.embed(image), box)
-        return dataclasses.replace(first, nodule_prob=probability, nodule_mask=probability > 0.5)
+        return dataclasses.replace(first, nodule_prob=probability, nodule_mask=probability > 0.5,
+                                   model=algorithm(self.meta))
 
     def segment(self, images: Sequence[np.ndarray]) -> list[Segmentation]:
         return [self.refine(image, result) for image, result in zip(images, self.first.segment(images))]

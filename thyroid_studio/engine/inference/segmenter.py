@@ -18,12 +18,14 @@ from torch import nn
 
 from .. import geometry
 from ..findings.fields import PredictedFindings
+from ..io.dicom_seg import Algorithm
 from ..models.checkpoint import ModelMeta, load_checkpoint
 from ..models.roles import WHOLE_IMAGE_GLAND
 from ..nets.findings_head import SUSPICIOUS
 from ..preprocessing import prepare, restore
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+_BAND_ROWS = 512  # rows summed at a time (mean_confidence)
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Segmentation:
     gland_mask: np.ndarray | None = None
     findings: PredictedFindings | None = None  # models with findings heads only
     gland_share: float | None = None  # share of the ultrasound image (the region fed to the network) marked gland; None: not measured
+    model: Algorithm | None = None  # the model that made it (name, version) as a DICOM SEG names it; None: unknown
 
     @property
     def informative_gland(self) -> np.ndarray | None:
@@ -58,9 +61,33 @@ class Segmentation:
             return None
         return self.gland_mask
 
+    def lobe(self, nodule: np.ndarray | None = None) -> np.ndarray | None:
+        """The component of the informative gland that holds ``nodule`` (the model's own nodule by default;
+        the largest component when there is none): the lobe whose size a report states. None without an
+        informative gland."""
+        gland = self.informative_gland
+        if gland is None or not gland.any():
+            return None
+        nodule = self.nodule_mask if nodule is None else nodule
+        if not nodule.any():
+            return geometry.largest_component(gland)
+        rows, cols = np.nonzero(nodule)
+        return geometry.select_component(gland, (float(cols.mean()), float(rows.mean())))
+
     def mean_confidence(self) -> float | None:
-        """Mean nodule probability inside the mask; ``None`` for an empty mask."""
-        return float(self.nodule_prob[self.nodule_mask].mean()) if self.nodule_mask.any() else None
+        """Mean nodule probability inside the mask; ``None`` for an empty mask. Summed a band of rows at a time, so a
+        frame-sized mask costs no frame-sized copy of the probabilities."""
+        total, count = 0.0, 0
+        for start in range(0, len(self.nodule_mask), _BAND_ROWS):
+            inside = self.nodule_mask[start : start + _BAND_ROWS]
+            total += float(self.nodule_prob[start : start + _BAND_ROWS][inside].sum(dtype=np.float64))
+            count += int(np.count_nonzero(inside))
+        return total / count if count else None
+
+
+def algorithm(meta: ModelMeta) -> Algorithm:
+    """A model as a DICOM SEG identifies the algorithm of its masks: name (the architecture without one), version."""
+    return Algorithm(meta.name or meta.arch, meta.version)
 
 
 def network_threads() -> int:
@@ -192,7 +219,8 @@ class Segmenter:
             mask = self._clean(nodule > self.threshold, gland_mask)
             crop = geom.crop
             share = float(gland_mask[crop.y0 : crop.y1, crop.x0 : crop.x1].mean()) if gland_mask is not None else None
-            results.append(Segmentation(nodule, mask, gland, gland_mask, self._findings(probs, i), share))
+            results.append(Segmentation(nodule, mask, gland, gland_mask, self._findings(probs, i), share,
+                                        algorithm(self.meta)))
         return results
 
     def __call__(self, image: np.ndarray) -> Segmentation:

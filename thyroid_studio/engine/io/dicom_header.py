@@ -9,16 +9,25 @@ Every problem is a ValueError (or pydicom's own exception, or OSError) for the c
 """
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
 import os
 import struct
+import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.encaps import parse_fragments
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.filebase import DicomFileLike
+from pydicom.filereader import read_file_meta_info
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import (UID, DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ExplicitVRLittleEndian,
+                         ImplicitVRLittleEndian)
 
-from ..calibration import Calibration, Region
+from ..calibration import Calibration, Region, checked_spacing
 
 _CENTIMETRES = 3  # PhysicalUnitsX/YDirection code for cm in SequenceOfUltrasoundRegions
 _PIXEL_DATA_TAG = (0x7FE0, 0x0010)
@@ -27,6 +36,7 @@ _UNDEFINED_LENGTH = 0xFFFFFFFF
 # Elements longer than this are not read until used: a damaged length field would otherwise make the reader
 # allocate gigabytes for a few bytes of file (Python's read(n) allocates n bytes before reading).
 _DEFER_BYTES = 1 << 20
+_META_START = 128 + 4 + 12  # preamble, "DICM", the file meta's group length element; the meta's elements follow
 
 
 
@@ -36,6 +46,7 @@ class DicomHeader:
     syntax: UID  # the transfer syntax the pixel data is in
     promised: int  # NumberOfFrames (1 when absent)
     present: int  # whole frames the pixel data holds; may be more or fewer than promised
+    source: Path | io.BytesIO  # where the pixels are decoded from: the file, or a Deflated file's data set inflated
 
     @property
     def count(self) -> int:
@@ -43,16 +54,57 @@ class DicomHeader:
         return min(self.promised, self.present)
 
 
-def read_header(path: str | os.PathLike) -> DicomHeader:
-    """Parse the header of an image DICOM and measure its pixel data; ValueError when it is not one."""
-    with open(path, "rb") as f:
+def read_header(path: str | os.PathLike, inflate_limit: int = 1 << 27) -> DicomHeader:
+    """Parse the header of an image DICOM and measure its pixel data; ValueError when it is not one.
+
+    A file in the Deflated transfer syntax is inflated first, but to at most ``inflate_limit`` bytes (a few hundred
+    KB of zeros can inflate to gigabytes: the bound is checked before anything is parsed), then read as the
+    Explicit VR Little Endian data set it holds.
+    """
+    path = Path(path)
+    inflated = _inflated(path, inflate_limit)
+    with (open(path, "rb") if inflated is None else contextlib.nullcontext(inflated)) as f:
         ds = pydicom.dcmread(f, stop_before_pixels=True, force=True, defer_size=_DEFER_BYTES)
         if "Rows" not in ds or "Columns" not in ds or "BitsAllocated" not in ds:
             raise ValueError("not an image: no Rows, Columns or BitsAllocated")
         syntax = transfer_syntax(ds)
         offset, length = _pixel_data_element(f, ds)
-        present = _frames_present(f, ds, syntax, offset, length, os.fstat(f.fileno()).st_size)
-    return DicomHeader(ds, syntax, _number_of_frames(ds), present)
+        size = f.seek(0, os.SEEK_END)
+        present = _frames_present(f, ds, syntax, offset, length, size)
+    return DicomHeader(ds, syntax, _number_of_frames(ds), present, path if inflated is None else inflated)
+
+
+def _inflated(path: Path, limit: int) -> io.BytesIO | None:
+    """For a Deflated DICOM, the file with its data set inflated (at most ``limit`` bytes) and its transfer syntax
+    rewritten to Explicit VR Little Endian; None for any other file."""
+    try:
+        meta = read_file_meta_info(path)
+    except Exception:  # no file meta, or a damaged one: dcmread says what is wrong
+        return None
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian or "FileMetaInformationGroupLength" not in meta:
+        return None
+    inflater, inflated = zlib.decompressobj(-zlib.MAX_WBITS), bytearray()
+    with open(path, "rb") as f:
+        f.seek(_META_START + int(meta.FileMetaInformationGroupLength))
+        while chunk := f.read(1 << 20):
+            while chunk:
+                try:
+                    inflated += inflater.decompress(chunk, limit + 1 - len(inflated))
+                except zlib.error as exc:
+                    raise ValueError(f"its Deflated data set cannot be inflated ({exc})") from None
+                if len(inflated) > limit:
+                    raise ValueError(f"its Deflated data set inflates to more than {limit / 1e6:.0f} MB, the most "
+                                     "a frame within the pixel cap needs (a small file that inflates to gigabytes); "
+                                     "refused")
+                chunk = inflater.unconsumed_tail
+    meta = copy.deepcopy(meta)
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    out = io.BytesIO()
+    out.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(DicomFileLike(out), meta, enforce_standard=True)
+    out.write(inflated)
+    out.seek(0)
+    return out
 
 
 def transfer_syntax(ds: Dataset) -> UID:
@@ -137,16 +189,17 @@ def _area(box: Region) -> int:
     return (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
 
 
-def read_calibration(ds: Dataset) -> tuple[Calibration | None, Dataset | None]:
-    """Millimetres per pixel and the region they hold in (None without any), and a calibrated ultrasound
-    region that was refused because it lies outside the frame (for a warning), when none lies inside.
+def read_calibration(ds: Dataset) -> tuple[Calibration | None, str | None]:
+    """Millimetres per pixel and the region they hold in (None without any), and why a calibration the file gives
+    was not used (a phrase for a warning: a region outside the frame, a spacing that is not a sane number), or None.
 
     Ultrasound regions give PhysicalDeltaX (columns) and PhysicalDeltaY (rows) in cm
     when their units are 3; of the calibrated regions inside the frame the largest
     wins (the first on a tie), since side panels and Doppler strips are smaller than
-    the B-mode. Calibrated regions that all lie outside the frame give no millimetres
-    (the second value names one). Without calibrated regions, PixelSpacing
-    holds for the whole frame.
+    the B-mode. Calibrated regions that all lie outside the frame give no millimetres.
+    Without calibrated regions, PixelSpacing holds for the whole frame. Every spacing
+    goes through ``calibration.checked_spacing``: NaN, infinite, zero-size or absurd
+    values (a damaged or crafted file) give no millimetres, never wrong ones.
     """
     calibrated = [
         r
@@ -158,15 +211,32 @@ def read_calibration(ds: Dataset) -> tuple[Calibration | None, Dataset | None]:
     ]
     if not calibrated:
         spacing = ds.get("PixelSpacing")
-        if spacing is not None and len(spacing) == 2 and all(float(s) > 0 for s in spacing):
-            return Calibration((float(spacing[0]), float(spacing[1]))), None
-        return None, None
+        if spacing is None:
+            return None, None
+        try:
+            return Calibration(checked_spacing(spacing, "its PixelSpacing")), None
+        except ValueError as exc:
+            return None, str(exc)
     rows, columns = int(ds.Rows), int(ds.Columns)
-    inside = [(box, r) for r in calibrated if (box := _region_box(r, rows, columns)) is not None]
+    inside, problem = [], None
+    for region in calibrated:
+        try:
+            centimetres = (abs(float(region.PhysicalDeltaY)), abs(float(region.PhysicalDeltaX)))
+            spacing = checked_spacing([10.0 * cm for cm in centimetres],
+                                      f"its ultrasound calibration region {describe_region(region)}")
+        except ValueError as exc:
+            problem = problem or str(exc)
+            continue
+        box = _region_box(region, rows, columns)
+        if box is None:
+            problem = problem or (f"its ultrasound calibration region {describe_region(region)} lies outside the "
+                                  f"{columns} x {rows} frame; no millimetres for it")
+            continue
+        inside.append((box, spacing))
     if not inside:
-        return None, calibrated[0]
-    box, region = max(inside, key=lambda item: _area(item[0]))
-    return Calibration((abs(float(region.PhysicalDeltaY)) * 10.0, abs(float(region.PhysicalDeltaX)) * 10.0), box), None
+        return None, problem
+    box, spacing = max(inside, key=lambda item: _area(item[0]))
+    return Calibration(spacing, box), None
 
 
 def describe_region(region: Dataset) -> str:

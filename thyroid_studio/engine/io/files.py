@@ -26,6 +26,23 @@ _FILE_MODE = 0o666 & ~_umask()
 
 TEXT_ERRORS = "surrogateescape"  # text files that name files (CSV, summaries) keep a non-UTF-8 name's bytes
 TEMPORARY_MARK = ".tmp"  # temporary files are named ".<stem>.<random>.tmp<suffix>"
+NAME_MAX_BYTES = 255  # the longest file name most file systems take (ext4, APFS, NTFS in UTF-16 units)
+_TEMPORARY_EXTRA = len(f"..{'x' * 8}{TEMPORARY_MARK}")  # the dots, mkstemp's 8 random characters and the mark
+
+
+def _temporary_stem(path: Path) -> str:
+    """The stem that goes into a temporary name: cut (at a character) so the temporary name fits in NAME_MAX_BYTES
+    whenever the final name does (a 250-byte name would otherwise fail only because its temporary is longer)."""
+    budget = NAME_MAX_BYTES - _TEMPORARY_EXTRA - len(os.fsencode(path.suffix))
+    encoded = os.fsencode(path.stem)
+    if len(encoded) <= budget:
+        return path.stem
+    cut = encoded[: max(budget, 1)]
+    while cut and (cut[-1] & 0xC0) == 0x80:  # never in the middle of a UTF-8 character
+        cut = cut[:-1]
+    if cut and cut[-1] >= 0xC0:
+        cut = cut[:-1]
+    return os.fsdecode(cut)
 
 
 def is_temporary(path: str | os.PathLike) -> bool:
@@ -68,7 +85,8 @@ def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[Path
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMPORARY_MARK}{path.suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{_temporary_stem(path)}.", suffix=f"{TEMPORARY_MARK}{path.suffix}",
+                               dir=path.parent)
     os.close(fd)
     os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; give the file the permissions a plain open() would
     try:
@@ -93,10 +111,11 @@ def write_text_atomic(path: str | os.PathLike, text: str, durable: bool = False)
     return write_bytes_atomic(path, text.encode("utf-8", TEXT_ERRORS), durable)
 
 
-def encode_image(image: np.ndarray, suffix: str = ".png") -> bytes:
-    """The file bytes of ``image`` (gray, or RGB channel order) in the format of ``suffix``."""
+def encode_image(image: np.ndarray, suffix: str = ".png", in_place: bool = False) -> bytes:
+    """The file bytes of ``image`` (gray, or RGB channel order) in the format of ``suffix``; ``in_place``: an RGB
+    ``image`` the caller no longer needs is turned into OpenCV's BGR where it lies (no frame-sized copy)."""
     if image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR, dst=image if in_place and image.flags.c_contiguous else None)
     ok, encoded = cv2.imencode(suffix or ".png", image)
     if not ok:
         raise OSError(f"could not encode a {image.shape} {image.dtype} image as {suffix}")
@@ -105,14 +124,16 @@ def encode_image(image: np.ndarray, suffix: str = ".png") -> bytes:
 
 def mask_png(mask: np.ndarray) -> bytes:
     """A binary mask as the bytes of a lossless PNG holding exactly 0 and 255."""
-    return encode_image(np.where(mask > 0, 255, 0).astype(np.uint8))
+    binary = np.asarray(mask) != 0
+    return encode_image(np.multiply(binary.view(np.uint8), 255, dtype=np.uint8))  # no int64 temporary
 
 
-def write_image_atomic(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Encode ``image`` (gray, or RGB channel order) by the path's extension and write it atomically."""
+def write_image_atomic(path: str | os.PathLike, image: np.ndarray, in_place: bool = False) -> Path:
+    """Encode ``image`` (gray, or RGB channel order) by the path's extension and write it atomically
+    (``in_place``: see :func:`encode_image`)."""
     path = Path(path)
     try:
-        data = encode_image(image, path.suffix)
+        data = encode_image(image, path.suffix, in_place)
     except OSError as exc:
         raise OSError(f"{path}: {exc}") from exc
     return write_bytes_atomic(path, data)

@@ -17,7 +17,9 @@ does not hold are reported after the frames that are there.
 """
 from __future__ import annotations
 
+import io
 import logging
+import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -29,10 +31,12 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, iter_pixels
+from pydicom.uid import SegmentationStorage
 
 from ..calibration import Calibration, Spacing
+from .memory import DEFAULT_MAX_PIXELS, allocation_problem
 from ..preprocessing import to_gray
-from .dicom_header import DicomHeader, describe_region, read_calibration, read_header
+from .dicom_header import DicomHeader, read_calibration, read_header
 from .image_header import FORMATS, image_size
 from .video_header import MATROSKA_EXTENSIONS, truncated_matroska
 
@@ -43,7 +47,6 @@ DICOM_EXTENSIONS = frozenset({".dcm", ".dicom", ".dic"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".avi", ".mov", ".mkv", ".wmv", ".mpg", ".mpeg", ".webm"})
 
 MAX_PIXELS_VARIABLE = "THYROID_STUDIO_MAX_PIXELS"
-DEFAULT_MAX_PIXELS = 100_000_000
 
 # FFmpeg's, OpenCV's and pydicom's own console messages about damaged files would add lines to every
 # error; the FrameReadError says it in one. (setdefault: a user who wants FFmpeg's diagnostics can ask.)
@@ -109,11 +112,12 @@ def _check_index(path: Path, index: int, count: int) -> None:
 
 
 def max_pixels() -> int:
-    """Pixels one frame may hold: ``$THYROID_STUDIO_MAX_PIXELS``, default 100 million (a 10000 x 10000 frame).
+    """Pixels one frame may hold: ``$THYROID_STUDIO_MAX_PIXELS``, default 50 million (a 7071 x 7071 frame).
 
     Ultrasound frames hold about a million; the cap stops a small file whose header
     claims a huge frame from taking all memory (decoding, then every copy the
-    pipeline makes of a frame, scale with it).
+    pipeline makes of a frame, scale with it). The default is a memory bound:
+    ``memory.DEFAULT_MAX_PIXELS`` keeps segmenting one frame under 1.5 GB.
     """
     text = os.environ.get(MAX_PIXELS_VARIABLE, "")
     if not text:
@@ -157,16 +161,24 @@ def _missing_frames(path: Path, present: int, promised: int, where: str) -> Fram
 _CONVERSION_ROWS = 256  # rows converted at a time, so a large 16-bit frame needs no full-size float copy
 
 
+class PixelValueError(ValueError):
+    """Pixels that hold no image: NaN or infinite values (a float file with no-data cells, an overflowing rescale)."""
+
+
 def _to_uint8(pixels: np.ndarray) -> np.ndarray:
     """uint8 pixels: uint8 passes through; any other dtype (16-bit, signed, float) is rescaled linearly.
 
     The rescale maps the data's own min..max (not the dtype's full range) onto 0..255,
     because 12-bit scanner data in 16-bit containers would otherwise come out nearly
-    black. A constant image becomes all zeros.
+    black. A constant image becomes all zeros. Float pixels that are NaN or infinite
+    are a PixelValueError: one NaN would make the whole frame black (and every such
+    frame the same frame), so it is refused where it enters rather than segmented.
     """
     if pixels.dtype == np.uint8:
         return pixels
-    low, high = float(pixels.min()), float(pixels.max())
+    low, high = float(pixels.min()), float(pixels.max())  # NaN propagates through min and max: no mask needed
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise PixelValueError("its pixels hold NaN or infinite values (no image to measure)")
     out = np.zeros(pixels.shape, np.uint8)
     if high <= low:
         return out
@@ -179,22 +191,36 @@ def _to_uint8(pixels: np.ndarray) -> np.ndarray:
     return out
 
 
+def _channels_equal(pixels: np.ndarray) -> bool:
+    """Whether the three channels are identical, compared a slice of rows at a time (no frame-sized temporaries)."""
+    for start in range(0, len(pixels), _CONVERSION_ROWS):
+        rows = pixels[start : start + _CONVERSION_ROWS]
+        if not (np.array_equal(rows[..., 0], rows[..., 1]) and np.array_equal(rows[..., 1], rows[..., 2])):
+            return False
+    return True
+
+
 def _gray_if_equal_channels(pixels: np.ndarray) -> np.ndarray:
     """(H, W) when the three channels are identical (RGB-saved gray frames), else unchanged."""
-    if pixels.ndim == 3 and np.array_equal(pixels[..., 0], pixels[..., 1]) and np.array_equal(
-        pixels[..., 1], pixels[..., 2]
-    ):
+    if pixels.ndim == 3 and _channels_equal(pixels):
         return np.ascontiguousarray(pixels[..., 0])
     return np.ascontiguousarray(pixels)
 
 
 def _from_opencv(pixels: np.ndarray) -> np.ndarray:
-    """OpenCV's gray / gray+alpha / BGR / BGRA of any bit depth -> uint8 gray or RGB."""
+    """OpenCV's gray / gray+alpha / BGR / BGRA of any bit depth -> uint8 gray or RGB (converted in place where
+    possible: a large frame is not copied twice)."""
     if pixels.ndim == 3 and pixels.shape[2] <= 2:
         pixels = pixels[..., 0]  # gray, or gray + alpha
     elif pixels.ndim == 3:
-        pixels = pixels[..., 2::-1]  # BGR(A) -> RGB, alpha dropped
-    return _gray_if_equal_channels(_to_uint8(pixels))
+        pixels = pixels[..., :3] if pixels.shape[2] > 3 else pixels  # alpha dropped
+    pixels = _to_uint8(pixels)
+    if pixels.ndim == 3:
+        if _channels_equal(pixels):
+            return np.ascontiguousarray(pixels[..., 0])
+        pixels = np.ascontiguousarray(pixels)
+        cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB, dst=pixels)  # in place
+    return np.ascontiguousarray(pixels)
 
 
 # ---------------------------------------------------------------- the reader interface
@@ -228,8 +254,34 @@ class Reader(ABC):
 # ---------------------------------------------------------------- still images
 
 
+# How every still image is decoded: its own bit depth and colour (alpha dropped), and turned as its EXIF
+# Orientation says (JPEG APP1, PNG eXIf, TIFF tag 274), so a frame has the shape every viewer shows and a mask
+# drawn or predicted on it has that shape too. (IMREAD_UNCHANGED would ignore the orientation of JPEG and PNG.)
+IMAGE_DECODE_FLAGS = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
+
+
+def decode_image(path: str | os.PathLike, data: np.ndarray) -> np.ndarray:
+    """A still image's pixels as OpenCV decodes them with :data:`IMAGE_DECODE_FLAGS` (gray or BGR, any bit depth,
+    oriented), the size checked from the header first; FrameReadError naming ``path`` when it cannot be decoded."""
+    if data.size == 0:
+        raise FrameReadError(path, "empty file")
+    size = image_size(memoryview(data))
+    if size is None:
+        raise FrameReadError(path, f"not a readable image (not a {FORMATS} file, or its header is damaged)")
+    check_frame_size(Path(path), *size)
+    try:
+        pixels = cv2.imdecode(data, IMAGE_DECODE_FLAGS)
+    except cv2.error as exc:
+        problem = allocation_problem(exc)
+        raise FrameReadError(path, problem or "not a readable image (corrupt or truncated file)") from exc
+    if pixels is None or pixels.size == 0:
+        raise FrameReadError(path, "not a readable image (corrupt or truncated file)")
+    return pixels
+
+
 class ImageReader(Reader):
-    """PNG, JPEG, BMP, TIFF (8 or 16 bit; the first page of a multi-page TIFF), decoded by OpenCV."""
+    """PNG, JPEG, BMP, TIFF (8 or 16 bit, or float; the first page of a multi-page TIFF), decoded by OpenCV and
+    turned as their EXIF orientation says (:data:`IMAGE_DECODE_FLAGS`)."""
 
     extensions = IMAGE_EXTENSIONS
 
@@ -250,19 +302,10 @@ class ImageReader(Reader):
             data = np.fromfile(path, dtype=np.uint8)
         except OSError as exc:
             raise FrameReadError(path, f"cannot be read ({exc.strerror or _reason(exc)})") from exc
-        if data.size == 0:
-            raise FrameReadError(path, "empty file")
-        size = image_size(memoryview(data))
-        if size is None:
-            raise FrameReadError(path, f"not a readable image (not a {FORMATS} file, or its header is damaged)")
-        check_frame_size(path, *size)
         try:
-            pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-        except cv2.error as exc:
-            raise FrameReadError(path, "not a readable image (corrupt or truncated file)") from exc
-        if pixels is None or pixels.size == 0:
-            raise FrameReadError(path, "not a readable image (corrupt or truncated file)")
-        return _from_opencv(pixels)
+            return _from_opencv(decode_image(path, data))
+        except PixelValueError as exc:
+            raise FrameReadError(path, str(exc)) from None
 
 
 # ---------------------------------------------------------------- DICOM
@@ -279,7 +322,7 @@ class _DicomImage:
 
     header: DicomHeader
     calibration: Calibration | None
-    refused: Dataset | None  # a calibrated region outside the frame, when none is inside
+    refused: str | None  # why a calibration the file gives was not used (dicom_header.read_calibration)
 
 
 class DicomReader(Reader):
@@ -288,7 +331,8 @@ class DicomReader(Reader):
     The header is read by ``dicom_header``: frames are those the pixel data holds, millimetres
     come from the largest cm-calibrated ultrasound region inside the frame (``Frame.calibration``
     says where they hold) or PixelSpacing; a calibration whose regions all lie outside the
-    frame is logged as a warning, once per file, and gives no millimetres.
+    frame, or whose spacing is not a sane number, is logged as a warning, once per file, and gives
+    no millimetres.
     """
 
     extensions = DICOM_EXTENSIONS
@@ -325,7 +369,7 @@ class DicomReader(Reader):
 
     def _open(self, path: Path) -> _DicomImage:
         try:
-            header = read_header(path)
+            header = read_header(path, inflate_limit=max(64 << 20, 2 * max_pixels()))
             _check_image(path, header)
             image = _DicomImage(header, *read_calibration(header.ds))
         except FrameReadError:
@@ -336,11 +380,9 @@ class DicomReader(Reader):
             raise FrameReadError(path, f"not a readable DICOM file ({_reason(exc)})") from exc
         if header.count == 0:
             raise FrameReadError(path, "DICOM pixel data holds no whole frame (truncated or damaged file)")
-        refused = image.refused
-        if refused is not None and path not in _refused_calibrations:
+        if image.refused is not None and path not in _refused_calibrations:
             _refused_calibrations.add(path)
-            log.warning("%s: its ultrasound calibration region %s lies outside the %d x %d frame; no millimetres "
-                        "for it", path.name, describe_region(refused), header.ds.Columns, header.ds.Rows)
+            log.warning("%s: %s", path.name, image.refused)
         return image
 
     @staticmethod
@@ -348,10 +390,14 @@ class DicomReader(Reader):
         """Decode frame by frame from the file (pydicom reads only the frames asked for)."""
         header = image.header
         try:
-            decoded = iter_pixels(path, indices=indices, as_rgb=True, transfer_syntax_uid=header.syntax,
+            if isinstance(header.source, io.BytesIO):
+                header.source.seek(0)
+            decoded = iter_pixels(header.source, indices=indices, as_rgb=True, transfer_syntax_uid=header.syntax,
                                   number_of_frames=header.count)
             for index, raw in zip(indices if indices is not None else range(header.count), decoded):
                 yield Frame(_dicom_to_uint8(raw, header.ds), path, index, header.count, image.calibration)
+        except PixelValueError as exc:
+            raise FrameReadError(path, str(exc)) from None
         except Exception as exc:  # decoders and pydicom raise many types for damaged pixel data
             raise FrameReadError(path, f"DICOM pixel data cannot be decoded ({_reason(exc)})") from exc
 
@@ -362,10 +408,24 @@ _refused_calibrations: set[Path] = set()  # files already warned about: once per
 def _check_image(path: Path, header: DicomHeader) -> None:
     """An image this build can decode, of a size within the limit."""
     ds = header.ds
+    if ds.get("SOPClassUID") == SegmentationStorage:
+        raise FrameReadError(path, "is a DICOM SEG (a segmentation, not an image): open it together with the image "
+                                   "it references, whose label it is")
     check_frame_size(path, int(ds.Rows), int(ds.Columns))
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if photometric not in _PHOTOMETRICS:
         raise FrameReadError(path, f"DICOM photometric interpretation {photometric} is not supported")
+    for keyword in ("RescaleSlope", "RescaleIntercept"):  # numbers from the file, checked where they enter
+        value = ds.get(keyword)
+        if value is None or value == "":
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number) or (keyword == "RescaleSlope" and number == 0):
+            kind = "finite non-zero" if keyword == "RescaleSlope" else "finite"
+            raise FrameReadError(path, f"DICOM {keyword} {value!s:.40} is not a {kind} number (no image to measure)")
     if not header.syntax.is_compressed:
         return
     try:
@@ -381,8 +441,8 @@ def _check_image(path: Path, header: DicomHeader) -> None:
 
 
 def _dicom_to_uint8(raw: np.ndarray, ds: Dataset) -> np.ndarray:
-    """Decoded pixels (already RGB for YBR) -> uint8 gray or RGB: palette, rescale slope/intercept, bit depth,
-    MONOCHROME1."""
+    """Decoded pixels (already RGB for YBR) -> uint8 gray or RGB: palette, rescale slope/intercept, bit depth (fewer
+    than 8 bits stored in a byte, 1-bit frames among them, spread over 0..255), MONOCHROME1."""
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if photometric == "PALETTE COLOR":
         rgb = apply_color_lut(raw, ds)
@@ -393,6 +453,9 @@ def _dicom_to_uint8(raw: np.ndarray, ds: Dataset) -> np.ndarray:
     monochrome = photometric.startswith("MONOCHROME")
     if monochrome and (float(ds.get("RescaleSlope", 1) or 1) != 1 or float(ds.get("RescaleIntercept", 0) or 0) != 0):
         pixels = apply_modality_lut(pixels, ds)
+    bits = int(ds.get("BitsStored", 8) or 8)
+    if pixels.dtype == np.uint8 and 1 <= bits < 8:  # 1-bit, 4-bit, ... stored in bytes: spread over 0..255
+        pixels = ((pixels & ((1 << bits) - 1)).astype(np.uint16) * 255 // ((1 << bits) - 1)).astype(np.uint8)
     pixels = _to_uint8(pixels)
     if photometric == "MONOCHROME1":
         pixels = 255 - pixels
@@ -408,24 +471,39 @@ def _dicom_to_uint8(raw: np.ndarray, ds: Dataset) -> np.ndarray:
 _EXACT_COUNT_EXTENSIONS = frozenset({".avi", ".mp4", ".m4v", ".mov"})
 
 
+@dataclass(frozen=True)
+class _Stream:
+    """What counting a video's packets found: how many, how many its header promises (0: it only estimates), and the
+    frames whose coded size differs from the first's (index -> (height, width))."""
+
+    packets: int
+    promised: int
+    odd_sizes: dict[int, tuple[int, int]]
+
+
 class VideoReader(Reader):
     """Video files through OpenCV's FFmpeg backend, decoded one frame at a time.
 
     The container's frame count is a claim: ``count`` counts the stream's packets
     (demuxing without decoding), and reading reports frames the header promised
-    that the stream does not hold.
+    that the stream does not hold. While counting, each packet that is a still image
+    (MJPEG's JPEGs) is measured: FFmpeg would stretch a frame of another size to the
+    clip's, silently, so such a frame is a FrameReadError when reached (its pixel
+    measurements would be off by the stretch). Other codecs' frame sizes are not seen.
     """
 
     extensions = VIDEO_EXTENSIONS
 
     def count(self, path: Path) -> int:
-        return self._counts(path)[0]
+        return self._stream(path).packets
 
     def read(self, path: Path, index: int) -> Frame:
-        count, promised = self._counts(path)
+        stream = self._stream(path)
+        count, promised = stream.packets, stream.promised
         if count <= index < promised:
             raise _missing_frames(path, count, promised, "the video")
         _check_index(path, index, count)
+        _check_size(path, stream, index)
         capture = self._open(path)
         try:
             decoded = 0
@@ -439,7 +517,8 @@ class VideoReader(Reader):
         return Frame(_from_opencv(bgr), path, index, count)
 
     def iter(self, path: Path) -> Iterator[Frame]:
-        count, promised = self._counts(path)
+        stream = self._stream(path)
+        count, promised = stream.packets, stream.promised
 
         def frames() -> Iterator[Frame]:
             capture = self._open(path)
@@ -449,6 +528,7 @@ class VideoReader(Reader):
                     ok, bgr = capture.read()
                     if not ok:
                         break
+                    _check_size(path, stream, index)
                     yield Frame(_from_opencv(bgr), path, index, max(count, index + 1))
                     index += 1
             finally:
@@ -476,9 +556,11 @@ class VideoReader(Reader):
             raise
         return capture
 
-    def _counts(self, path: Path) -> tuple[int, int]:
-        """(packets in the stream, frames the container's header promises, or 0 where it only estimates)."""
+    def _stream(self, path: Path) -> _Stream:
+        """The stream's packets, the frames its container's header promises, and its frames of an odd size."""
         capture = self._open(path)
+        odd: dict[int, tuple[int, int]] = {}
+        first: tuple[int, int] | None = None
         try:
             suffix = path.suffix.lower()
             header_count = suffix in _EXACT_COUNT_EXTENSIONS or (suffix in MATROSKA_EXTENSIONS and truncated_matroska(path))
@@ -486,12 +568,26 @@ class VideoReader(Reader):
             capture.set(cv2.CAP_PROP_FORMAT, -1)  # raw packets: count without decoding (decodes where unsupported)
             packets = 0
             while capture.grab():
+                ok, packet = capture.retrieve()
+                still = ok and packet is not None and packet.dtype == np.uint8  # raw: a packet's bytes
+                size = image_size(packet.reshape(-1)) if still else None
+                if size is not None:
+                    first = first or size
+                    if size != first:
+                        odd[packets] = size
                 packets += 1
         finally:
             capture.release()
         if packets == 0:
             raise FrameReadError(path, "video contains no readable frames")
-        return packets, max(promised, 0)
+        return _Stream(packets, max(promised, 0), odd if first else {})
+
+
+def _check_size(path: Path, stream: _Stream, index: int) -> None:
+    if index in stream.odd_sizes:
+        height, width = stream.odd_sizes[index]
+        raise FrameReadError(path, f"frame {index} is coded at {width} x {height} pixels, unlike the frames before it; "
+                                   "the decoder would stretch it to the clip's size (and its measurements with it)")
 
 
 # ---------------------------------------------------------------- the table and the public readers

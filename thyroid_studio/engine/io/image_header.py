@@ -1,10 +1,15 @@
-"""Width and height of a PNG, JPEG, BMP or TIFF file read from its header, without decoding a pixel.
+"""Width and height of a PNG, JPEG, BMP or TIFF file read from its header, without decoding a pixel, and its EXIF
+orientation.
 
 ``frames`` checks a still image's size against the pixel cap before handing it to
 OpenCV, because a few hundred bytes of PNG or JPEG can describe a frame that takes
 gigabytes to decode. One parser per format, picked by the file's signature (its
 content, as OpenCV's decoder picks it, not its extension); the parsers read only
 header fields and never trust a length beyond the end of the data.
+
+:func:`orientation` reads the EXIF Orientation (JPEG APP1, PNG eXIf, TIFF tag 274) that
+``frames`` has OpenCV apply when it decodes, so that the dataset writer can tell a file
+whose stored pixels are not the ones shown (it stores what it shows instead).
 """
 from __future__ import annotations
 
@@ -119,3 +124,74 @@ def image_size(data: bytes | memoryview) -> Size | None:
             except struct.error:  # a field cut off by the end of the data
                 return None
     return None
+
+
+_ORIENTATION_TAG = 0x0112
+_EXIF_HEADER = b"Exif\0\0"
+
+
+def _tiff_orientation(data: memoryview) -> int:
+    """The Orientation (tag 274) of a TIFF structure's first directory (EXIF is one), 1 when absent."""
+    if bytes(data[:2]) not in (b"II", b"MM") or len(data) < 8:
+        return 1
+    endian = "<" if bytes(data[:2]) == b"II" else ">"
+    (offset,) = struct.unpack(endian + "I", data[4:8])
+    if offset + 2 > len(data):
+        return 1
+    (entries,) = struct.unpack(endian + "H", data[offset : offset + 2])
+    for index in range(min(entries, (len(data) - offset - 2) // 12)):
+        start = offset + 2 + 12 * index
+        tag, kind = struct.unpack(endian + "HH", data[start : start + 4])
+        if tag == _ORIENTATION_TAG and kind == _TIFF_SHORT:
+            (value,) = struct.unpack(endian + "H", data[start + 8 : start + 10])
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def _jpeg_orientation(data: memoryview) -> int:
+    position = 2
+    while position + 4 <= len(data) and data[position] == 0xFF:
+        marker = data[position + 1]
+        if marker == 0xFF:
+            position += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            position += 2
+            continue
+        if marker == 0xDA:  # start of scan: the metadata segments are behind
+            return 1
+        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
+        body = data[position + 4 : position + 2 + length]
+        if marker == 0xE1 and bytes(body[: len(_EXIF_HEADER)]) == _EXIF_HEADER:
+            return _tiff_orientation(body[len(_EXIF_HEADER) :])
+        position += 2 + length
+    return 1
+
+
+def _png_orientation(data: memoryview) -> int:
+    position = len(_PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[position : position + 4])
+        kind = bytes(data[position + 4 : position + 8])
+        if kind == b"eXIf":
+            return _tiff_orientation(data[position + 8 : position + 8 + length])
+        if kind in (b"IDAT", b"IEND"):
+            return 1
+        position += 12 + length
+    return 1
+
+
+def orientation(data: bytes | memoryview) -> int:
+    """The EXIF Orientation of an encoded image, 1 (as stored) to 8; 1 when it has none or is not JPEG, PNG or TIFF."""
+    data = memoryview(data).cast("B")
+    head = bytes(data[:8])
+    try:
+        if head.startswith(b"\xff\xd8"):
+            return _jpeg_orientation(data)
+        if head.startswith(_PNG_SIGNATURE):
+            return _png_orientation(data)
+        if head[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff_orientation(data)
+    except struct.error:  # a field cut off by the end of the data
+        return 1
+    return 1

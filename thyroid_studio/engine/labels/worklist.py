@@ -16,7 +16,7 @@ it is complete).
 """
 from __future__ import annotations
 
-import csv
+import dataclasses
 import os
 import re
 from collections import OrderedDict
@@ -33,12 +33,20 @@ from ..datasets.layouts import DatasetError, Sample, find_mask, read_mask
 from ..datasets.writer import DatasetWriter
 from ..findings.fields import Findings
 from ..inference.segmenter import Segmentation
-from ..io.frames import IMAGE_EXTENSIONS, Frame, FrameReadError, count_frames, find_inputs, frame_name, read_frame
+from ..io.dicom_seg import (Algorithm, Segment, SegError, SegLabels, index_segs, instance_uid, is_seg, read_seg,
+                           seg_bytes, seg_problem)
+from ..io.files import TEXT_ERRORS
+from ..io.frames import (IMAGE_EXTENSIONS, Frame, FrameReadError, count_frames, find_inputs, frame_name, is_dicom,
+                         read_frame)
+from ..io.outputs import resolved
+from ..io.tables import TableError, read_table
+from ..io.ruler import RulerProposal
 from ..models.checkpoint import ModelMeta
 from ..models.roles import MODEL_ROLES, PRIMARY_ROLE
 from ..preprocessing import ultrasound_region
 from ..reports.page import ReportPage, build_page
 from .label_model import LabelChange, LabelModel
+from .scales import ScaleRules
 
 _FRAME_CACHE = 8  # decoded frames kept in memory (cine stepping back and forth)
 
@@ -59,7 +67,7 @@ class Entry:
     index: int = 0
     count: int = 1
     ground_truth: np.ndarray | None = None  # read with the frame (see Worklist.frame)
-    ground_truth_file: Path | None = None  # a mask found beside the image, not yet read
+    ground_truth_file: Path | None = None  # a mask found beside the image, or a DICOM SEG of the frame; not yet read
     predictions: dict[str, Segmentation] = field(default_factory=dict)
     models: dict[str, str] = field(default_factory=dict)  # role -> name of the model that predicted it
     batch_roles: set[str] = field(default_factory=set)  # roles whose prediction came from a batch run's files
@@ -69,7 +77,10 @@ class Entry:
     saved_findings: Findings = field(default_factory=Findings)  # as stored in the dataset
     proposed_by: str | None = None  # model whose mask was accepted as the starting label
     propagated: bool = False  # the label was propagated from the frame before and is not yet accepted or saved
-    calibration: Calibration | None = None  # the frame's (Frame.calibration), known once it was read
+    calibration: Calibration | None = None  # the file's own (Frame.calibration), known once it was read;
+    # what the frame is measured with is Worklist.calibration (the user's scales first)
+    ruler: RulerProposal | None = None  # the scale its burnt-in ruler proposes, for the user to confirm
+    ruler_read: bool = False  # whether the ruler was looked for (ruler None: none found)
     error: str | None = None  # why the frame could not be read or segmented
 
     @property
@@ -129,6 +140,7 @@ class Worklist:
         self._listeners: list[Listener] = []
         self._frames: OrderedDict[tuple[str, int], Frame] = OrderedDict()
         self._propagating = False  # set_propagated is replacing a label (not an edit that reviews it)
+        self.scales = ScaleRules()  # the scales the user set, by file or folder
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -148,13 +160,19 @@ class Worklist:
         """Open files and folders (every frame of multi-frame files); already-open frames are not repeated.
 
         Files are taken in natural order (71 before 100), and a mask of another opened image (a case
-        folder holding ``image/`` and ``mask/``) is that image's ground truth, not a frame of its own.
-        Returns the rows of the given frames (new or already open) and one message per unreadable file.
+        folder holding ``image/`` and ``mask/``) is that image's ground truth, not a frame of its own; so is a
+        DICOM SEG, for each frame it references (of files opened now or before). Returns the rows of the given
+        frames (new or already open) and one message per unreadable file, and per SEG that references none of
+        the frames open.
         """
         rows, new, errors = [], [], []
         sources = sorted(find_inputs(list(paths)), key=natural_key)
+        seg_files = [source for source in sources if is_dicom(source) and is_seg(source)]
+        segs, unreadable = index_segs(seg_files)
+        errors += unreadable
+        labels = SegLabels(segs)
         truths = {source: find_mask(source) for source in sources}  # file checks; each read with its frame
-        masks = set(truths.values())
+        masks = set(truths.values()) | set(seg_files)
         for source in sources:
             if source in masks:
                 continue
@@ -163,8 +181,8 @@ class Worklist:
             except FrameReadError as exc:
                 errors.append(str(exc))
                 continue
-            truth = truths[source] if count == 1 else None
             for index in range(count):
+                truth = truths[source] if count == 1 and truths[source] else labels.seg_for(source, index)
                 row = self.row_of(source, index)
                 if row is None:
                     row = len(self.entries) + len(new)
@@ -179,7 +197,30 @@ class Worklist:
                 self.entries.append(entry)
             for listener in self._listeners:
                 listener.rows_inserted()
+        if segs:
+            errors += self._attach_segs(labels)
         return rows, errors
+
+    def _attach_segs(self, labels: SegLabels) -> list[str]:
+        """SEGs opened after the frames they reference: ground truth of those frames (read now if the frame was,
+        and the label of a frame shown without edits becomes it); one line per SEG that references no open frame."""
+        for row, entry in enumerate(self.entries):
+            if not is_dicom(entry.source):
+                continue
+            seg = labels.seg_for(entry.source, entry.index)  # also makes the frame's instance known to strangers()
+            if seg is None or entry.ground_truth is not None or entry.ground_truth_file is not None:
+                continue
+            entry.ground_truth_file = seg
+            frame = self._frames.get(entry.key)
+            if frame is not None:
+                entry.ground_truth = _ground_truth(entry, frame)
+                entry.ground_truth_file = None
+                if entry.ground_truth is not None and entry.label is not None and entry.saved_label is None \
+                        and not entry.label.mask.any() and not entry.label.history.can_undo:
+                    entry.label.replace(entry.ground_truth.copy(), "Open the SEG label")
+            self._changed(row)
+        return [f"{path.name}: references another instance ({uid}), not one of the frames open"
+                for path, uid in labels.strangers()]
 
     def frame(self, row: int) -> Frame:
         """The decoded frame of ``row`` (FrameReadError if it cannot be read), cached."""
@@ -319,10 +360,40 @@ class Worklist:
         self._changed(row)
         return True
 
+    def calibration(self, row: int) -> Calibration | None:
+        """What the frame is measured with: a scale the user set for its file, else the file's own calibration
+        (DICOM), else a scale set for its folder (``scales.ScaleRules``); None: pixels only."""
+        entry = self.entries[row]
+        return self.scales.calibration(entry.source, entry.calibration)
+
+    def set_scale(self, row: int, calibration: Calibration, scope: str) -> list[int]:
+        """Keep ``calibration`` for the frame's file or folder (``scales.SCOPES``); returns the opened rows
+        whose calibration it changed (each told to the listeners)."""
+        before = [self.calibration(r) for r in range(len(self.entries))]
+        self.scales.set(self.entries[row].source, scope, calibration)
+        return self._recalibrated(before)
+
+    def forget_scale(self, row: int) -> list[int]:
+        """Drop the scales set for the frame's file and its folder; returns the rows whose calibration changed."""
+        before = [self.calibration(r) for r in range(len(self.entries))]
+        self.scales.forget(self.entries[row].source)
+        return self._recalibrated(before)
+
+    def _recalibrated(self, before: list[Calibration | None]) -> list[int]:
+        changed = [row for row, old in enumerate(before) if self.calibration(row) != old]
+        for row in changed:
+            self._changed(row)
+        return changed
+
+    def set_ruler(self, row: int, proposal: RulerProposal | None) -> None:
+        """What the frame's burnt-in ruler proposes (None: no ruler found); shown for the user to confirm."""
+        entry = self.entries[row]
+        entry.ruler, entry.ruler_read = proposal, True
+
     def spacing_for(self, row: int, mask: np.ndarray) -> Spacing | None:
         """Millimetres per pixel (row, column) for measuring ``mask`` on this frame; None when unknown or when
         ``mask`` reaches outside the calibrated region (``Calibration.for_mask``)."""
-        calibration = self.entries[row].calibration
+        calibration = self.calibration(row)
         return calibration.for_mask(mask) if calibration else None
 
     def proposal(self, row: int, role: str) -> np.ndarray | None:
@@ -381,28 +452,70 @@ class Worklist:
         }
 
     def save(self, row: int, writer: DatasetWriter, black_out: bool = False, replace: bool = False) -> Sample:
-        """Save the frame with its label (mask, findings) and pixel spacing into a dataset; returns the writer's Sample.
+        """Save the frame with its label (mask, findings) and its calibration (spacing and where it came from) into
+        a dataset; returns the writer's Sample.
 
         A frame already in the dataset raises the writer's ``AlreadySaved`` unless ``replace`` (then its mask and
         findings are replaced, the previous mask kept in the dataset's history). ``black_out``: store the image
         black outside its ultrasound region (``preprocessing.ultrasound_region``), where DICOM frames carry
-        burnt-in names and dates; the one place the app's choice reaches the writer."""
+        burnt-in names and dates; the one place the app's choice reaches the writer. A frame from DICOM also
+        gets its label as a DICOM SEG (``Sample.seg``; None, with :meth:`seg_problem` saying why, otherwise)."""
         entry = self.entries[row]
         frame = self.frame(row)
         label = entry.current_label(frame.pixels.shape[:2]).copy()
         findings = entry.findings
         image = entry.source if entry.source.suffix.lower() in IMAGE_EXTENSIONS else frame.pixels
+        try:
+            seg = seg_bytes(entry.source, entry.index, [self.label_segment(row)]) if not self.seg_problem(row) else None
+        except SegError:
+            seg = None  # seg_problem says why; the mask is saved all the same
+        calibration = self.calibration(row)
         sample = writer.add(image, label, source=entry.source, frame_index=entry.index, record=self.record(row),
-                            findings=findings if findings or replace else None, spacing_mm=frame.calibration.spacing_mm if frame.calibration else None,
-                            blackout_outside=ultrasound_region(frame.gray()) if black_out else None, replace=replace)
+                            findings=findings if findings or replace else None,
+                            spacing_mm=calibration.spacing_mm if calibration else None,
+                            scale_source=calibration.source if calibration else None,
+                            blackout_outside=ultrasound_region(frame.gray()) if black_out else None, replace=replace,
+                            seg=seg)
         self.set_saved(row, label, findings)
         return sample
+
+    def seg_problem(self, row: int) -> str | None:
+        """Why the frame's label cannot go out as a DICOM SEG (the frame is not from DICOM, ...), or None."""
+        return seg_problem(self.entries[row].source)
+
+    def label_segment(self, row: int) -> Segment:
+        """The frame's label as a SEG segment: made by the model whose mask it is, if it is one (unedited), else
+        drawn by hand (manual). A model known only by name (a batch run's masks) has version "unknown"."""
+        entry = self.entries[row]
+        label = entry.current_label(self.frame(row).pixels.shape[:2]).copy()
+        made_by = next((self._algorithm(entry, role) for role, result in entry.predictions.items()
+                        if np.array_equal(result.nodule_mask, label)), None)
+        return Segment("nodule", label, made_by)
+
+    def seg_segments(self, row: int, with_models: bool = False) -> list[Segment]:
+        """What a SEG of the frame holds: its label, and with ``with_models`` each model's nodule and gland masks
+        as segments of their own."""
+        segments = [self.label_segment(row)]
+        if with_models:
+            entry = self.entries[row]
+            for role in MODEL_ROLES:
+                result = entry.predictions.get(role)
+                if result is not None:
+                    made_by = self._algorithm(entry, role)
+                    segments.append(Segment("nodule", result.nodule_mask, made_by))
+                    if result.gland_mask is not None:
+                        segments.append(Segment("gland", result.gland_mask, made_by))
+        return segments
+
+    @staticmethod
+    def _algorithm(entry: Entry, role: str) -> Algorithm:
+        return entry.predictions[role].model or Algorithm(entry.models.get(role, role), "unknown")
 
     def report_page(self, row: int, meta: ModelMeta | None = None) -> ReportPage:
         """The report of the frame as shown: the primary model's segmentation and findings (``meta``: its model),
         the label when it has a nodule (else the model's mask is measured) and the user's findings."""
         entry = self.entries[row]
-        frame = self.frame(row)
+        frame = dataclasses.replace(self.frame(row), calibration=self.calibration(row))
         label = entry.current_label(frame.pixels.shape[:2])
         return build_page(frame, entry.predictions.get(PRIMARY_ROLE), label=label if label.any() else None,
                           findings=entry.findings, meta=meta)
@@ -413,20 +526,37 @@ class Worklist:
         Returns the rows opened and one message per source or mask that could not be read.
         """
         csv_path = Path(csv_path)
-        with open(csv_path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-        opened, errors = self.add(dict.fromkeys(Path(r["file"]) for r in rows))
-        for r in rows:
-            row = self.row_of(r["file"], int(r["frame"]))
+        try:
+            _, table = read_table(csv_path.read_bytes().decode("utf-8", TEXT_ERRORS), str(csv_path))
+        except (OSError, TableError) as exc:
+            return [], [str(exc)]
+        rows, errors = [], []
+        folder = resolved(csv_path.parent)
+        for r in table:
+            try:
+                if r.problem:
+                    raise ValueError(r.problem)
+                mask = resolved(csv_path.parent / r.cells["mask"])
+                if folder not in mask.parents:  # a path read from a CSV is trusted only where it resolves
+                    raise ValueError(f"its mask {r.cells['mask']!r:.80} lies outside {csv_path.parent}")
+                rows.append((r.cells["file"], int(r.cells["frame"]), mask, r.cells.get("model") or "batch"))
+            except KeyError as exc:
+                errors.append(f"{csv_path}, line {r.line}: no {exc} column")
+            except ValueError as exc:
+                errors.append(f"{csv_path}, line {r.line}: {exc}")
+        opened, problems = self.add(dict.fromkeys(Path(file) for file, *_ in rows))
+        errors += problems
+        for file, index, mask_path, model in rows:
+            row = self.row_of(file, index)
             if row is None:
                 continue
             try:
-                mask = read_mask(csv_path.parent / r["mask"])
+                mask = read_mask(mask_path)
             except DatasetError as exc:
                 errors.append(str(exc))
                 continue
             result = Segmentation(mask.astype(np.float32), mask)
-            self.set_prediction(row, PRIMARY_ROLE, result, r.get("model") or "batch", from_batch=True)
+            self.set_prediction(row, PRIMARY_ROLE, result, model, from_batch=True)
         return opened, errors
 
 
@@ -436,10 +566,14 @@ def natural_key(path: str | os.PathLike) -> list:
 
 
 def _ground_truth(entry: Entry, frame: Frame) -> np.ndarray | None:
-    """The mask found beside the frame's image; None (with the reason in ``entry.error``) if unusable."""
+    """The mask found beside the frame's image, or the DICOM SEG of the frame; None (with the reason in
+    ``entry.error``, one line) if unusable."""
+    path = entry.ground_truth_file
     try:
-        truth = read_mask(entry.ground_truth_file)
-    except DatasetError as exc:
+        if is_dicom(path):
+            return read_seg(path).label_for(instance_uid(entry.source), entry.index, frame.pixels.shape[:2])
+        truth = read_mask(path)
+    except (DatasetError, SegError) as exc:
         entry.error = f"{entry.name}: {exc}; no ground truth"
         return None
     if truth.shape != frame.pixels.shape[:2]:

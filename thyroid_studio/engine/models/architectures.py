@@ -54,13 +54,14 @@ def arch_spec(arch: str) -> ArchSpec:
 
 
 def build_model(arch: str, width: int = PAPER_WIDTH, in_channels: int = 3, encoder: str = "plain",
-                findings: Mapping[str, Sequence[str]] | None = None) -> nn.Module:
-    """Build an untrained network (encoder weights random too; see ``pretrained_encoder``)."""
+                findings: Mapping[str, Sequence[str]] | None = None, norm: str = "batch") -> nn.Module:
+    """Build an untrained network (encoder weights random too; see ``load_pretrained_encoder``);
+    ``norm``: the decoders' normalisation, a key of ``nets.blocks.NORMS``."""
     spec = arch_spec(arch)
     encoder_spec(encoder)
     if not 1 <= width <= MAX_WIDTH:
         raise ValueError(f"width must be 1..{MAX_WIDTH} channels, got {width}")
-    return spec.build(in_channels=in_channels, width=width, encoder=encoder, findings=findings)
+    return spec.build(in_channels=in_channels, width=width, encoder=encoder, findings=findings, norm=norm)
 
 
 def load_pretrained_encoder(model: nn.Module, encoder: str) -> bool:

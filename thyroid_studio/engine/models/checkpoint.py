@@ -26,6 +26,7 @@ from torch import nn
 
 from ..findings.fields import FIELDS
 from ..io.files import write_bytes_atomic
+from ..nets.blocks import NORMS
 from ..nets.encoders import ENCODERS, IMAGENET_MEAN, IMAGENET_STD, encoder_spec
 from ..preprocessing import CONTRAST_MODES
 from .architectures import ARCHITECTURES, MAX_WIDTH, arch_spec, build_model
@@ -62,6 +63,7 @@ class ModelMeta:
     std: tuple[float, ...] = IMAGENET_STD
     threshold: float = 0.5  # on the sigmoid probability
     keep_aspect: bool = False  # letterbox into input_size instead of stretching
+    norm: str = "batch"  # the decoders' normalisation (nets.blocks.NORMS)
     contrast: str = "none"  # "none" | "equalize" | "clahe", applied before normalisation
     name: str = ""  # short identifier, e.g. "trfe-a-w16"
     version: str = "0"
@@ -87,7 +89,7 @@ class ModelMeta:
         """Mean validation nodule Dice (0-1) as training records it in ``metrics["nodule"]["dice"]``."""
         nodule = self.metrics.get("nodule")
         value = nodule.get("dice") if isinstance(nodule, dict) else None
-        return float(value) if isinstance(value, (int, float)) else None
+        return float(value) if is_finite_number(value) and 0 <= value <= 1 else None  # a crafted NaN or 7 shows as "-"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -103,6 +105,11 @@ class ModelMeta:
             if key in kwargs:
                 kwargs[key] = tuple(kwargs[key])
         return cls(**kwargs)
+
+
+def network_for(meta: ModelMeta) -> nn.Module:
+    """The untrained network ``meta`` describes (what its weights load into)."""
+    return build_model(meta.arch, meta.width, meta.in_channels, meta.encoder, meta.findings, meta.norm)
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, meta: ModelMeta, half: bool = False) -> Path:
@@ -268,6 +275,7 @@ META_CHECKS: dict[str, Check] = {
     "std": _per_channel(positive=True),
     "threshold": _probability,
     "keep_aspect": of_type(bool, "true or false"),
+    "norm": one_of(NORMS),
     "contrast": one_of(CONTRAST_MODES),
     "name": of_type(str, "text"),
     "version": of_type(str, "text"),
@@ -316,7 +324,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     """Rebuild the network, load its weights and return it in eval mode with its metadata."""
     path = Path(path)
     meta, state = _read_checked(path)
-    model = build_model(meta.arch, meta.width, meta.in_channels, meta.encoder, meta.findings)
+    model = network_for(meta)
     try:
         model.load_state_dict(float_state({"state_dict": state}))
     except RuntimeError as exc:

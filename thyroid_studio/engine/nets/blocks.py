@@ -5,6 +5,10 @@ decoder doubles the resolution with 2x2 stride-2 transposed convolutions and
 concatenates the encoder's feature at the same resolution (when it has one).
 The decoder is built from the encoder's ``channels`` and ``strides``, so any
 encoder in ``encoders.ENCODERS`` fits it.
+
+``norm`` picks the normalisation of the blocks (``NORMS``): BatchNorm as in the paper, or
+GroupNorm, whose statistics are each frame's own, so a batch mixing two domains (DDTI nodule
+frames and TG3K gland frames) does not normalise one with the other's (TRFE+, Gong et al. 2023).
 """
 from __future__ import annotations
 
@@ -15,20 +19,39 @@ import torch.nn.functional as F
 from torch import nn
 
 PRIOR_STRIDES = (8, 4, 2)  # decoder outputs that TRFE-Net's region prior refines (H/8, H/4, H/2)
+GROUPS = 8  # GroupNorm groups (fewer where a layer has fewer channels than that)
+
+
+def _group_norm(channels: int) -> nn.GroupNorm:
+    groups = GROUPS
+    while channels % groups:
+        groups //= 2
+    return nn.GroupNorm(groups, channels)
+
+
+NORMS: dict[str, Callable[[int], nn.Module]] = {"batch": nn.BatchNorm2d, "group": _group_norm}
 
 Refine = Callable[[int, torch.Tensor], torch.Tensor]
 
 
-class ConvBlock(nn.Sequential):
-    """(3x3 conv -> BatchNorm -> ReLU) x 2."""
+def norm_layer(norm: str, channels: int) -> nn.Module:
+    """The normalisation ``norm`` (a key of ``NORMS``) over ``channels``."""
+    try:
+        return NORMS[norm](channels)
+    except KeyError:
+        raise ValueError(f"unknown normalisation {norm!r}; choose one of {', '.join(NORMS)}") from None
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+
+class ConvBlock(nn.Sequential):
+    """(3x3 conv -> norm -> ReLU) x 2."""
+
+    def __init__(self, in_channels: int, out_channels: int, norm: str = "batch") -> None:
         super().__init__(
             nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
+            norm_layer(norm, out_channels),
             nn.ReLU(inplace=True),
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
+            norm_layer(norm, out_channels),
             nn.ReLU(inplace=True),
         )
 
@@ -36,10 +59,10 @@ class ConvBlock(nn.Sequential):
 class UpStage(nn.Module):
     """Transposed-conv upsampling, concatenation with the skip (if any), then a block."""
 
-    def __init__(self, in_channels: int, skip_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, skip_channels: int, out_channels: int, norm: str = "batch") -> None:
         super().__init__()
         self.up = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
-        self.block = ConvBlock(out_channels + skip_channels, out_channels)
+        self.block = ConvBlock(out_channels + skip_channels, out_channels, norm)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
         x = self.up(x)
@@ -58,14 +81,14 @@ class Decoder(nn.Module):
     """
 
     def __init__(self, encoder_channels: Sequence[int], encoder_strides: Sequence[int], channels: Sequence[int],
-                 final_stride: int = 1) -> None:
+                 final_stride: int = 1, norm: str = "batch") -> None:
         super().__init__()
         skips = dict(zip(encoder_strides, encoder_channels))
         strides = [encoder_strides[-1] // 2 ** (i + 1) for i in range(len(channels))]
         if strides[-1] != final_stride:
             raise ValueError(f"{len(channels)} decoder stages from stride {encoder_strides[-1]} end at {strides[-1]}, not {final_stride}")
         widths = [encoder_channels[-1], *channels]
-        self.stages = nn.ModuleList(UpStage(widths[i], skips.get(s, 0), widths[i + 1]) for i, s in enumerate(strides))
+        self.stages = nn.ModuleList(UpStage(widths[i], skips.get(s, 0), widths[i + 1], norm) for i, s in enumerate(strides))
         self.head = nn.Conv2d(channels[-1], 1, 1)
         self.final_stride = final_stride
         self.prior_levels = {i: PRIOR_STRIDES.index(s) for i, s in enumerate(strides) if s in PRIOR_STRIDES}

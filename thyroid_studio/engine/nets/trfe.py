@@ -7,6 +7,11 @@ at H/8, H/4 and H/2 (the region prior guide, RPG):
 - A: F <- F + F * P, with P = sigmoid(gland logits) nearest-downsampled;
 - B: F <- F + F * sigmoid(conv1x1(G)), G the gland decoder's features there;
 - C: F <- F + F * conv1x1([F, G]), with as many output channels as F.
+
+``prior_gradient`` (True in the paper's code) lets the nodule loss reach the gland decoder through
+the prior. On frames without a gland label that loss rewards P = 1 everywhere (the largest feature
+gain), and the gland head learns to mark the whole image (docs/training.md); with it False the prior
+is detached: the gland head learns only from gland labels, the nodule decoder learns to use it.
 """
 from __future__ import annotations
 
@@ -24,9 +29,11 @@ VARIANTS = ("a", "b", "c")
 class TRFENet(MTNet):
     """MT-Net plus the region prior guide of the chosen ``variant``."""
 
+    prior_gradient = True  # a training choice, not a weight: the trainer sets it (TrainConfig.prior_grad)
+
     def __init__(self, in_channels: int = 3, width: int = 64, variant: str = "a", encoder: str = "plain",
-                 findings: Mapping[str, Sequence[str]] | None = None) -> None:
-        super().__init__(in_channels, width, encoder, findings)
+                 findings: Mapping[str, Sequence[str]] | None = None, norm: str = "batch") -> None:
+        super().__init__(in_channels, width, encoder, findings, norm)
         if variant not in VARIANTS:
             raise ValueError(f"unknown TRFE-Net variant {variant!r}; choose one of {', '.join(VARIANTS)}")
         self.variant = variant
@@ -41,7 +48,11 @@ class TRFENet(MTNet):
         gland_features = self.gland_decoder.features(encoded)
         gland = self.gland_decoder.logits(gland_features[-1])
         at_prior = self.gland_decoder.prior_features(gland_features)
-        prior = torch.sigmoid(gland)
+        if not self.prior_gradient:
+            gland_for_prior, at_prior = gland.detach(), [f.detach() for f in at_prior]
+        else:
+            gland_for_prior = gland
+        prior = torch.sigmoid(gland_for_prior)
 
         def refine(level: int, nodule_features: torch.Tensor) -> torch.Tensor:
             if self.variant == "a":

@@ -4,25 +4,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-from torch import nn
 
-from .blocks import Decoder
-from .encoders import encoder_spec
 from .findings_head import FindingsHead
+from .segmentation_net import SegmentationNet
 
 
-class UNet(nn.Module):
+class UNet(SegmentationNet):
     """Encoder-decoder with skips; predicts the nodule (and, with a vocabulary, the findings).
 
     ``width`` sets the decoder's channels (and the plain encoder's: 64 in the paper).
     """
 
     def __init__(self, in_channels: int = 3, width: int = 64, encoder: str = "plain",
-                 findings: Mapping[str, Sequence[str]] | None = None) -> None:
-        super().__init__()
-        spec = encoder_spec(encoder)
-        self.encoder = spec.build(in_channels, width)
-        self.nodule_decoder = Decoder(self.encoder.channels, self.encoder.strides, spec.decoder_channels(width), spec.final_stride)
+                 findings: Mapping[str, Sequence[str]] | None = None, norm: str = "batch") -> None:
+        super().__init__(in_channels, width, encoder, norm)
+        self.nodule_decoder = self.decoder()
         self.findings_head = FindingsHead(self.encoder.channels[-1], findings) if findings else None
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import geometry
+from ..calibration import Calibration
 from ..findings.fields import FIELDS, TITLES, Findings, PredictedFindings, merged
 from ..findings.shape import IRREGULAR_BELOW, Shape, shape_of
 from ..findings.tirads import CATEGORIES, FINDINGS, FROM_DDTI, TiradsScore, score
@@ -75,11 +76,18 @@ def _yes_no(value: bool) -> str:
     return "yes" if value else "no"
 
 
-def measurements_table(mask: np.ndarray, spacing_mm: tuple[float, float] | None, shape: Shape | None, of: str) -> Table:
-    """Size (all nodule pixels, as the Measurements panel and segment's CSV) and shape (largest component)."""
+def measurements_table(mask: np.ndarray, spacing_mm: tuple[float, float] | None, shape: Shape | None, of: str,
+                       calibration: Calibration | None = None) -> Table:
+    """Size (all nodule pixels, as the Measurements panel and segment's CSV) and shape (largest component);
+    the note says where the millimetres came from (``calibration``)."""
     m = geometry.measure(mask, spacing_mm)
+    if spacing_mm:
+        scale = f"Millimetres: {calibration.describe()}." if calibration else \
+            "Millimetres from the frame's calibration."
+    else:
+        scale = "No calibration holds for it: pixels only."
     if m is None:
-        return Table("Measurements", ("", ""), ((f"No nodule in {of}", ""),))
+        return Table("Measurements", ("", ""), ((f"No nodule in {of}", ""),), scale)
     rows = [
         ("Area", geometry.size_text(m.area_px, m.area_mm2, "mm²")),
         ("Longest diameter", _length(m.longest_px, m.longest_mm)),
@@ -91,8 +99,7 @@ def measurements_table(mask: np.ndarray, spacing_mm: tuple[float, float] | None,
         margin = "lobulated or irregular" if shape.irregular else "smooth"
         rows += [("Taller than wide", _yes_no(shape.taller_than_wide)),
                  ("Margin solidity", f"{shape.solidity:.3f} ({margin}; cut {IRREGULAR_BELOW})")]
-    notes = [f"Measured on {of}."]
-    notes.append("Millimetres from the frame's calibration." if spacing_mm else "No calibration holds for it: pixels only.")
+    notes = [f"Measured on {of}.", scale]
     if shape is not None and shape.components > 1:
         notes.append(f"{shape.components} components: sizes cover all, shape the largest.")
     return Table("Measurements", ("", "value"), tuple(rows), " ".join(notes))
@@ -168,7 +175,7 @@ def build_page(frame: Frame, segmentation: Segmentation | None = None, *, label:
     if mask is not None:
         spacing = frame.spacing_for(mask)
         shape = shape_of(mask, spacing)
-        tables.append(measurements_table(mask, spacing, shape, of))
+        tables.append(measurements_table(mask, spacing, shape, of, frame.calibration))
     tables.append(findings_table(user, predicted))
     tables.append(tirads_table(score(merged(user, predicted), shape), user))
     where = f"{frame.source}" if frame.count == 1 else f"{frame.source}, frame {frame.index + 1} of {frame.count}"

@@ -37,6 +37,7 @@ from ..datasets.index import dataset_groups
 from ..datasets.layouts import DatasetError, open_dataset
 from ..datasets.splits import holdout_split
 from ..findings.fields import LABELS_FILE, Findings, read_labels
+from ..io.outputs import OutputPlan
 from ..io.paths import from_project, project_relative
 from ..models.card import write_model_card
 from ..models.checkpoint import ModelMeta, load_checkpoint, save_checkpoint
@@ -117,12 +118,16 @@ def default_output(meta: ModelMeta, folder: Path) -> Path:
     return folder / f"{base}-v{version}.pt"
 
 
-def check_output(source: Path, out: Path) -> None:
-    """Refuse to write onto the source checkpoint or onto any existing file."""
+def check_output(source: Path, out: Path, data: Sequence[str | Path | None] = ()) -> None:
+    """Refuse to write onto the source checkpoint or onto any existing file, and (``io.outputs``) the checkpoint or
+    its card onto an input, into one of the ``data`` folders or any dataset, or onto a folder or device."""
     if out.resolve() == source.resolve() or (out.exists() and out.samefile(source)):
         raise ValueError(f"{out} is the source checkpoint; fine-tuning never overwrites its source -- choose another --out")
     if out.exists():
         raise FileExistsError(f"{out} exists; fine-tuning writes a new checkpoint -- choose another --out")
+    plan = OutputPlan([source, *(folder for folder in data if folder)])
+    for path, what in ((out, "--out"), (out.with_suffix(".md"), "the card")):
+        plan.check(path, what)
 
 
 def format_table(table: dict[str, dict[str, Any]]) -> str:
@@ -205,7 +210,7 @@ class FinetuneTrainer(Trainer):
         self.source = Path(config.source)
         self.source_model, self.source_meta = load_checkpoint(self.source)
         self.out = Path(config.out) if config.out else default_output(self.source_meta, user_dir())
-        check_output(self.source, self.out)
+        check_output(self.source, self.out, [config.nodules, config.replay])
         recipe = (self.source_meta.training or {}).get("recipe", {})
         train_config = TrainConfig(
             arch=self.source_meta.arch, nodules=config.nodules, out="", fold=None, epochs=config.epochs,

@@ -4,13 +4,15 @@ Every frame is read, cropped to the ultrasound region and resized by
 ``preprocessing.crop_and_resize`` (exactly as at inference) and kept as uint8 with its
 mask; each step augments the cached arrays and normalises them with
 ``preprocessing.to_input``. Nodule frames also carry their findings (``findings.FIELDS``,
-class indices, -1 where unknown) for the classification heads.
+class indices, -1 where unknown) for the classification heads, and, where one is given, a gland
+mask of their own (the DDTI gland pseudo-labels, tools/gland_labels.py).
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -40,6 +42,8 @@ class FrameSet:
     labels: dict[str, np.ndarray] = field(default_factory=dict)  # head -> (N,) int64
     originals: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (frame, bool mask)
     spacings: list[tuple[float, float] | None] = field(default_factory=list)
+    glands: np.ndarray | None = None  # (N, H, W) uint8 0/1: nodule frames' own gland masks, where known
+    gland_known: np.ndarray | None = None  # (N,) bool: which frames have one
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -76,9 +80,11 @@ def label_columns(keys: Sequence[str], labels: Mapping[str, Findings], vocabular
 
 
 def load_frames(samples: Sequence[Sample], meta: ModelMeta, keep_originals: bool = False,
-                labels: Mapping[str, Findings] | None = None) -> FrameSet:
-    """Read, crop and resize every sample once (the cache that augmentation works on)."""
-    keys, images, masks, originals = [], [], [], []
+                labels: Mapping[str, Findings] | None = None, glands: Mapping[str, Path] | None = None) -> FrameSet:
+    """Read, crop and resize every sample once (the cache that augmentation works on); ``glands`` maps
+    keys to gland masks of the same frames (read and placed as the frame is)."""
+    keys, images, masks, originals, gland_masks = [], [], [], [], []
+    height, width = meta.input_size
     for sample in samples:
         frame, mask = read_sample(sample)
         placed, geometry = crop_and_resize(frame, meta, crop=True)
@@ -87,13 +93,23 @@ def load_frames(samples: Sequence[Sample], meta: ModelMeta, keep_originals: bool
         masks.append(prepare_mask(mask, geometry, meta).astype(np.uint8))
         if keep_originals:
             originals.append((frame, mask.astype(bool)))
-    height, width = meta.input_size
+        if glands is not None:
+            path = glands.get(sample.key)
+            gland = read_mask(path) if path is not None else None
+            if gland is not None and gland.shape != mask.shape:
+                raise DatasetError(f"{path}: gland mask {gland.shape[1]}x{gland.shape[0]} does not fit frame "
+                                   f"{sample.key} ({mask.shape[1]}x{mask.shape[0]})")
+            gland_masks.append(None if gland is None else prepare_mask(gland, geometry, meta).astype(np.uint8))
+    known = np.array([g is not None for g in gland_masks], bool) if glands is not None else None
     return FrameSet(
         keys,
         np.stack(images) if images else np.zeros((0, height, width), np.uint8),
         np.stack(masks) if masks else np.zeros((0, height, width), np.uint8),
         label_columns(keys, labels or {}, meta.findings),
         originals,
+        glands=np.stack([g if g is not None else np.zeros((height, width), np.uint8) for g in gland_masks])
+        if gland_masks else None,
+        gland_known=known,
     )
 
 
@@ -126,16 +142,24 @@ def shard(indices: np.ndarray, rank: int, world: int) -> np.ndarray:
 
 @dataclass
 class Batch:
-    """One step's frames: normalised inputs, masks, which frames are nodule frames, and findings labels."""
+    """One step's frames: normalised inputs, masks, which frames are nodule frames, and findings labels.
+
+    ``masks`` is each frame's own mask (the nodule on nodule frames, the gland on gland frames);
+    ``glands`` is the gland target of every frame whose gland is known (``gland_known``): the mask
+    itself on gland frames, the frame's gland pseudo-label on nodule frames that have one.
+    """
 
     inputs: torch.Tensor  # (N, C, H, W) float32
     masks: torch.Tensor  # (N, 1, H, W) float32 0/1
     is_nodule: torch.Tensor  # (N,) bool: nodule frame (else gland frame)
     labels: dict[str, torch.Tensor]  # head -> (N,) int64, -1 unknown (always -1 on gland frames)
+    glands: torch.Tensor  # (N, 1, H, W) float32 0/1
+    gland_known: torch.Tensor  # (N,) bool
 
     def to(self, device: torch.device) -> "Batch":
         return Batch(self.inputs.to(device).contiguous(memory_format=torch.channels_last), self.masks.to(device),
-                     self.is_nodule.to(device), {k: v.to(device) for k, v in self.labels.items()})
+                     self.is_nodule.to(device), {k: v.to(device) for k, v in self.labels.items()},
+                     self.glands.to(device), self.gland_known.to(device))
 
 
 Item = tuple[FrameSet, int, bool]  # (frames, index, is a nodule frame)
@@ -143,19 +167,25 @@ Item = tuple[FrameSet, int, bool]  # (frames, index, is a nodule frame)
 
 def make_batch(items: Sequence[Item], meta: ModelMeta, augmentations: Mapping[bool, Compose], rng: np.random.Generator) -> Batch:
     """Augment (nodule and gland frames each with their own pipeline) and normalise cached frames into a Batch."""
-    inputs, masks = [], []
+    inputs, masks, glands, known = [], [], [], []
     heads = ["suspicious", *meta.findings] if meta.findings else []
     labels = {head: np.full(len(items), UNKNOWN, np.int64) for head in heads}
     for i, (frames, index, nodule) in enumerate(items):
-        image, (mask,) = augmentations[nodule](frames.images[index], [frames.masks[index]], rng)
+        own_gland = nodule and frames.gland_known is not None and bool(frames.gland_known[index])
+        targets = [frames.masks[index], frames.glands[index]] if own_gland else [frames.masks[index]]
+        image, augmented = augmentations[nodule](frames.images[index], targets, rng)
         inputs.append(to_input(image, meta))
-        masks.append(mask[None].astype(np.float32))
+        masks.append(augmented[0][None].astype(np.float32))
+        glands.append((augmented[1] if own_gland else augmented[0] if not nodule else np.zeros_like(augmented[0]))[None]
+                      .astype(np.float32))
+        known.append(own_gland or not nodule)
         for head in heads:
             if head in frames.labels:
                 labels[head][i] = frames.labels[head][index]
     return Batch(torch.from_numpy(np.stack(inputs)), torch.from_numpy(np.stack(masks)),
                  torch.tensor([nodule for _, _, nodule in items], dtype=torch.bool),
-                 {head: torch.from_numpy(column) for head, column in labels.items()})
+                 {head: torch.from_numpy(column) for head, column in labels.items()},
+                 torch.from_numpy(np.stack(glands)), torch.tensor(known, dtype=torch.bool))
 
 
 def class_weights(sets: Sequence[FrameSet], vocabulary: Mapping[str, Sequence[str]]) -> dict[str, torch.Tensor]:

@@ -1,12 +1,13 @@
 """Segmentation losses per image, the weak gland loss on nodule frames, the findings loss, and their sum.
 
 A training batch mixes nodule frames (nodule mask known) and gland frames (gland mask
-known). The nodule head is scored on nodule frames, the gland head on gland frames
-(weighted, as in TRFE-Net). Two additions of ours:
+known). The nodule head is scored on nodule frames, the gland head on every frame whose
+gland is known (weighted, as in TRFE-Net): gland frames, and nodule frames that carry a
+gland pseudo-label of their own. Two additions of ours:
 
-- weak gland supervision: a nodule lies inside the thyroid, so on nodule frames every
-  nodule pixel is gland; the loss only pushes the gland probability up there (binary
-  cross-entropy towards 1 on nodule pixels, nothing elsewhere);
+- weak gland supervision: a nodule lies inside the thyroid, so on nodule frames without a
+  gland label every nodule pixel is gland; the loss only pushes the gland probability up
+  there (binary cross-entropy towards 1 on nodule pixels, nothing elsewhere);
 - findings: alpha x cross-entropy per classification head (seed 002's joint loss),
   masked where the label is unknown, with per-class weights for the skewed categories.
 """
@@ -79,20 +80,25 @@ class LossWeights:
 
 def multitask_loss(outputs: Mapping[str, torch.Tensor], masks: torch.Tensor, is_nodule: torch.Tensor,
                    weights: LossWeights = LossWeights(), labels: Mapping[str, torch.Tensor] | None = None,
+                   glands: torch.Tensor | None = None, gland_known: torch.Tensor | None = None,
                    ) -> tuple[torch.Tensor, dict[str, float]]:
     """The training loss of one batch and its parts (as floats, for the log).
 
     ``masks`` is (N, 1, H, W), each frame's own mask; ``is_nodule`` (N,) says whether it is a
-    nodule frame (its mask is a nodule) or a gland frame.
+    nodule frame (its mask is a nodule) or a gland frame. ``glands``/``gland_known`` (a Batch's):
+    the gland target of each frame whose gland is known; without them, gland frames' own masks.
     """
+    if glands is None or gland_known is None:
+        glands, gland_known = masks, ~is_nodule
     total = segmentation_loss(outputs["nodule"][is_nodule], masks[is_nodule], weights.kind).mean()
     parts = {"nodule_loss": float(total.detach())}
-    if "gland" in outputs and (~is_nodule).any():
-        gland = segmentation_loss(outputs["gland"][~is_nodule], masks[~is_nodule], weights.kind).mean()
+    if "gland" in outputs and gland_known.any():
+        gland = segmentation_loss(outputs["gland"][gland_known], glands[gland_known], weights.kind).mean()
         parts["gland_loss"] = float(gland.detach())
         total = total + weights.gland * gland
-    if "gland" in outputs and weights.weak_gland > 0 and is_nodule.any():
-        weak = weak_gland_loss(outputs["gland"][is_nodule], masks[is_nodule])
+    weakly = is_nodule & ~gland_known
+    if "gland" in outputs and weights.weak_gland > 0 and weakly.any():
+        weak = weak_gland_loss(outputs["gland"][weakly], masks[weakly])
         parts["weak_gland_loss"] = float(weak.detach())
         total = total + weights.weak_gland * weak
     if "findings" in outputs and labels and weights.findings > 0:

@@ -45,9 +45,9 @@ from ..findings.fields import FIELDS, LABELS_FILE, Findings, read_labels
 from ..inference.segmenter import Segmenter, resolve_device
 from ..io.files import write_text_atomic
 from ..io.paths import project_relative
-from ..models.architectures import build_model, load_pretrained_encoder
+from ..models.architectures import load_pretrained_encoder
 from ..models.card import write_model_card
-from ..models.checkpoint import ModelMeta, read_meta, save_checkpoint
+from ..models.checkpoint import ModelMeta, network_for, read_meta, save_checkpoint
 from ..nets.encoders import encoder_spec
 from ..progress import EpochProgress, StageProgress, StepProgress
 from .augment import build_augmentation
@@ -74,7 +74,8 @@ class TrainConfig:
 
     arch: str = "trfe-a"
     nodules: str = ""  # dataset root (any layout open_dataset reads)
-    glands: str | None = None  # gland dataset with train/val splits; needed by every arch with a gland head
+    glands: str | None = None  # gland dataset with train/val splits (TG3K)
+    nodule_glands: str | None = None  # folder of <key>.png gland masks of the nodule frames (tools/gland_labels.py)
     labels: str | None = None  # findings labels.csv; None: <nodules>/labels.csv when it exists
     out: str = "runs/train"
     fold: int | None = 0
@@ -85,6 +86,7 @@ class TrainConfig:
     pretrained: bool = True  # load the encoder's pretrained weights, where it has some
     size: int = 224
     batch_pairs: int = 8
+    gland_batch: int | None = None  # gland-dataset frames per step (None: one per nodule frame, as TRFE-Net pairs them)
     lr: float | None = None  # None: 1e-2 for SGD, 1e-3 for AdamW
     optimizer: str = "sgd"  # "sgd" (momentum 0.9) | "adamw"
     weight_decay: float = 5e-4
@@ -94,6 +96,8 @@ class TrainConfig:
     weak_gland: float = 0.0  # weight of "every nodule pixel is gland" on nodule frames
     gland_zoom: float = 0.0  # probability of zooming a gland frame so the gland fills it
     findings_weight: float = 0.2  # alpha x cross-entropy per findings head; 0: no findings heads
+    prior_grad: str = "full"  # "full": the nodule loss reaches the gland decoder through the prior; "detach": it does not
+    norm: str = "batch"  # the decoders' normalisation: "batch" | "group" (encoder BatchNorm then frozen)
     augment: str = "flip"  # "none" | "flip" | "ultrasound"
     keep_aspect: bool = False
     contrast: str = "none"
@@ -125,7 +129,7 @@ class TrainConfig:
         return ModelMeta(
             arch=self.arch, width=self.model_width, encoder=self.encoder, input_size=(self.size, self.size),
             in_channels=spec.in_channels, mean=spec.mean, std=spec.std, keep_aspect=self.keep_aspect,
-            contrast=self.contrast, name=self.model_name, version=self.version,
+            norm=self.norm, contrast=self.contrast, name=self.model_name, version=self.version,
             findings={name: list(classes) for name, classes in FIELDS.items()} if findings else {},
         )
 
@@ -318,7 +322,8 @@ class Trainer:
         labels_path = Path(config.labels) if config.labels else Path(config.nodules) / LABELS_FILE
         self.labels = read_labels(labels_path) if labels_path.is_file() else {}
         self.meta = config.meta(findings=bool(self.labels) and config.findings_weight > 0)
-        self.sets = {"train": load_frames([by_key[k] for k in train_keys], self.meta, labels=self.labels)}
+        own_glands = nodule_gland_files(config.nodule_glands, train_keys) if self.meta.has_gland else None
+        self.sets = {"train": load_frames([by_key[k] for k in train_keys], self.meta, labels=self.labels, glands=own_glands)}
         if val_keys:
             self.sets["val"] = load_frames([by_key[k] for k in val_keys], self.meta, keep_originals=True, labels=self.labels)
         self.data_record: dict[str, Any] = {"nodules": {
@@ -326,9 +331,12 @@ class Trainer:
             "val_count": len(val_keys), "train_keys": train_keys, "val_keys": val_keys,
             "labels": project_relative(labels_path) if self.labels else None,
         }}
-        if self.meta.has_gland:
-            if not config.glands:
-                raise DatasetError(f"{config.arch} has a gland head and needs a gland dataset (--glands)")
+        if own_glands is not None:
+            self.data_record["nodule_glands"] = {"root": project_relative(config.nodule_glands),
+                                                 "train_labelled": len(own_glands)}
+        if self.meta.has_gland and not (config.glands or config.nodule_glands):
+            raise DatasetError(f"{config.arch} has a gland head and needs gland masks (--glands and/or --nodule-glands)")
+        if self.meta.has_gland and config.glands:
             glands = open_dataset(config.glands)
             gland_train, gland_val = glands.split("train"), glands.split("val")
             scored = evenly_spaced(gland_val, config.gland_val_frames)
@@ -342,13 +350,13 @@ class Trainer:
         """The ``training`` block of ModelMeta: data, split (with validation keys), recipe, exact command."""
         config, data = self.config, self.data_record
         recipe = {k: v for k, v in asdict(config).items()
-                  if k not in ("nodules", "glands", "labels", "out", "resume", "command", "name", "version")}
+                  if k not in ("nodules", "glands", "nodule_glands", "labels", "out", "resume", "command", "name", "version")}
         recipe["lr"] = config.learning_rate
         recipe["width"] = config.model_width
         scheme = "all frames, no validation" if config.fold is None else f"exam-grouped contiguous blocks, fold {config.fold} of {config.folds}"
         return {
             "data": {"nodules": data["nodules"]["root"], "glands": data.get("glands", {}).get("root"),
-                     "labels": data["nodules"]["labels"]},
+                     "nodule_glands": data.get("nodule_glands", {}).get("root"), "labels": data["nodules"]["labels"]},
             "split": {"scheme": scheme, "fold": config.fold, "folds": config.folds,
                       "train_count": data["nodules"]["train_count"], "validation_keys": data["nodules"]["val_keys"],
                       "gland_train_split": "train" if "glands" in data else None,
@@ -364,9 +372,11 @@ class Trainer:
     def build_network(self) -> nn.Module:
         """The network of the config, with the encoder's pretrained weights when asked for."""
         meta = self.meta
-        model = build_model(meta.arch, meta.width, meta.in_channels, meta.encoder, meta.findings)
+        model = network_for(meta)
         if self.config.pretrained and load_pretrained_encoder(model, meta.encoder):
             log.info("encoder %s: pretrained weights loaded", meta.encoder)
+        if meta.has_prior:
+            model.prior_gradient = self.config.prior_grad == "full"
         return model.to(self.device, memory_format=torch.channels_last)
 
     def configure_optimizers(self) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
@@ -382,16 +392,18 @@ class Trainer:
         self.rng = np.random.default_rng([self.config.seed, epoch, self.rank, 1])
 
     def epoch_steps(self, epoch: int) -> list[list[Item]]:
-        """This process's batches of one epoch: B nodule frames, each with a random gland partner."""
+        """This process's batches of one epoch: B nodule frames, the first ``gland_batch`` of them (all by
+        default) each with a random gland partner."""
         train, glands = self.sets["train"], self.sets.get("gland_train")
         order, partners = epoch_pairs(len(train), len(glands) if glands is not None else 0, epoch, self.config.seed)
         mine = shard(np.arange(len(order)), self.rank, self.world)
+        partnered = self.config.gland_batch if self.config.gland_batch is not None else self.config.batch_pairs
         steps = []
         for start in range(0, len(mine), self.config.batch_pairs):
             chosen = mine[start : start + self.config.batch_pairs]
             items: list[Item] = [(train, int(order[i]), True) for i in chosen]
             if glands is not None:
-                items += [(glands, int(partners[i]), False) for i in chosen]
+                items += [(glands, int(partners[i]), False) for i in chosen[:partnered]]
             steps.append(items)
         return steps
 
@@ -400,7 +412,8 @@ class Trainer:
         amp = self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
             outputs = self.net(batch.inputs)
-        loss, parts = multitask_loss(outputs, batch.masks, batch.is_nodule, self.loss_weights, batch.labels)
+        loss, parts = multitask_loss(outputs, batch.masks, batch.is_nodule, self.loss_weights, batch.labels,
+                                     batch.glands, batch.gland_known)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"the training loss is {float(loss)}: lower the learning rate ({self.config.learning_rate})")
         self.optimizer.zero_grad(set_to_none=True)
@@ -517,6 +530,20 @@ class Trainer:
             detail = " ".join(str(exc).split())[:160]
             raise ValueError(f"state_last.pt does not fit this run's network and settings ({type(exc).__name__}: "
                              f"{detail}); resume with the run's own settings (its config.json) or start a new --out") from exc
+
+
+def nodule_gland_files(folder: str | None, keys: list[str]) -> dict[str, Path] | None:
+    """``<folder>/<key>.png`` of each of ``keys`` that has one (None without a folder): the gland masks of
+    the training frames only, so no validation frame lends its training a label."""
+    if folder is None:
+        return None
+    root = Path(folder)
+    if not root.is_dir():
+        raise DatasetError(f"--nodule-glands {folder}: no such folder")
+    found = {key: root / f"{key}.png" for key in keys if (root / f"{key}.png").is_file()}
+    if not found:
+        raise DatasetError(f"--nodule-glands {folder}: no <key>.png for any training frame (keys like {keys[0]!r})")
+    return found
 
 
 def train(config: TrainConfig, progress: Progress | None = None, should_stop: ShouldStop | None = None,
