@@ -132,6 +132,7 @@ def test_a_source_without_validation_measures_forgetting_on_a_fixed_sample_of_it
     assert "original training frames (fixed sample)" in text and "the source has no validation split" in text
     card = out.with_suffix(".md").read_text()
     assert "## Fine-tuning" in card and f"a fixed sample of {FORGETTING_FRAMES} of its training frames" in card
+    assert '- forgetting sample keys: ["1", ' in card
     assert "original validation" not in card.lower()
 
     # the sample is fixed: fine-tuning the new checkpoint again scores the same frames, and never replays them

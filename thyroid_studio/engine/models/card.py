@@ -143,7 +143,7 @@ def _data_lines(training: dict[str, Any]) -> str:
                      f"{len(split.get('validation_keys', []))} validation frames (keys in the checkpoint's metadata)")
     if split.get("gland_train_split"):
         lines.append(f"- gland frames: split `{split['gland_train_split']}` to train, `{split['gland_validation_split']}` to validate")
-    for key in ("finetuned_from", "held_out_keys", "replay"):
+    for key in ("finetuned_from", "held_out_keys", "forgetting_sample_keys", "replay"):
         if key in training:
             value = training[key]
             lines.append(f"- {key.replace('_', ' ')}: {json.dumps(value) if not isinstance(value, str) else value}")
