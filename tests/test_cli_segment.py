@@ -173,3 +173,22 @@ def test_network_threads_leave_a_core(monkeypatch):
     for cores, threads in ((1, 1), (2, 1), (16, 15), (None, 1)):
         monkeypatch.setattr(inference.os, "cpu_count", lambda cores=cores: cores)
         assert inference.network_threads() == threads
+
+
+def test_the_csv_gives_the_lobe_extents_in_pixels_and_millimetres():
+    from thyroid_studio.engine.calibration import Calibration
+    from thyroid_studio.engine.inference.segmenter import Segmentation
+    from thyroid_studio.engine.io.frames import Frame
+
+    nodule = np.zeros((60, 80), bool)
+    nodule[20:30, 20:30] = True
+    gland = np.zeros((60, 80), bool)
+    gland[10:50, 5:45] = True
+    gland[5:55, 60:78] = True  # the other lobe: not the one holding the nodule
+    result = Segmentation(nodule.astype(np.float32), nodule, gland.astype(np.float32), gland, gland_share=0.4)
+    frame = Frame(np.zeros((60, 80), np.uint8), Path("us.png"), calibration=Calibration((0.2, 0.1)))
+    cells = batch.lobe_cells(frame, result)
+    assert cells == {"lobe_ap_px": "40", "lobe_ap_mm": "8.00", "lobe_width_px": "40", "lobe_width_mm": "4.00"}
+    whole = Segmentation(nodule.astype(np.float32), nodule, gland.astype(np.float32), gland, gland_share=0.95)
+    assert set(batch.lobe_cells(frame, whole).values()) == {""}
+    assert {"lobe_ap_mm", "lobe_width_mm"} <= set(batch.CSV_COLUMNS)

@@ -275,6 +275,26 @@ def test_worst_first_orders_by_uncertainty_and_navigation_follows(qtbot, window,
     assert [order.index(r, 0).data().split("\n")[0] for r in range(order.rowCount())] == ["0", "1", "2"]
 
 
+def test_the_measurements_panel_gives_the_lobe_of_the_trfe_nets_gland_and_nothing_without_one(qtbot, window):
+    from thyroid_studio.engine.inference.segmenter import Segmentation
+
+    row = open_and_wait(qtbot, window)
+    entry = window.worklist[row]
+    h, w = window.worklist.frame(row).pixels.shape[:2]
+    gland = np.zeros((h, w), bool)
+    gland[50:250, 100:400] = True
+    nodule = np.zeros((h, w), bool)
+    nodule[100:150, 200:260] = True
+    informative = Segmentation(nodule.astype(np.float32), nodule, gland.astype(np.float32), gland, gland_share=0.3)
+    window._prediction(entry.key, "trfe", informative, "tiny")  # as the inference worker delivers it
+    values = window.measurements.values
+    assert values["lobe_ap"].text() == "200 px" and values["lobe_width"].text() == "300 px"  # a PNG: pixels only
+    assert window.canvas._overlays["gland"].isVisible()
+    whole = Segmentation(nodule.astype(np.float32), nodule, gland.astype(np.float32), gland, gland_share=0.95)
+    window._prediction(entry.key, "trfe", whole, "tiny")
+    assert values["lobe_ap"].text() == "–" and values["lobe_width"].text() == "–"
+
+
 # ----------------------------------------------------------------------------- the list, the folder dialog, the size
 
 

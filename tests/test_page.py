@@ -53,3 +53,15 @@ def test_page_without_findings_heads_scores_the_mask_alone():
     assert acr["Composition"] == ("unknown", "-", "")
     assert "could reach TR5" in next(t for t in page.tables if t.title.startswith("ACR")).note
     assert [colour for _, colour in page.legend] == [ROLES["label"].colour, ROLES["unet"].colour]
+
+
+def test_the_report_states_the_lobe_that_holds_the_nodule_and_says_it_is_the_models_outline():
+    frame, segmentation = synthetic(predicted())
+    page = build_page(frame, segmentation, meta=META)
+    lobe = next(t for t in page.tables if t.title == "Thyroid lobe")
+    rows = dict(lobe.rows)
+    assert rows["Lobe antero-posterior"].startswith("8.0 mm") and rows["Lobe width (horizontal)"].startswith("10.0 mm")
+    assert "not a measurement by a person" in lobe.note
+    whole = Segmentation(segmentation.nodule_prob, segmentation.nodule_mask, segmentation.gland_prob,
+                         segmentation.gland_mask, gland_share=0.97)
+    assert all(t.title != "Thyroid lobe" for t in build_page(frame, whole, meta=META).tables)  # no lobe: no table

@@ -501,8 +501,15 @@ class MainWindow(QMainWindow):
         self._measure()
         label, entry = self.canvas.label_model, self.worklist[self.current]
         self.measurements.show_calipers(label.calipers, self.worklist.calibration(self.current))
+        self._show_lobe(entry.predictions.get(PRIMARY_ROLE), label.mask)
         self.findings_panel.show_frame(label.findings, entry.predictions.get(PRIMARY_ROLE), label.mask,
                                        self.worklist.spacing_for(self.current, label.mask))
+
+    def _show_lobe(self, prediction: Segmentation | None, label: np.ndarray) -> None:
+        """The lobe holding the label's nodule (the model's, without a label) in the Measurements panel."""
+        lobe = prediction.lobe(label if label.any() else None) if prediction is not None else None
+        self.measurements.show_lobe(geometry.measure(lobe, self.worklist.spacing_for(self.current, lobe))
+                                    if lobe is not None else None)
 
     # ------------------------------------------------------------ saving, autosave, unsaved edits
 

@@ -20,8 +20,11 @@ FIELDS = {
     "height": "Height (antero-posterior)",
     "width": "Width (horizontal)",
     "taller": "Taller than wide",
+    "lobe_ap": "Lobe antero-posterior",
+    "lobe_width": "Lobe width (horizontal)",
     "calipers": "Calipers",
 }
+NODULE_FIELDS = ("area", "longest", "perpendicular", "height", "width", "taller")
 
 
 class MeasurementsPanel(QWidget):
@@ -36,6 +39,8 @@ class MeasurementsPanel(QWidget):
         self.values["nodule"].setToolTip("With several nodules, click one (pan tool) to measure it; "
                                          "by default the largest is measured")
         self.values["calipers"].setToolTip("Tools > Caliper: two clicks measure a length")
+        for key in ("lobe_ap", "lobe_width"):
+            self.values[key].setToolTip("The lobe holding the nodule, as the TRFE-Net's gland outline (light blue) shows it")
         layout = QFormLayout(self)
         for key, title in FIELDS.items():
             layout.addRow(title, self.values[key])
@@ -52,6 +57,11 @@ class MeasurementsPanel(QWidget):
         self._pending = (mask, spacing_mm, near)
         if not self._timer.isActive():
             self._timer.start()
+
+    def show_lobe(self, lobe: Measurements | None) -> None:
+        """The lobe's extents (``Segmentation.lobe`` measured), or dashes without an informative gland."""
+        self.values["lobe_ap"].setText(size_text(lobe.height_px, lobe.height_mm) if lobe else "–")
+        self.values["lobe_width"].setText(size_text(lobe.width_px, lobe.width_mm) if lobe else "–")
 
     def show_calipers(self, calipers: tuple[Caliper, ...], calibration: Calibration | None) -> None:
         self.values["calipers"].setText("\n".join(caliper_text(c, calibration) for c in calipers) or "–")
@@ -70,7 +80,7 @@ class MeasurementsPanel(QWidget):
 
     def _show(self, m: Measurements | None) -> None:
         if m is None:
-            for key in FIELDS.keys() - {"nodule", "calipers"}:
+            for key in NODULE_FIELDS:
                 self.values[key].setText("–")
             return
         self.values["area"].setText(size_text(m.area_px, m.area_mm2, "mm²", "px²"))

@@ -99,6 +99,9 @@ CSV_COLUMNS = (
     "file", "frame", "nodule_area_px", "nodule_area_mm2", "x0", "y0", "x1", "y1",
     "longest_diameter_px", "longest_diameter_mm", "mean_confidence", "gland_share", "model", "ms", "mask",
     "mm_per_px_row", "mm_per_px_col", "scale_source",  # the frame's calibration and where it came from (empty: none)
+    # the lobe holding the nodule (Segmentation.lobe): antero-posterior and horizontal extent; empty without an
+    # informative gland, mm empty without a calibration that holds for the lobe
+    "lobe_ap_px", "lobe_ap_mm", "lobe_width_px", "lobe_width_mm",
 )
 # The nodule's shape, and what a model with findings heads predicts: P(suspicious), each finding's most
 # probable class and its probability, the ACR TI-RADS points and level (engine/findings/tirads.py).
@@ -340,8 +343,19 @@ def csv_row(frame: Frame, result: Segmentation, model: str, ms: float, mask_path
         "mm_per_px_row": _fmt(calibration and calibration.spacing_mm[0], 5),
         "mm_per_px_col": _fmt(calibration and calibration.spacing_mm[1], 5),
         "scale_source": calibration.source if calibration else "",
+        **lobe_cells(frame, result),
         **findings_cells(frame, result),
     }
+
+
+def lobe_cells(frame: Frame, result: Segmentation) -> dict[str, str]:
+    """The lobe's extents: what a thyroid report states of the lobe (empty without an informative gland)."""
+    lobe = result.lobe()
+    size = geometry.measure(lobe, frame.spacing_for(lobe)) if lobe is not None else None
+    if size is None:
+        return dict.fromkeys(("lobe_ap_px", "lobe_ap_mm", "lobe_width_px", "lobe_width_mm"), "")
+    return {"lobe_ap_px": str(size.height_px), "lobe_ap_mm": _fmt(size.height_mm),
+            "lobe_width_px": str(size.width_px), "lobe_width_mm": _fmt(size.width_mm)}
 
 
 def findings_cells(frame: Frame, result: Segmentation) -> dict[str, str]:

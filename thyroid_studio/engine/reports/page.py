@@ -105,6 +105,15 @@ def measurements_table(mask: np.ndarray, spacing_mm: tuple[float, float] | None,
     return Table("Measurements", ("", "value"), tuple(rows), " ".join(notes))
 
 
+def lobe_table(lobe: np.ndarray, frame: Frame) -> Table:
+    """The lobe that holds the nodule, as the model outlined it (``Segmentation.lobe``): its extents."""
+    size = geometry.measure(lobe, frame.spacing_for(lobe))
+    rows = (("Lobe antero-posterior", _length(size.height_px, size.height_mm)),
+            ("Lobe width (horizontal)", _length(size.width_px, size.width_mm)))
+    return Table("Thyroid lobe", ("", "value"), rows,
+                 "The model's gland outline (light blue), not a measurement by a person; transverse on a transverse scan.")
+
+
 def findings_table(user: Findings, predicted: PredictedFindings | None) -> Table:
     """Each finding: the user's value where set, else the network's most probable class, with the network's probability."""
     rows = []
@@ -176,6 +185,9 @@ def build_page(frame: Frame, segmentation: Segmentation | None = None, *, label:
         spacing = frame.spacing_for(mask)
         shape = shape_of(mask, spacing)
         tables.append(measurements_table(mask, spacing, shape, of, frame.calibration))
+    lobe = segmentation.lobe(mask) if segmentation is not None else None
+    if lobe is not None:
+        tables.append(lobe_table(lobe, frame))
     tables.append(findings_table(user, predicted))
     tables.append(tirads_table(score(merged(user, predicted), shape), user))
     where = f"{frame.source}" if frame.count == 1 else f"{frame.source}, frame {frame.index + 1} of {frame.count}"
