@@ -11,7 +11,9 @@ gland prior's coverage of the true nodule, and the out-of-fold findings, pooled 
 folds for the classification metrics (AUC with an exam-grouped bootstrap interval, balanced
 accuracy, per-descriptor accuracy, confusion matrices and reliability figures). The final
 checkpoint is scored, not the epoch that was best on the validation fold, so selection does
-not flatter the figures. ``compare`` gives the paired per-frame difference of two scorings
+not flatter the figures. A validation frame whose very image (with another nodule: DDTI holds four
+such groups) was among the fold's training frames is left out and counted as ``leaked``: the exam
+grouping keeps dual-view halves together, not copies of one image under distant ids. ``compare`` gives the paired per-frame difference of two scorings
 of the same frames (mean and standard error), and per fold.
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from thyroid_studio.engine.datasets.index import content_hash
 from thyroid_studio.engine.datasets.layouts import open_dataset
 from thyroid_studio.engine.datasets.splits import exam_id
 from thyroid_studio.engine.findings.classification_metrics import (findings_metrics, format_findings_table, reliability,
@@ -33,38 +36,46 @@ from thyroid_studio.engine.findings.fields import FIELDS, LABELS_FILE, Predicted
 from thyroid_studio.engine.inference.refinement import with_refinement
 from thyroid_studio.engine.inference.segmenter import PostProcess, Segmenter
 from thyroid_studio.engine.io.files import write_text_atomic
+from thyroid_studio.engine.io.frames import read_frame
 from thyroid_studio.engine.io.paths import from_project
 from thyroid_studio.engine.models.checkpoint import read_meta
 from thyroid_studio.engine.training.evaluation import Case, evaluate
 from thyroid_studio.engine.training.frameset import read_sample
 
 
-def fold_cases(run: Path) -> tuple[list[Case], Path]:
-    """The validation frames of one fold's run, with their findings, and the final checkpoint."""
+def fold_cases(run: Path) -> tuple[list[Case], list[str], Path]:
+    """The validation frames of one fold's run, with their findings (those whose image the fold trained on
+    left out), the keys left out, and the final checkpoint."""
     checkpoint = run / "checkpoint_final.pt"
     meta = read_meta(checkpoint)
     root = from_project(meta.training["data"]["nodules"])
     labels = read_labels(root / LABELS_FILE) if (root / LABELS_FILE).is_file() else {}
     by_key = {s.key: s for s in open_dataset(root).samples}
-    cases = []
-    for key in meta.training["split"]["validation_keys"]:
+    validation = meta.training["split"]["validation_keys"]
+    trained = set(by_key) - set(validation)
+    trained_images = {content_hash(read_frame(by_key[key].image).pixels) for key in trained}
+    cases, leaked = [], []
+    for key in validation:
         frame, mask = read_sample(by_key[key])
+        if content_hash(read_frame(by_key[key].image).pixels) in trained_images:
+            leaked.append(key)
+            continue
         cases.append(Case(key, frame, mask, None, labels.get(key)))
-    return cases, checkpoint
+    return cases, leaked, checkpoint
 
 
 def score(runs: list[Path], tta: bool, inside_gland: bool, refine: str, largest: bool = False) -> dict[str, Any]:
     """Per-fold summaries and per-frame rows of every run, scored with the same inference options."""
     folds, frames, truths, predictions = [], [], [], []
     for run in sorted(runs):
-        cases, checkpoint = fold_cases(run)
+        cases, leaked, checkpoint = fold_cases(run)
         meta = read_meta(checkpoint)
         segmenter = with_refinement(Segmenter.from_checkpoint(checkpoint, device="cpu", flip_tta=tta,
                                                               postprocess=PostProcess(largest_only=largest, inside_gland=inside_gland)), refine)
         evaluation = evaluate(segmenter, cases)
         summary = evaluation.summary()
         prior = summary.get("gland_prior") or {}
-        fold = {"fold": meta.training["split"]["fold"], "run": run.name, "n": summary["n"],
+        fold = {"fold": meta.training["split"]["fold"], "run": run.name, "n": summary["n"], "leaked": leaked,
                 "dice": summary["per_image"]["dice"]["mean"], "iou": summary["per_image"]["iou"]["mean"],
                 "coverage_median": prior.get("coverage_median"), "gland_share_mean": prior.get("gland_share_mean")}
         if "findings" in summary and "suspicious" in summary["findings"]:
@@ -84,7 +95,7 @@ def score(runs: list[Path], tta: bool, inside_gland: bool, refine: str, largest:
     coverage = [f["coverage"] for f in frames if f["coverage"] is not None]
     result: dict[str, Any] = {
         "options": {"tta": tta, "largest": largest, "inside_gland": inside_gland, "refine": refine},
-        "folds": folds, "n": len(frames),
+        "folds": folds, "n": len(frames), "leaked": [key for f in folds for key in f["leaked"]],
         "dice_mean": float(np.mean(dice_folds)), "dice_std": float(np.std(dice_folds)),
         "dice_frames": float(np.mean([f["dice"] for f in frames])),
         "coverage_median": float(np.median(coverage)) if coverage else None,
@@ -128,6 +139,9 @@ def markdown(name: str, result: dict[str, Any]) -> str:
         auc = f"{f['suspicious_auc']:.3f}" if f.get("suspicious_auc") is not None and not math.isnan(f["suspicious_auc"]) else "-"
         lines.append(f"| {f['fold']} | {f['n']} | {pct(f['dice'])} | {pct(f['iou'])} | {pct(f['coverage_median'])} "
                      f"| {pct(f['gland_share_mean'])} | {auc} |")
+    if result.get("leaked"):
+        lines += ["", f"Left out: {len(result['leaked'])} validation frames whose image the fold trained on "
+                      f"({', '.join(result['leaked'])})."]
     lines += ["", f"Dice over folds {pct(result['dice_mean'])} ± {pct(result['dice_std'])} %; over all {result['n']} frames "
               f"{pct(result['dice_frames'])} %; gland covers the nodule (median over frames) {pct(result['coverage_median'])} %, "
               f"gland's share of the ultrasound image (median) {pct(result.get('gland_share_median'))} %."]
