@@ -32,7 +32,7 @@ from ..engine.io.frames import Frame, FrameReadError, count_frames, read_frames
 from ..engine.models.checkpoint import CheckpointError
 from ..engine.models.library import default_prompt_model
 from ..engine.progress import ProgressEvent
-from .request_thread import RequestThread
+from .request_thread import LatestRequest, RequestThread
 
 SETTLE_S = 0.3  # seconds a shown frame waits before its embedding starts, by default
 
@@ -182,25 +182,15 @@ class PromptWorker(RequestThread):
         self.proposal.emit(key, box, mask)
 
 
-class _AheadEmbedder(RequestThread):
+class _AheadEmbedder(LatestRequest):
     """The prompt worker's second thread: embeds the frame expected next (the newest asked for)."""
 
     def __init__(self, worker: PromptWorker) -> None:
         super().__init__(worker)
         self.worker = worker
-        self._wanted: tuple[Any, np.ndarray] | None = None
 
     def embed(self, key: Any, pixels: np.ndarray) -> None:
-        with self._cond:
-            self._wanted = (key, pixels)
-            self._cond.notify()
-
-    def _has_work(self) -> bool:
-        return self._wanted is not None
-
-    def _take(self) -> tuple[Any, np.ndarray]:
-        wanted, self._wanted = self._wanted, None
-        return wanted
+        self._ask((key, pixels))
 
     def _serve(self, wanted: tuple[Any, np.ndarray]) -> None:
         self.worker._embed(*wanted)

@@ -56,3 +56,23 @@ class RequestThread(QThread):
     def _serve(self, request: Any) -> None:
         """Do the work of one request (called without the lock)."""
         raise NotImplementedError
+
+
+class LatestRequest(RequestThread):
+    """A worker that serves only the newest request: :meth:`_ask` replaces one not yet started."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._wanted: Any = None
+
+    def _ask(self, request: Any) -> None:
+        with self._cond:
+            self._wanted = request
+            self._cond.notify()
+
+    def _has_work(self) -> bool:
+        return self._wanted is not None
+
+    def _take(self) -> Any:
+        wanted, self._wanted = self._wanted, None
+        return wanted

@@ -34,7 +34,7 @@ from ..engine.io.ruler import propose_scale
 from ..engine.models.checkpoint import CheckpointError
 from ..engine.models.roles import MODEL_ROLES, PRIMARY_ROLE
 from ..engine.progress import BatchProgress, Finished, Message, ProgressEvent
-from .request_thread import RequestThread
+from .request_thread import LatestRequest, RequestThread
 
 POLL_MS = 100
 THUMB = 64  # pixels, the longer side
@@ -260,29 +260,16 @@ class ThumbnailLoader(RequestThread):
         self.loaded.emit(key, image)
 
 
-class RulerWorker(RequestThread):
+class RulerWorker(LatestRequest):
     """Reads the scale off the shown frame's burnt-in ruler (``engine.io.ruler.propose_scale``, milliseconds
     to a few tenths of a second on large frames), the newest request first; the answer is a proposal for
     the user to confirm, never applied."""
 
     proposed = Signal(object, object)  # key, RulerProposal or None (no ruler found)
 
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._wanted: tuple[Any, np.ndarray] | None = None
-
     def propose(self, key: Any, pixels: np.ndarray) -> None:
         """Look for the ruler of this frame next; replaces a request not yet started."""
-        with self._cond:
-            self._wanted = (key, pixels)
-            self._cond.notify()
-
-    def _has_work(self) -> bool:
-        return self._wanted is not None
-
-    def _take(self) -> tuple[Any, np.ndarray]:
-        wanted, self._wanted = self._wanted, None
-        return wanted
+        self._ask((key, pixels))
 
     def _serve(self, wanted: tuple[Any, np.ndarray]) -> None:
         key, pixels = wanted

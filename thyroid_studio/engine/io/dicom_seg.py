@@ -37,7 +37,7 @@ from pydicom.uid import UID, SecondaryCaptureImageStorage, SegmentationStorage, 
 from ... import __version__
 from ..calibration import Spacing
 from .dicom_header import DicomHeader, read_calibration, read_header
-from .files import atomic_path
+from .files import FileProblem, atomic_path, first_line
 from .frames import is_dicom
 
 MANUFACTURER = "Thyroid Studio"
@@ -97,17 +97,8 @@ class Segment:
         return title if self.algorithm is None else f"{title} ({self.algorithm.name} {self.algorithm.version})"
 
 
-class SegError(ValueError):
+class SegError(FileProblem):
     """A SEG cannot be written for a frame, or read as one; the message names the file and the problem."""
-
-    def __init__(self, path: str | os.PathLike, problem: str) -> None:
-        super().__init__(f"{Path(path).name}: {problem}")
-        self.path, self.problem = Path(path), problem
-
-
-def _reason(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 # ---------------------------------------------------------------- which files
@@ -139,7 +130,7 @@ def _source_header(source: Path) -> DicomHeader:
     try:
         header = read_header(source)
     except Exception as exc:  # noqa: BLE001 - the header reader's and pydicom's many types
-        raise SegError(source, f"not a readable image DICOM ({_reason(exc)})") from exc
+        raise SegError(source, f"not a readable image DICOM ({first_line(exc)})") from exc
     if header.ds.get("SOPClassUID") == SegmentationStorage:
         raise SegError(source, "is a SEG itself, not an image")
     missing = [name for name in _REQUIRED if not header.ds.get(name)]
@@ -197,7 +188,7 @@ def seg_dataset(source: str | os.PathLike, frame_index: int, segments: Sequence[
                 omit_empty_frames=False, content_label="THYROID",
                 content_description=SERIES_DESCRIPTION, series_description=SERIES_DESCRIPTION)
     except (AttributeError, TypeError, ValueError) as exc:
-        raise SegError(source, f"no SEG can be made of it ({_reason(exc)})") from exc
+        raise SegError(source, f"no SEG can be made of it ({first_line(exc)})") from exc
     seg.PatientOrientation = ds.get("PatientOrientation", "")
     if multi_frame:
         _name_the_frame(seg, ds.SOPClassUID, frame_index + 1)
@@ -348,7 +339,7 @@ def read_seg(path: str | os.PathLike) -> SegFile:
     try:
         ds = pydicom.dcmread(path, force=True)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types for damaged files
-        raise SegError(path, f"not a readable DICOM file ({_reason(exc)})") from exc
+        raise SegError(path, f"not a readable DICOM file ({first_line(exc)})") from exc
     if ds.get("SOPClassUID") != SegmentationStorage:
         raise SegError(path, "not a DICOM SEG (its SOP class is not Segmentation Storage)")
     references, aligned = _references(path, ds)
@@ -370,7 +361,7 @@ def read_seg(path: str | os.PathLike) -> SegFile:
                     masks.update({(uid, n - 1): _binary(plane) for n, plane in zip(frame_numbers, stack)})
             descriptions = [seg.get_segment_description(number) for number in numbers]
     except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise SegError(path, f"its segments cannot be read ({_reason(exc)})") from exc
+        raise SegError(path, f"its segments cannot be read ({first_line(exc)})") from exc
     segments = tuple(
         SegSegment(number, str(description.segment_label), _structure(description), _algorithm(description),
                    {frame: np.ascontiguousarray(planes[:, :, s]) for frame, planes in masks.items()})
@@ -390,7 +381,7 @@ def covered_frames(path: str | os.PathLike) -> tuple[SourceFrame, ...]:
     try:
         ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many types for damaged files
-        raise SegError(path, f"not a readable DICOM file ({_reason(exc)})") from exc
+        raise SegError(path, f"not a readable DICOM file ({first_line(exc)})") from exc
     if ds.get("SOPClassUID") != SegmentationStorage:
         raise SegError(path, "not a DICOM SEG (its SOP class is not Segmentation Storage)")
     references, _ = _references(path, ds)

@@ -15,6 +15,21 @@ import cv2
 import numpy as np
 
 
+class FileProblem(ValueError):
+    """A file that cannot serve as asked; the message names the file and the problem (readers and the SEG
+    reader and writer raise subclasses of it)."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        super().__init__(f"{Path(path).name}: {problem}")
+        self.path, self.problem = Path(path), problem
+
+
+def first_line(exc: Exception) -> str:
+    """The first line of a third-party exception's message (pydicom's can carry a whole traceback)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -34,10 +34,11 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder, ite
 from pydicom.uid import SegmentationStorage
 
 from ..calibration import Calibration, Spacing
-from .memory import DEFAULT_MAX_PIXELS, allocation_problem
 from ..preprocessing import to_gray
 from .dicom_header import DicomHeader, read_calibration, read_header
+from .files import FileProblem, first_line
 from .image_header import FORMATS, image_size
+from .memory import DEFAULT_MAX_PIXELS, allocation_problem
 from .video_header import MATROSKA_EXTENSIONS, truncated_matroska
 
 log = logging.getLogger(__name__)
@@ -85,18 +86,8 @@ class Frame:
         return self.calibration.for_mask(mask) if self.calibration else None
 
 
-class FrameReadError(ValueError):
+class FrameReadError(FileProblem):
     """A file could not be read as frames; the message names the file and the problem."""
-
-    def __init__(self, path: str | os.PathLike, problem: str) -> None:
-        super().__init__(f"{Path(path).name}: {problem}")
-        self.path, self.problem = Path(path), problem
-
-
-def _reason(exc: Exception) -> str:
-    """The first line of a third-party exception's message (pydicom's can carry a whole traceback)."""
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _plural(count: int, noun: str) -> str:
@@ -301,7 +292,7 @@ class ImageReader(Reader):
         try:
             data = np.fromfile(path, dtype=np.uint8)
         except OSError as exc:
-            raise FrameReadError(path, f"cannot be read ({exc.strerror or _reason(exc)})") from exc
+            raise FrameReadError(path, f"cannot be read ({exc.strerror or first_line(exc)})") from exc
         try:
             return _from_opencv(decode_image(path, data))
         except PixelValueError as exc:
@@ -375,9 +366,9 @@ class DicomReader(Reader):
         except FrameReadError:
             raise
         except OSError as exc:
-            raise FrameReadError(path, f"cannot be read ({exc.strerror or _reason(exc)})") from exc
+            raise FrameReadError(path, f"cannot be read ({exc.strerror or first_line(exc)})") from exc
         except Exception as exc:  # pydicom raises many types for damaged files
-            raise FrameReadError(path, f"not a readable DICOM file ({_reason(exc)})") from exc
+            raise FrameReadError(path, f"not a readable DICOM file ({first_line(exc)})") from exc
         if header.count == 0:
             raise FrameReadError(path, "DICOM pixel data holds no whole frame (truncated or damaged file)")
         if image.refused is not None and path not in _refused_calibrations:
@@ -399,7 +390,7 @@ class DicomReader(Reader):
         except PixelValueError as exc:
             raise FrameReadError(path, str(exc)) from None
         except Exception as exc:  # decoders and pydicom raise many types for damaged pixel data
-            raise FrameReadError(path, f"DICOM pixel data cannot be decoded ({_reason(exc)})") from exc
+            raise FrameReadError(path, f"DICOM pixel data cannot be decoded ({first_line(exc)})") from exc
 
 
 _refused_calibrations: set[Path] = set()  # files already warned about: once per process, not once per frame
@@ -616,7 +607,7 @@ def reader_for(path: str | os.PathLike) -> Reader:
         try:
             os.scandir(path).close()
         except OSError as exc:
-            raise FrameReadError(path, f"is a folder that cannot be read ({exc.strerror or _reason(exc)})") from exc
+            raise FrameReadError(path, f"is a folder that cannot be read ({exc.strerror or first_line(exc)})") from exc
         raise FrameReadError(path, "is a folder, not a file")
     if not path.is_file():
         raise FrameReadError(path, "not a regular file (a pipe, socket or device)")
